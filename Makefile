@@ -1,0 +1,54 @@
+# gmrelay: `make help` lists the targets.
+#
+# One cargo profile (release) for build, tests, benchmarks and the demo; the
+# target dir and the tool cache live in ~/.cache/gmrelay so fresh clones on
+# the same machine reuse them.
+
+SHELL := /bin/bash
+export GMRELAY_CACHE ?= $(HOME)/.cache/gmrelay
+export CARGO_TARGET_DIR ?= $(GMRELAY_CACHE)/target
+CARGO ?= cargo
+PROFILE := --release
+BIN := $(CARGO_TARGET_DIR)/release/gmrelay
+BITCOIND_VERSION_DIR := $(GMRELAY_CACHE)/bitcoind-kernel-0.4.1
+export BITCOIND_EXE ?= $(BITCOIND_VERSION_DIR)/bitcoind
+export ANVIL_EXE ?= $(CURDIR)/tools/node_modules/.bin/anvil
+export CAST_EXE ?= $(CURDIR)/tools/node_modules/.bin/cast
+
+.PHONY: help setup build test lint fmt bench gas demo contracts contracts-check clean-devnet
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+setup: ## Install what is missing: Debian packages, bitcoind (cached), anvil/cast/solc (pinned)
+	@scripts/setup.sh
+
+build: setup ## Build gmrelay (release profile)
+	$(CARGO) build $(PROFILE) --locked
+
+contracts: setup ## Recompile contracts/src/*.sol into contracts/artifacts (solc 0.8.23, shanghai)
+	node contracts/build.js
+
+contracts-check: setup ## Fail when a committed contract artifact is stale
+	node contracts/build.js --check
+
+test: setup contracts-check ## Run every test: unit, property and integration (real bitcoind, anvil)
+	$(CARGO) test $(PROFILE) --locked --all-targets -- --test-threads=2
+
+lint: ## cargo fmt --check and clippy -D warnings
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy $(PROFILE) --locked --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt --all
+
+bench: build ## Run the benchmarks recorded in BENCHMARKS.md
+	$(BIN) bench headers --count 1000000
+	$(BIN) bench sync --blocks 10000
+
+demo: build ## Start a regtest devnet and run a payment end to end
+	@scripts/demo.sh
+
+clean-devnet: ## Stop and delete the demo devnet
+	-@GMRELAY_DATA_DIR=$(CURDIR)/.devnet/gmrelay $(BIN) devnet stop 2>/dev/null
+	rm -rf .devnet

@@ -1,0 +1,474 @@
+//! The sync runner: follows a [`BtcSource`] into a [`Store`] through a
+//! [`HeaderChain`], generic over both so tests can swap either.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use backoff::ExponentialBackoff;
+use bitcoin::block::Header;
+use bitcoin::BlockHash;
+use thiserror::Error;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+use super::chain::{Anchor, AnchorError, ChainError, ChainEvent, HeaderChain};
+use super::checkpoint::Checkpoint;
+use super::network::BtcNetwork;
+use super::source::{BtcSource, SourceError};
+use crate::error::{Classify, ErrorClass};
+use crate::store::{Store, StoreError};
+
+/// A sync failure.
+#[derive(Debug, Error)]
+pub enum SyncError {
+    /// The source failed (after retries, for transient failures).
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The source served a header that breaks a consensus rule.
+    #[error("{source_name} served an invalid header: {error}")]
+    Invalid {
+        /// The source.
+        source_name: String,
+        /// The rejection.
+        #[source]
+        error: ChainError,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The checkpoint could not be anchored.
+    #[error("checkpoint: {0}")]
+    Anchor(#[from] AnchorError),
+    /// The node follows another chain than the config.
+    #[error("{endpoint} follows chain `{found}`, the config says Bitcoin {expected} (chain `{}`)", expected.core_chain_name())]
+    WrongChain {
+        /// The node.
+        endpoint: String,
+        /// What it reports.
+        found: String,
+        /// What the config says.
+        expected: BtcNetwork,
+    },
+    /// The node does not have the checkpoint block.
+    #[error("{endpoint} does not have the checkpoint block {hash} at height {height}: {message}")]
+    CheckpointMissing {
+        /// The node.
+        endpoint: String,
+        /// Checkpoint height.
+        height: u32,
+        /// Checkpoint hash.
+        hash: BlockHash,
+        /// What the node said.
+        message: String,
+    },
+    /// The store holds a chain that cannot be restored.
+    #[error("the store's best chain around height {height} cannot be restored: {message}")]
+    Restore {
+        /// Where.
+        height: u32,
+        /// What is wrong.
+        message: String,
+    },
+    /// Ctrl-C or a shutdown request.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Classify for SyncError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            SyncError::Source(e) => e.class(),
+            _ => ErrorClass::Permanent,
+        }
+    }
+}
+
+/// Tuning of the runner.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Headers fetched per batch (one batched RPC request for hashes, one for headers).
+    pub batch_size: u32,
+    /// Give up retrying a transient failure after this long.
+    pub max_retry: Duration,
+    /// First retry delay.
+    pub initial_retry: Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            batch_size: 2000,
+            max_retry: Duration::from_secs(60),
+            initial_retry: Duration::from_millis(200),
+        }
+    }
+}
+
+/// What one [`Syncer::sync_once`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    /// Headers newly stored (best chain and side branches).
+    pub new_headers: u64,
+    /// Reorgs followed, with their depth.
+    pub reorgs: Vec<u32>,
+    /// Tip after the sync.
+    pub tip_height: u32,
+    /// Tip hash after the sync.
+    pub tip_hash: Option<BlockHash>,
+    /// Whether the node's chain is lighter than the one gmrelay follows.
+    pub node_behind: bool,
+}
+
+/// Progress callback: (local tip height, node tip height).
+pub type Progress<'a> = &'a (dyn Fn(u32, u32) + Sync);
+
+/// Follows one source into one store.
+pub struct Syncer<'a, S: BtcSource, St: Store> {
+    source: &'a S,
+    store: &'a St,
+    network: BtcNetwork,
+    chain: HeaderChain,
+    options: SyncOptions,
+    stop: Option<&'a AtomicBool>,
+}
+
+fn now_secs() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs().min(u64::from(u32::MAX)) as u32)
+        .unwrap_or(0)
+}
+
+/// Retries a source call with exponential backoff while its error is transient.
+pub async fn with_retry<T, F, Fut>(
+    options: &SyncOptions,
+    what: &str,
+    mut op: F,
+) -> Result<T, SourceError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, SourceError>>,
+{
+    let policy = ExponentialBackoff {
+        initial_interval: options.initial_retry,
+        max_interval: Duration::from_secs(10),
+        max_elapsed_time: Some(options.max_retry),
+        ..ExponentialBackoff::default()
+    };
+    backoff::future::retry_notify(
+        policy,
+        || {
+            let fut = op();
+            async move {
+                fut.await.map_err(|e| {
+                    if e.is_transient() {
+                        backoff::Error::transient(e)
+                    } else {
+                        backoff::Error::permanent(e)
+                    }
+                })
+            }
+        },
+        |e: SourceError, wait: Duration| {
+            metrics::counter!("gmrelay_source_retries_total", "chain" => "bitcoin").increment(1);
+            warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "{what}: transient failure, retrying");
+        },
+    )
+    .await
+}
+
+impl<'a, S: BtcSource, St: Store> Syncer<'a, S, St> {
+    /// Opens the chain from the store, or anchors a new one at `checkpoint`
+    /// (fetching the checkpoint header and the ten below it from the source).
+    pub async fn open(
+        source: &'a S,
+        store: &'a St,
+        checkpoint: &Checkpoint,
+        options: SyncOptions,
+    ) -> Result<Self, SyncError> {
+        let network = checkpoint.network;
+        let chain = match store.btc_origin()? {
+            Some(_) => restore(store, network, checkpoint)?,
+            None => {
+                let anchor = fetch_anchor(source, checkpoint, &options).await?;
+                let chain = HeaderChain::from_anchor(network.rules(), anchor)?;
+                store.btc_init(
+                    network,
+                    (checkpoint.height, checkpoint.hash),
+                    &chain.anchor_changes(),
+                )?;
+                info!(network = %network, height = checkpoint.height, hash = %checkpoint.hash, "new store anchored at checkpoint");
+                chain
+            }
+        };
+        Ok(Syncer {
+            source,
+            store,
+            network,
+            chain,
+            options,
+            stop: None,
+        })
+    }
+
+    /// Stops between batches when `flag` becomes true.
+    pub fn with_stop_flag(mut self, flag: &'a AtomicBool) -> Self {
+        self.stop = Some(flag);
+        self
+    }
+
+    /// The in-memory chain.
+    pub fn chain(&self) -> &HeaderChain {
+        &self.chain
+    }
+
+    fn check_stop(&self) -> Result<(), SyncError> {
+        if self.stop.is_some_and(|f| f.load(Ordering::SeqCst)) {
+            return Err(SyncError::Interrupted);
+        }
+        Ok(())
+    }
+
+    /// Brings the store up to the source's best chain (or keeps a heavier
+    /// chain gmrelay already follows). Returns what changed.
+    pub async fn sync_once(
+        &mut self,
+        progress: Option<Progress<'_>>,
+    ) -> Result<SyncReport, SyncError> {
+        let span = info_span!("btc_sync", chain = "bitcoin", network = %self.network);
+        self.sync_inner(progress).instrument(span).await
+    }
+
+    async fn sync_inner(
+        &mut self,
+        progress: Option<Progress<'_>>,
+    ) -> Result<SyncReport, SyncError> {
+        let opts = self.options.clone();
+        let source = self.source;
+        let info = with_retry(&opts, "getblockchaininfo", || source.chain_info()).await?;
+        if info.chain != self.network.core_chain_name() {
+            return Err(SyncError::WrongChain {
+                endpoint: source.endpoint(),
+                found: info.chain,
+                expected: self.network,
+            });
+        }
+        metrics::gauge!("gmrelay_node_height", "chain" => "bitcoin").set(f64::from(info.blocks));
+        let mut report = SyncReport::default();
+        let mut from = self.common_height(info.blocks).await? + 1;
+        while from <= info.blocks {
+            self.check_stop()?;
+            let count = (info.blocks - from + 1).min(opts.batch_size);
+            let started = Instant::now();
+            let hashes =
+                with_retry(&opts, "getblockhash", || source.block_hashes(from, count)).await?;
+            if hashes.is_empty() {
+                break;
+            }
+            let headers = with_retry(&opts, "getblockheader", || source.headers(&hashes)).await?;
+            check_served(source, &hashes, &headers)?;
+            let fetched = started.elapsed();
+            let connected =
+                self.chain
+                    .connect(&headers, now_secs())
+                    .map_err(|error| SyncError::Invalid {
+                        source_name: source.endpoint(),
+                        error,
+                    })?;
+            self.store.btc_apply(&connected.changes)?;
+            report.new_headers += connected.changes.headers.len() as u64;
+            metrics::counter!("gmrelay_headers_accepted_total", "chain" => "bitcoin")
+                .increment(connected.changes.headers.len() as u64);
+            match &connected.event {
+                ChainEvent::TipChanged {
+                    reverted,
+                    connected: added,
+                    fork_point,
+                } => {
+                    if !reverted.is_empty() {
+                        metrics::counter!("gmrelay_reorgs_total", "chain" => "bitcoin")
+                            .increment(1);
+                        warn!(
+                            fork_height = fork_point.0,
+                            fork_hash = %fork_point.1,
+                            reverted = reverted.len(),
+                            connected = added.len(),
+                            "reorg followed"
+                        );
+                        report.reorgs.push(reverted.len() as u32);
+                    }
+                }
+                ChainEvent::SideBranch { tip } => {
+                    debug!(height = tip.height(), hash = %tip.hash(), "side branch stored");
+                }
+                ChainEvent::Unchanged => {}
+            }
+            let tip = self.chain.tip();
+            metrics::gauge!("gmrelay_tip_height", "chain" => "bitcoin")
+                .set(f64::from(tip.height()));
+            debug!(
+                height = tip.height(),
+                hash = %tip.hash(),
+                batch = headers.len(),
+                fetch_ms = fetched.as_millis() as u64,
+                total_ms = started.elapsed().as_millis() as u64,
+                "batch connected"
+            );
+            if let Some(p) = progress {
+                p(tip.height(), info.blocks);
+            }
+            from += hashes.len() as u32;
+        }
+        let tip = self.chain.tip();
+        report.tip_height = tip.height();
+        report.tip_hash = Some(tip.hash());
+        if tip.hash() != info.best_block_hash && tip.height() >= info.blocks.min(tip.height()) {
+            // We hold a chain at least as heavy as the node's best.
+            report.node_behind = !self.chain.best_height_of(&info.best_block_hash).is_some();
+            if report.node_behind {
+                warn!(node_tip = %info.best_block_hash, our_tip = %tip.hash(), "the node's best chain is not the heaviest chain gmrelay knows");
+            }
+        }
+        info!(height = tip.height(), hash = %tip.hash(), new = report.new_headers, "synced");
+        Ok(report)
+    }
+
+    /// The highest height where the node's best chain and ours agree.
+    async fn common_height(&self, node_height: u32) -> Result<u32, SyncError> {
+        let tip = self.chain.tip();
+        let lowest = self.chain.checkpoint_height();
+        let mut h = tip.height().min(node_height);
+        let mut step = 1u32;
+        loop {
+            let ours = if let Some(v) = self.chain.best_at(h) {
+                Some(v.hash())
+            } else {
+                self.store.btc_best_hash(h)?
+            };
+            let source = self.source;
+            let theirs = with_retry(&self.options, "getblockhash", || source.block_hashes(h, 1))
+                .await?
+                .first()
+                .copied();
+            if ours.is_some() && ours == theirs {
+                return Ok(h);
+            }
+            if h <= lowest {
+                // The node does not have our checkpoint: connecting will fail
+                // with an unknown parent, naming the header.
+                return Ok(lowest);
+            }
+            h = h.saturating_sub(step).max(lowest);
+            step = step.saturating_mul(2);
+        }
+    }
+}
+
+fn check_served<S: BtcSource>(
+    source: &S,
+    hashes: &[BlockHash],
+    headers: &[Header],
+) -> Result<(), SourceError> {
+    if headers.len() != hashes.len() {
+        return Err(SourceError::Inconsistent {
+            endpoint: source.endpoint(),
+            message: format!("{} headers for {} hashes", headers.len(), hashes.len()),
+        });
+    }
+    for (h, hash) in headers.iter().zip(hashes) {
+        if h.block_hash() != *hash {
+            return Err(SourceError::Inconsistent {
+                endpoint: source.endpoint(),
+                message: format!(
+                    "asked for header {hash}, got one hashing to {}",
+                    h.block_hash()
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Fetches the checkpoint header and the headers below it, walking
+/// `prev_blockhash` back from the trusted hash.
+pub async fn fetch_anchor<S: BtcSource>(
+    source: &S,
+    checkpoint: &Checkpoint,
+    options: &SyncOptions,
+) -> Result<Anchor, SyncError> {
+    let missing = |message: String| SyncError::CheckpointMissing {
+        endpoint: source.endpoint(),
+        height: checkpoint.height,
+        hash: checkpoint.hash,
+        message,
+    };
+    let get = |hash: BlockHash| async move {
+        with_retry(options, "getblockheader", || {
+            source.headers(std::slice::from_ref(&hash))
+        })
+        .await
+        .map(|mut v| v.pop())
+    };
+    let header = get(checkpoint.hash)
+        .await
+        .map_err(|e| missing(e.to_string()))?
+        .ok_or_else(|| missing("no header".into()))?;
+    let mut ancestors = Vec::new();
+    let mut prev = header.prev_blockhash;
+    for _ in 0..HeaderChain::anchor_ancestors(checkpoint.height) {
+        let h = get(prev)
+            .await
+            .map_err(|e| missing(format!("header {prev} below the checkpoint: {e}")))?
+            .ok_or_else(|| missing(format!("no header {prev} below the checkpoint")))?;
+        prev = h.prev_blockhash;
+        ancestors.push(h);
+    }
+    ancestors.reverse();
+    let chainwork = checkpoint.chainwork().unwrap_or_else(|| header.work());
+    Ok(Anchor {
+        header,
+        height: checkpoint.height,
+        chainwork,
+        ancestors,
+    })
+}
+
+/// Rebuilds the in-memory chain from the store's best chain.
+pub fn restore<St: Store>(
+    store: &St,
+    network: BtcNetwork,
+    checkpoint: &Checkpoint,
+) -> Result<HeaderChain, SyncError> {
+    let (found_net, cp_height, cp_hash) = store
+        .btc_origin()?
+        .expect("restore is only called on an initialised store");
+    if found_net != network {
+        return Err(StoreError::WrongNetwork {
+            path: "store".into(),
+            found: found_net.name().into(),
+            expected: network,
+        }
+        .into());
+    }
+    if (cp_height, cp_hash) != (checkpoint.height, checkpoint.hash) {
+        return Err(StoreError::WrongCheckpoint {
+            path: "store".into(),
+            found_height: cp_height,
+            found_hash: cp_hash,
+            expected_height: checkpoint.height,
+            expected_hash: checkpoint.hash,
+        }
+        .into());
+    }
+    let (tip_height, _) = store.btc_tip()?.ok_or(SyncError::Restore {
+        height: cp_height,
+        message: "no tip recorded".into(),
+    })?;
+    let capacity = HeaderChain::DEFAULT_WINDOW;
+    let floor = cp_height - HeaderChain::anchor_ancestors(cp_height);
+    let from = tip_height.saturating_sub(capacity as u32 - 1).max(floor);
+    let recent = store.btc_best_range(from, tip_height)?;
+    HeaderChain::restore(network.rules(), cp_height, recent, capacity).ok_or(SyncError::Restore {
+        height: from,
+        message: "stored best chain has a gap or a broken link".into(),
+    })
+}

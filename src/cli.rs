@@ -1,0 +1,776 @@
+//! The command line: argument definitions and the commands behind them.
+//! `src/bin/gmrelay.rs` only parses and calls [`run`].
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use bitcoin::{Address, Amount, BlockHash, ScriptBuf, Txid};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::btc::checkpoint::Checkpoint;
+use crate::btc::headerfile;
+use crate::btc::network::BtcNetwork;
+use crate::btc::proof::{build_proof, verify_proof};
+use crate::btc::rpc::{Auth, BitcoindRpc};
+use crate::btc::source::BtcSource;
+use crate::btc::sync::{SyncOptions, Syncer};
+use crate::config::{Config, LogFormat, Overrides};
+use crate::proof::{ProofBody, ProofFile};
+use crate::store::{RocksStore, Store};
+
+/// gmrelay: SPV light-client relayer for x402 payments across Bitcoin, GOAT and Metis.
+#[derive(Debug, Parser)]
+#[command(name = "gmrelay", version, about, long_about = None)]
+pub struct Cli {
+    /// Settings shared by every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes. Each overrides the config file and the environment.
+#[derive(Debug, Args, Clone, Default)]
+pub struct GlobalArgs {
+    /// Config file (TOML). Without it: built-in defaults and GMRELAY_* variables.
+    #[arg(long, global = true, env = "GMRELAY_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (holds the RocksDB store in `db/`).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// bitcoind JSON-RPC URL, e.g. http://127.0.0.1:8332.
+    #[arg(long, global = true)]
+    pub btc_rpc: Option<String>,
+    /// bitcoind cookie file.
+    #[arg(long, global = true)]
+    pub btc_cookie: Option<PathBuf>,
+    /// bitcoind rpcuser.
+    #[arg(long, global = true)]
+    pub btc_user: Option<String>,
+    /// bitcoind rpcpassword.
+    #[arg(long, global = true)]
+    pub btc_password: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, global = true, value_parser = parse_log_format)]
+    pub log_format: Option<LogFormat>,
+    /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9184).
+    #[arg(long, global = true)]
+    pub metrics: Option<String>,
+}
+
+fn parse_log_format(s: &str) -> Result<LogFormat, String> {
+    match s {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err(format!("`{s}`: expected text or json")),
+    }
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Configuration files.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// The Bitcoin header chain.
+    #[command(subcommand)]
+    Headers(HeadersCmd),
+    /// Bitcoin payment proofs.
+    #[command(subcommand)]
+    Btc(BtcCmd),
+    /// Regtest helpers for demos and integration testing.
+    #[command(subcommand)]
+    Devnet(DevnetCmd),
+    /// Benchmarks (results go to BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCmd),
+}
+
+/// `gmrelay config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Checks a config file: syntax, unknown keys, types and values.
+    Validate {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Prints the effective settings (defaults < file < environment < flags) as TOML.
+    Show,
+}
+
+/// `gmrelay headers …`
+#[derive(Debug, Subcommand)]
+pub enum HeadersCmd {
+    /// Downloads, validates and stores headers up to the node's tip.
+    Sync {
+        /// Keep following the node, polling every btc.poll_interval_secs.
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Shows the stored chain.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validates and stores headers from a file of raw 80-byte headers.
+    Import {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Writes the stored best chain as raw 80-byte headers.
+    Export {
+        /// The file.
+        file: PathBuf,
+        /// First height (default: the lowest stored).
+        #[arg(long)]
+        from: Option<u32>,
+        /// Last height (default: the tip).
+        #[arg(long)]
+        to: Option<u32>,
+    },
+    /// Checks a header file without a store or a node.
+    Verify {
+        /// The file of raw 80-byte headers.
+        file: PathBuf,
+        /// Network whose rules apply.
+        #[arg(long)]
+        network: BtcNetwork,
+        /// Height of the file's first header.
+        #[arg(long)]
+        start_height: u32,
+        /// An earlier header of the same chain, `<height>=<160 hex digits>`
+        /// (e.g. the first header of the difficulty period). Repeatable.
+        #[arg(long = "anchor")]
+        anchors: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `gmrelay btc …`
+#[derive(Debug, Subcommand)]
+pub enum BtcCmd {
+    /// Builds an inclusion proof of a transaction.
+    Prove {
+        /// The transaction.
+        #[arg(long)]
+        txid: Txid,
+        /// The block holding it (needed unless the node has -txindex).
+        #[arg(long)]
+        block: Option<BlockHash>,
+        /// Output file (default: stdout).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Verifies a proof against the stored chain.
+    Verify {
+        /// The proof file.
+        proof: PathBuf,
+        /// Confirmations required (default: btc.min_confirmations).
+        #[arg(long)]
+        min_confirmations: Option<u32>,
+        /// Also check the invoice: it pays this address or hex scriptPubKey...
+        #[arg(long, requires_all = ["amount", "invoice"])]
+        pay_to: Option<String>,
+        /// ...at least this many satoshis...
+        #[arg(long)]
+        amount: Option<u64>,
+        /// ...and an OP_RETURN output carries this 32-byte invoice id (hex).
+        #[arg(long)]
+        invoice: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `gmrelay devnet …` (regtest only).
+#[derive(Debug, Subcommand)]
+pub enum DevnetCmd {
+    /// Starts a regtest bitcoind in the data directory and prints its RPC URL and cookie.
+    /// It keeps running until `devnet stop`.
+    Start {
+        /// RPC port (default: a free one).
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Stops the bitcoind `devnet start` launched.
+    Stop,
+    /// Mines blocks to the devnet payer's address.
+    Mine {
+        /// How many.
+        blocks: u32,
+    },
+    /// Pays an invoice from a mature coinbase of the devnet payer (signed in Rust).
+    Pay {
+        /// Payee address or hex scriptPubKey.
+        #[arg(long)]
+        to: String,
+        /// Satoshis.
+        #[arg(long)]
+        amount: u64,
+        /// 32-byte invoice id (hex), carried in an OP_RETURN output.
+        #[arg(long)]
+        invoice: String,
+        /// Height of the coinbase to spend (default: 1).
+        #[arg(long, default_value_t = 1)]
+        coinbase_height: u32,
+    },
+    /// Replaces the top N blocks with N+1 new ones (invalidateblock, then mine).
+    Reorg {
+        /// Depth.
+        depth: u32,
+    },
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    let g = &cli.global;
+    if let Command::Config(ConfigCmd::Validate { file }) = &cli.command {
+        let c = Config::load(file)?;
+        println!(
+            "{}: valid (Bitcoin {}, bitcoind {}, data {})",
+            file.display(),
+            c.btc.network,
+            c.btc_rpc_url(),
+            c.data_dir().display()
+        );
+        return Ok(());
+    }
+    let network_flag = match &cli.command {
+        Command::Headers(HeadersCmd::Verify { network, .. }) => Some(*network),
+        _ => None,
+    };
+    let overrides = Overrides {
+        data_dir: g.data_dir.clone(),
+        btc_rpc: g.btc_rpc.clone(),
+        btc_cookie: g.btc_cookie.clone(),
+        btc_user: g.btc_user.clone(),
+        btc_password: g.btc_password.clone(),
+        btc_network: network_flag,
+        log_format: g.log_format,
+        metrics_listen: g.metrics.clone(),
+    };
+    let config = Config::layered(g.config.as_deref(), |k| std::env::var(k).ok(), &overrides)?;
+    crate::telemetry::init(config.log.format, &config.log.level);
+    if let Some(addr) = &config.metrics.listen {
+        crate::metrics::serve(addr)?;
+    }
+    match cli.command {
+        Command::Config(ConfigCmd::Show) => {
+            print!("{}", toml::to_string_pretty(&config)?);
+            Ok(())
+        }
+        Command::Config(ConfigCmd::Validate { .. }) => unreachable!("handled above"),
+        Command::Headers(cmd) => headers(&config, cmd).await,
+        Command::Btc(cmd) => btc(&config, cmd).await,
+        Command::Devnet(cmd) => devnet(&config, cmd).await,
+        Command::Bench(cmd) => crate::bench::run(&config, cmd).await,
+    }
+}
+
+/// The bitcoind client the settings describe.
+pub fn btc_source(config: &Config) -> Result<BitcoindRpc> {
+    let b = &config.btc;
+    let auth = match (&b.cookie_file, &b.rpc_user, &b.rpc_password) {
+        (Some(c), _, _) => Auth::Cookie(crate::config::expand_home(c)),
+        (None, Some(u), Some(p)) => Auth::UserPass(u.clone(), p.clone()),
+        _ => Auth::None,
+    };
+    Ok(BitcoindRpc::new(
+        &config.btc_rpc_url(),
+        auth,
+        config.btc_timeout(),
+    )?)
+}
+
+/// The checkpoint the settings select.
+pub fn checkpoint(config: &Config) -> Result<Checkpoint> {
+    Ok(match &config.btc.checkpoint_file {
+        Some(p) => Checkpoint::load(&crate::config::expand_home(p), config.btc.network)?,
+        None => Checkpoint::builtin(config.btc.network),
+    })
+}
+
+/// Opens the store in the data directory.
+pub fn open_store(config: &Config) -> Result<RocksStore> {
+    let dir = config.store_dir();
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the data directory {}", dir.display()))?;
+    Ok(RocksStore::open(&dir)?)
+}
+
+fn sync_options(config: &Config) -> SyncOptions {
+    SyncOptions {
+        batch_size: config.btc.batch_size,
+        max_retry: Duration::from_secs(config.btc.max_retry_secs),
+        ..SyncOptions::default()
+    }
+}
+
+fn stop_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    // A second Ctrl-C exits at once; the store is consistent either way
+    // because every batch is one atomic write.
+    let _ = ctrlc::set_handler(move || {
+        if f.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("interrupt: finishing the current batch (Ctrl-C again to exit now)");
+    });
+    flag
+}
+
+async fn headers(config: &Config, cmd: HeadersCmd) -> Result<()> {
+    match cmd {
+        HeadersCmd::Sync { follow } => {
+            let source = btc_source(config)?;
+            let store = open_store(config)?;
+            let cp = checkpoint(config)?;
+            let flag = stop_flag();
+            let mut syncer = Syncer::open(&source, &store, &cp, sync_options(config))
+                .await?
+                .with_stop_flag(&flag);
+            let bar = ProgressBar::hidden();
+            let bar_ref = &bar;
+            let progress = move |h: u32, node: u32| {
+                if bar_ref.is_hidden() && node.saturating_sub(h) > 10_000 && console_is_tty() {
+                    bar_ref.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                    bar_ref.set_style(
+                        ProgressStyle::with_template(
+                            "{spinner} headers {pos}/{len} [{bar:40}] {per_sec} eta {eta}",
+                        )
+                        .expect("valid template"),
+                    );
+                }
+                bar_ref.set_length(u64::from(node));
+                bar_ref.set_position(u64::from(h));
+            };
+            loop {
+                let started = Instant::now();
+                match syncer.sync_once(Some(&progress)).await {
+                    Ok(report) => {
+                        bar.finish_and_clear();
+                        let tip = report.tip_hash.map(|h| h.to_string()).unwrap_or_default();
+                        println!(
+                            "synced: tip {} {} (+{} headers in {:.2?}{})",
+                            report.tip_height,
+                            tip,
+                            report.new_headers,
+                            started.elapsed(),
+                            if report.reorgs.is_empty() {
+                                String::new()
+                            } else {
+                                format!(", reorgs of depth {:?}", report.reorgs)
+                            }
+                        );
+                    }
+                    Err(crate::btc::sync::SyncError::Interrupted) => {
+                        bar.finish_and_clear();
+                        let tip = syncer.chain().tip();
+                        println!(
+                            "interrupted: store consistent at {} {}",
+                            tip.height(),
+                            tip.hash()
+                        );
+                        return Ok(());
+                    }
+                    Err(e) if follow && crate::error::Classify::is_transient(&e) => {
+                        metrics::counter!("gmrelay_sync_errors_total", "chain" => "bitcoin")
+                            .increment(1);
+                        tracing::warn!(error = %e, "sync round failed; retrying next poll");
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                if !follow {
+                    return Ok(());
+                }
+                let poll = Duration::from_secs(config.btc.poll_interval_secs.max(1));
+                let deadline = Instant::now() + poll;
+                while Instant::now() < deadline {
+                    if flag.load(Ordering::SeqCst) {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        HeadersCmd::Status { json } => {
+            let store = open_store(config)?;
+            let Some((net, cp_h, cp_hash)) = store.btc_origin()? else {
+                bail!(
+                    "store {} is empty: run `gmrelay headers sync` first",
+                    config.store_dir().display()
+                );
+            };
+            let (h, hash) = store
+                .btc_tip()?
+                .ok_or_else(|| anyhow!("store has no tip"))?;
+            let tip = store
+                .btc_header(&hash)?
+                .ok_or_else(|| anyhow!("tip header {hash} missing from the store"))?;
+            let work = crate::btc::chain::work_hex(tip.chainwork());
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({
+                        "network": net.name(),
+                        "checkpoint": {"height": cp_h, "hash": cp_hash.to_string()},
+                        "tip": {"height": h, "hash": hash.to_string(), "time": tip.header().time, "chainwork": work},
+                        "headers_since_checkpoint": h - cp_h,
+                        "store": config.store_dir().display().to_string(),
+                    }))?
+                );
+            } else {
+                println!("network     {net}");
+                println!("checkpoint  {cp_h} {cp_hash}");
+                println!("tip         {h} {hash}");
+                println!("tip time    {}", tip.header().time);
+                println!("chainwork   {work} (from the checkpoint's declared chainwork)");
+                println!("store       {}", config.store_dir().display());
+            }
+            Ok(())
+        }
+        HeadersCmd::Import { file } => {
+            let headers = headerfile::read_headers(&file)?;
+            let store = open_store(config)?;
+            if store.btc_origin()?.is_none() {
+                bail!(
+                    "store {} is empty: `headers import` extends a chain; run `gmrelay headers sync` once to anchor it at the checkpoint",
+                    config.store_dir().display()
+                );
+            }
+            let cp = checkpoint(config)?;
+            let mut chain = crate::btc::sync::restore(&store, config.btc.network, &cp)?;
+            let now = now_secs();
+            let mut stored = 0;
+            for (i, batch) in headers.chunks(2000).enumerate() {
+                let connected = chain.connect(batch, now).map_err(|e| {
+                    anyhow!(
+                        "{}: header {} of the file: {e}",
+                        file.display(),
+                        i * 2000
+                            + batch
+                                .iter()
+                                .position(|h| h.block_hash() == e.hash)
+                                .unwrap_or(0)
+                    )
+                })?;
+                stored += connected.changes.headers.len();
+                store.btc_apply(&connected.changes)?;
+            }
+            let tip = chain.tip();
+            println!(
+                "imported {stored} new headers from {}; tip {} {}",
+                file.display(),
+                tip.height(),
+                tip.hash()
+            );
+            Ok(())
+        }
+        HeadersCmd::Export { file, from, to } => {
+            let store = open_store(config)?;
+            let Some((_, cp_h, _)) = store.btc_origin()? else {
+                bail!("store {} is empty", config.store_dir().display());
+            };
+            let (tip, _) = store.btc_tip()?.ok_or_else(|| anyhow!("no tip"))?;
+            let from = from.unwrap_or(cp_h - crate::btc::HeaderChain::anchor_ancestors(cp_h));
+            let to = to.unwrap_or(tip).min(tip);
+            if from > to {
+                bail!("--from {from} is above --to {to}");
+            }
+            let headers: Vec<_> = store
+                .btc_best_range(from, to)?
+                .into_iter()
+                .map(|v| *v.header())
+                .collect();
+            if headers.len() as u32 != to - from + 1 {
+                bail!("the store does not hold every best-chain header in {from}..={to}");
+            }
+            headerfile::write_headers(&file, &headers)?;
+            println!(
+                "exported {} headers ({from}..={to}) to {}",
+                headers.len(),
+                file.display()
+            );
+            Ok(())
+        }
+        HeadersCmd::Verify {
+            file,
+            network,
+            start_height,
+            anchors,
+            json,
+        } => {
+            let headers = headerfile::read_headers(&file)?;
+            let anchors = anchors
+                .iter()
+                .map(|a| headerfile::parse_anchor(a))
+                .collect::<Result<Vec<_>, _>>()?;
+            match headerfile::verify_file(network, &headers, start_height, &anchors, now_secs()) {
+                Ok(report) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    } else {
+                        println!(
+                            "{}: {} headers valid under Bitcoin {network} rules (heights {}..={})",
+                            file.display(),
+                            report.count,
+                            start_height,
+                            start_height + report.count.saturating_sub(1) as u32
+                        );
+                        if !report.unchecked.is_empty() {
+                            println!(
+                                "not checked for want of earlier headers (add --anchor <height>=<hex>):"
+                            );
+                            for (h, what) in &report.unchecked {
+                                println!("  height {h}: {what}");
+                            }
+                        }
+                    }
+                    Ok(())
+                }
+                Err(bad) => Err(anyhow!("{}: {bad}", file.display())),
+            }
+        }
+    }
+}
+
+fn console_is_tty() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal()
+}
+
+fn now_secs() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as u32)
+        .unwrap_or(0)
+}
+
+/// Parses an address (of `network`) or a hex scriptPubKey.
+pub fn parse_script(s: &str, network: BtcNetwork) -> Result<ScriptBuf> {
+    if let Ok(addr) = s.parse::<Address<bitcoin::address::NetworkUnchecked>>() {
+        let addr = addr
+            .require_network(network.bitcoin_network())
+            .with_context(|| format!("address {s} is not a Bitcoin {network} address"))?;
+        return Ok(addr.script_pubkey());
+    }
+    let bytes = hex::decode(s).with_context(|| format!("`{s}` is neither an address nor hex"))?;
+    Ok(ScriptBuf::from_bytes(bytes))
+}
+
+/// Parses a 32-byte hex invoice id.
+pub fn parse_invoice_id(s: &str) -> Result<[u8; 32]> {
+    let bytes = hex::decode(s.trim_start_matches("0x"))
+        .with_context(|| format!("invoice id `{s}` is not hex"))?;
+    bytes
+        .try_into()
+        .map_err(|b: Vec<u8>| anyhow!("invoice id is {} bytes, expected 32", b.len()))
+}
+
+async fn btc(config: &Config, cmd: BtcCmd) -> Result<()> {
+    let network = config.btc.network;
+    match cmd {
+        BtcCmd::Prove { txid, block, out } => {
+            let source = btc_source(config)?;
+            let store = open_store(config)?;
+            let block_hash = match block {
+                Some(b) => b,
+                None => source.tx_block(&txid).await?.ok_or_else(|| {
+                    anyhow!("the node cannot tell which block holds {txid} (unconfirmed, or no -txindex): pass --block <hash>")
+                })?,
+            };
+            let stored = store.btc_header(&block_hash)?.ok_or_else(|| {
+                anyhow!("block {block_hash} is not in the store: run `gmrelay headers sync` first")
+            })?;
+            if store.btc_best_hash(stored.height())? != Some(block_hash) {
+                bail!(
+                    "block {block_hash} at height {} is not on the best chain (reorged out)",
+                    stored.height()
+                );
+            }
+            let (tip, _) = store.btc_tip()?.ok_or_else(|| anyhow!("no tip"))?;
+            let block = source.block(&block_hash).await?;
+            let proof = build_proof(
+                network,
+                &block,
+                stored.height(),
+                txid,
+                tip - stored.height() + 1,
+            )?;
+            let file = ProofFile::bitcoin(proof);
+            match out {
+                Some(path) => {
+                    file.save(&path)?;
+                    println!(
+                        "proof of {txid} in block {} (height {}) written to {}",
+                        block_hash,
+                        stored.height(),
+                        path.display()
+                    );
+                }
+                None => println!("{}", serde_json::to_string_pretty(&file)?),
+            }
+            Ok(())
+        }
+        BtcCmd::Verify {
+            proof,
+            min_confirmations,
+            pay_to,
+            amount,
+            invoice,
+            json,
+        } => {
+            let file = ProofFile::load(&proof)?;
+            let ProofBody::Bitcoin(p) = &file.body;
+            let store = open_store(config)?;
+            let min = min_confirmations.unwrap_or(config.btc.min_confirmations);
+            let verified = verify_proof(p, &store, network, min)
+                .with_context(|| format!("{}: proof rejected", proof.display()))?;
+            let payment = match (pay_to, amount, invoice) {
+                (Some(to), Some(amount), Some(inv)) => {
+                    let script = parse_script(&to, network)?;
+                    let id = parse_invoice_id(&inv)?;
+                    Some(verified.payment(&script, amount, &id).with_context(|| {
+                        format!("{}: not the invoice's payment", proof.display())
+                    })?)
+                }
+                _ => None,
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&json!({
+                        "valid": true,
+                        "txid": verified.txid().to_string(),
+                        "block_hash": verified.block_hash().to_string(),
+                        "height": verified.height(),
+                        "confirmations": verified.confirmations(),
+                        "payment": payment.as_ref().map(|p| json!({"vout": p.vout, "amount_sat": p.amount, "replay_key": format!("{}:{}", p.txid, p.vout)})),
+                    }))?
+                );
+            } else {
+                println!(
+                    "valid: tx {} in block {} (height {}), {} confirmations (≥ {min} required)",
+                    verified.txid(),
+                    verified.block_hash(),
+                    verified.height(),
+                    verified.confirmations()
+                );
+                if let Some(p) = payment {
+                    println!(
+                        "payment: output {} pays {} sat with the invoice id in OP_RETURN (replay key {}:{})",
+                        p.vout,
+                        p.amount,
+                        p.txid,
+                        p.vout
+                    );
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+const PAYER_SEED: [u8; 32] = [0x11; 32];
+
+fn pid_file(config: &Config) -> PathBuf {
+    config.data_dir().join("bitcoind.pid")
+}
+
+async fn devnet(config: &Config, cmd: DevnetCmd) -> Result<()> {
+    if config.btc.network != BtcNetwork::Regtest {
+        bail!(
+            "devnet commands run on regtest only (btc.network = {})",
+            config.btc.network
+        );
+    }
+    let payer = crate::devnet::Payer::from_seed(PAYER_SEED);
+    match cmd {
+        DevnetCmd::Start { port } => {
+            let dir = config.data_dir().join("bitcoind");
+            let port = port.unwrap_or_else(crate::devnet::free_port);
+            let mut node = crate::devnet::Bitcoind::start_in(&dir, port).await?;
+            // Detach: the node outlives this command until `devnet stop`.
+            let pid = node.detach();
+            std::fs::write(pid_file(config), pid.to_string())?;
+            println!("rpc_url = \"{}\"", node.rpc_url());
+            println!("cookie_file = \"{}\"", node.cookie_file().display());
+            Ok(())
+        }
+        DevnetCmd::Stop => {
+            let pidf = pid_file(config);
+            let pid = std::fs::read_to_string(&pidf)
+                .with_context(|| format!("{}: no devnet bitcoind recorded", pidf.display()))?;
+            let pid = pid.trim();
+            std::process::Command::new("kill")
+                .arg("-TERM")
+                .arg(pid)
+                .status()?;
+            for _ in 0..200 {
+                if !Path::new(&format!("/proc/{pid}")).exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = std::fs::remove_file(&pidf);
+            println!("stopped bitcoind (pid {pid})");
+            Ok(())
+        }
+        DevnetCmd::Mine { blocks } => {
+            let source = btc_source(config)?;
+            let v = source
+                .call(
+                    "generatetoaddress",
+                    json!([blocks, payer.address.to_string()]),
+                )
+                .await?;
+            let n = v.as_array().map(|a| a.len()).unwrap_or(0);
+            let info = source.chain_info().await?;
+            println!(
+                "mined {n} blocks; tip {} {}",
+                info.blocks, info.best_block_hash
+            );
+            Ok(())
+        }
+        DevnetCmd::Pay {
+            to,
+            amount,
+            invoice,
+            coinbase_height,
+        } => {
+            let source = btc_source(config)?;
+            let script = parse_script(&to, BtcNetwork::Regtest)?;
+            let id = parse_invoice_id(&invoice)?;
+            let node = crate::devnet::RpcNode::new(&source);
+            let utxo = node.coinbase_utxo(&payer, coinbase_height).await?;
+            let tx = payer.pay(
+                utxo,
+                &script,
+                Amount::from_sat(amount),
+                &id,
+                Amount::from_sat(1_000),
+            )?;
+            let txid = node.send(&tx).await?;
+            println!("{txid}");
+            Ok(())
+        }
+        DevnetCmd::Reorg { depth } => {
+            let source = btc_source(config)?;
+            let node = crate::devnet::RpcNode::new(&source);
+            let tip = node.reorg(depth, 1, &payer.address).await?;
+            println!("replaced the top {depth} blocks; new tip {tip}");
+            Ok(())
+        }
+    }
+}

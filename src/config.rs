@@ -1,0 +1,533 @@
+//! Settings, layered: built-in defaults < config file < environment
+//! (`GMRELAY_…`) < command-line flags.
+//!
+//! The defaults live in this file only ([`Config::default`] and the
+//! `default_*` functions). Unknown keys are errors, named with their file,
+//! line and column, so a typo never silently falls back to a default.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::btc::network::BtcNetwork;
+
+/// A configuration that cannot be used.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key or a wrongly typed value.
+    #[error("config file {path}:{line}:{column}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// 1-based line (0 when unknown).
+        line: usize,
+        /// 1-based column (0 when unknown).
+        column: usize,
+        /// toml's message, naming the key.
+        message: String,
+    },
+    /// An environment variable with a value of the wrong type.
+    #[error("environment variable {var}: {message}")]
+    Env {
+        /// The variable.
+        var: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value that parses but cannot work.
+    #[error("{origin}: key `{key}`: {message}")]
+    Invalid {
+        /// The file, or `flags`/`environment`.
+        origin: String,
+        /// The dotted key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the RocksDB store lives. Default: `~/.gmrelay/<btc.network>`.
+    pub data_dir: Option<PathBuf>,
+    /// Logging.
+    pub log: LogConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
+    /// The Bitcoin follower.
+    pub btc: BtcConfig,
+}
+
+/// `[log]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A `tracing` filter, e.g. `info` or `gmrelay=debug`.
+    pub level: String,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of the Prometheus endpoint (`/metrics`), e.g. `127.0.0.1:9184`.
+    /// Unset: no endpoint.
+    pub listen: Option<String>,
+}
+
+/// `[btc]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BtcConfig {
+    /// `mainnet`, `testnet3`, `testnet4`, `signet` or `regtest`.
+    pub network: BtcNetwork,
+    /// bitcoind's JSON-RPC URL. Default: `http://127.0.0.1:<the network's RPC port>`.
+    pub rpc_url: Option<String>,
+    /// bitcoind's `.cookie` file (preferred over user/password).
+    pub cookie_file: Option<PathBuf>,
+    /// `rpcuser`.
+    pub rpc_user: Option<String>,
+    /// `rpcpassword`.
+    pub rpc_password: Option<String>,
+    /// Per-request timeout, seconds.
+    pub timeout_secs: u64,
+    /// Headers per batched request (1..=2000).
+    pub batch_size: u32,
+    /// How long to keep retrying a transient failure, seconds.
+    pub max_retry_secs: u64,
+    /// Seconds between polls in `headers sync --follow`.
+    pub poll_interval_secs: u64,
+    /// A checkpoint file to use instead of the built-in `headers/<network>.json`.
+    pub checkpoint_file: Option<PathBuf>,
+    /// Confirmations `btc verify` requires unless `--min-confirmations` is given.
+    pub min_confirmations: u32,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for BtcConfig {
+    fn default() -> Self {
+        BtcConfig {
+            network: BtcNetwork::Regtest,
+            rpc_url: None,
+            cookie_file: None,
+            rpc_user: None,
+            rpc_password: None,
+            timeout_secs: 30,
+            batch_size: 2000,
+            max_retry_secs: 60,
+            poll_interval_secs: 5,
+            checkpoint_file: None,
+            min_confirmations: 6,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: None,
+            log: LogConfig::default(),
+            metrics: MetricsConfig::default(),
+            btc: BtcConfig::default(),
+        }
+    }
+}
+
+/// bitcoind's default RPC port per network.
+pub fn default_rpc_port(network: BtcNetwork) -> u16 {
+    match network {
+        BtcNetwork::Mainnet => 8332,
+        BtcNetwork::Testnet3 => 18332,
+        BtcNetwork::Testnet4 => 48332,
+        BtcNetwork::Signet => 38332,
+        BtcNetwork::Regtest => 18443,
+    }
+}
+
+/// Values given on the command line; `None` leaves the layer below.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--data-dir`
+    pub data_dir: Option<PathBuf>,
+    /// `--btc-rpc`
+    pub btc_rpc: Option<String>,
+    /// `--btc-cookie`
+    pub btc_cookie: Option<PathBuf>,
+    /// `--btc-user`
+    pub btc_user: Option<String>,
+    /// `--btc-password`
+    pub btc_password: Option<String>,
+    /// `--network`
+    pub btc_network: Option<BtcNetwork>,
+    /// `--log-format`
+    pub log_format: Option<LogFormat>,
+    /// `--metrics`
+    pub metrics_listen: Option<String>,
+}
+
+enum Kind {
+    Str,
+    Int,
+}
+
+/// Environment variables and the keys they set.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("GMRELAY_DATA_DIR", "data_dir"),
+    ("GMRELAY_LOG_FORMAT", "log.format"),
+    ("GMRELAY_LOG_LEVEL", "log.level"),
+    ("GMRELAY_METRICS_LISTEN", "metrics.listen"),
+    ("GMRELAY_BTC_NETWORK", "btc.network"),
+    ("GMRELAY_BTC_RPC_URL", "btc.rpc_url"),
+    ("GMRELAY_BTC_COOKIE_FILE", "btc.cookie_file"),
+    ("GMRELAY_BTC_RPC_USER", "btc.rpc_user"),
+    ("GMRELAY_BTC_RPC_PASSWORD", "btc.rpc_password"),
+    ("GMRELAY_BTC_TIMEOUT_SECS", "btc.timeout_secs"),
+    ("GMRELAY_BTC_BATCH_SIZE", "btc.batch_size"),
+    ("GMRELAY_BTC_MAX_RETRY_SECS", "btc.max_retry_secs"),
+    ("GMRELAY_BTC_POLL_INTERVAL_SECS", "btc.poll_interval_secs"),
+    ("GMRELAY_BTC_CHECKPOINT_FILE", "btc.checkpoint_file"),
+    ("GMRELAY_BTC_MIN_CONFIRMATIONS", "btc.min_confirmations"),
+];
+
+fn kind_of(key: &str) -> Kind {
+    if key.ends_with("_secs") || key.ends_with("batch_size") || key.ends_with("min_confirmations") {
+        Kind::Int
+    } else {
+        Kind::Str
+    }
+}
+
+fn toml_position(text: &str, span: Option<std::ops::Range<usize>>) -> (usize, usize) {
+    let Some(span) = span else { return (0, 0) };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
+    (line, column)
+}
+
+impl Config {
+    /// Parses a config file's text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let (line, column) = toml_position(text, e.span());
+            ConfigError::Parse {
+                path: origin.to_string(),
+                line,
+                column,
+                message: e.message().to_string(),
+            }
+        })?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
+    /// Reads a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Defaults < `file` (if any) < environment < `overrides`.
+    pub fn layered(
+        file: Option<&Path>,
+        env: impl Fn(&str) -> Option<String>,
+        overrides: &Overrides,
+    ) -> Result<Self, ConfigError> {
+        let (text, origin) = match file {
+            Some(p) => (
+                std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
+                })?,
+                p.display().to_string(),
+            ),
+            None => (String::new(), "defaults".to_string()),
+        };
+        // Validate the file on its own first, so its errors name its lines.
+        Self::parse(&text, &origin)?;
+        let mut table: toml::Table = toml::from_str(&text).expect("parsed above");
+        for (var, key) in ENV_VARS {
+            let Some(value) = env(var) else { continue };
+            let v = match kind_of(key) {
+                Kind::Int => {
+                    toml::Value::Integer(value.trim().parse().map_err(|_| ConfigError::Env {
+                        var: var.to_string(),
+                        message: format!("`{value}` is not a whole number (sets {key})"),
+                    })?)
+                }
+                Kind::Str => toml::Value::String(value),
+            };
+            set_path(&mut table, key, v);
+        }
+        let with_env = toml::to_string(&table).expect("a table serializes");
+        let mut config: Config = toml::from_str(&with_env).map_err(|e| ConfigError::Env {
+            var: "GMRELAY_*".into(),
+            message: e.message().to_string(),
+        })?;
+        let o = overrides;
+        if let Some(v) = &o.data_dir {
+            config.data_dir = Some(v.clone());
+        }
+        if let Some(v) = o.btc_network {
+            config.btc.network = v;
+        }
+        if let Some(v) = &o.btc_rpc {
+            config.btc.rpc_url = Some(v.clone());
+        }
+        if let Some(v) = &o.btc_cookie {
+            config.btc.cookie_file = Some(v.clone());
+            config.btc.rpc_user = None;
+            config.btc.rpc_password = None;
+        }
+        if o.btc_user.is_some() || o.btc_password.is_some() {
+            config.btc.rpc_user = o.btc_user.clone().or(config.btc.rpc_user);
+            config.btc.rpc_password = o.btc_password.clone().or(config.btc.rpc_password);
+            if o.btc_cookie.is_none() {
+                config.btc.cookie_file = None;
+            }
+        }
+        if let Some(v) = o.log_format {
+            config.log.format = v;
+        }
+        if let Some(v) = &o.metrics_listen {
+            config.metrics.listen = Some(v.clone());
+        }
+        config.validate("settings (file, environment and flags)")?;
+        Ok(config)
+    }
+
+    /// Checks values that parse but cannot work, naming the key.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            origin: origin.to_string(),
+            key: key.to_string(),
+            message,
+        };
+        let b = &self.btc;
+        if let Some(url) = &b.rpc_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    "btc.rpc_url",
+                    format!("`{url}` is not an http:// or https:// URL"),
+                ));
+            }
+        }
+        if b.cookie_file.is_some() && (b.rpc_user.is_some() || b.rpc_password.is_some()) {
+            return Err(invalid(
+                "btc.cookie_file",
+                "set either btc.cookie_file or btc.rpc_user/btc.rpc_password, not both".into(),
+            ));
+        }
+        if b.rpc_user.is_some() != b.rpc_password.is_some() {
+            return Err(invalid(
+                "btc.rpc_user",
+                "btc.rpc_user and btc.rpc_password go together".into(),
+            ));
+        }
+        if !(1..=2000).contains(&b.batch_size) {
+            return Err(invalid(
+                "btc.batch_size",
+                format!("{} is outside 1..=2000", b.batch_size),
+            ));
+        }
+        if b.timeout_secs == 0 {
+            return Err(invalid("btc.timeout_secs", "must be at least 1".into()));
+        }
+        if let Some(l) = &self.metrics.listen {
+            if l.parse::<std::net::SocketAddr>().is_err() {
+                return Err(invalid(
+                    "metrics.listen",
+                    format!("`{l}` is not an address like 127.0.0.1:9184"),
+                ));
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(invalid(
+                "log.level",
+                format!("`{}` is not a tracing filter", self.log.level),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The data directory, defaulted and with `~` expanded.
+    pub fn data_dir(&self) -> PathBuf {
+        let dir = self
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("~/.gmrelay/{}", self.btc.network.name())));
+        expand_home(&dir)
+    }
+
+    /// The RocksDB directory inside the data directory.
+    pub fn store_dir(&self) -> PathBuf {
+        self.data_dir().join("db")
+    }
+
+    /// bitcoind's RPC URL, defaulted from the network.
+    pub fn btc_rpc_url(&self) -> String {
+        self.btc
+            .rpc_url
+            .clone()
+            .unwrap_or_else(|| format!("http://127.0.0.1:{}", default_rpc_port(self.btc.network)))
+    }
+
+    /// The per-request timeout.
+    pub fn btc_timeout(&self) -> Duration {
+        Duration::from_secs(self.btc.timeout_secs)
+    }
+}
+
+fn set_path(table: &mut toml::Table, dotted: &str, value: toml::Value) {
+    let mut parts: Vec<&str> = dotted.split('.').collect();
+    let last = parts.pop().expect("non-empty key");
+    let mut t = table;
+    for p in parts {
+        t = t
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            .as_table_mut()
+            .expect("config sections are tables");
+    }
+    t.insert(last.to_string(), value);
+}
+
+/// Expands a leading `~/` to `$HOME`.
+pub fn expand_home(p: &Path) -> PathBuf {
+    if let Ok(rest) = p.strip_prefix("~") {
+        if let Some(home) = std::env::var_os("HOME") {
+            return PathBuf::from(home).join(rest);
+        }
+    }
+    p.to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn shipped_configs_are_valid() {
+        for net in ["regtest", "testnet4", "mainnet"] {
+            let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("config/{net}.toml"));
+            let c = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(c.btc.network.name(), net);
+        }
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let text = "[btc]\nnetwork = \"regtest\"\nrpc_ulr = \"http://x\"\n";
+        let err = Config::parse(text, "c.toml").unwrap_err().to_string();
+        assert!(err.starts_with("config file c.toml:3:1:"), "{err}");
+        assert!(err.contains("rpc_ulr"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = Config::parse("[btc]\nbatch_size = \"many\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("c.toml:2:"), "{err}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_key() {
+        let err = Config::parse("[btc]\nbatch_size = 5000\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("key `btc.batch_size`"), "{err}");
+        let err = Config::parse(
+            "[btc]\ncookie_file = \"/x\"\nrpc_user = \"u\"\nrpc_password = \"p\"\n",
+            "c.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("btc.cookie_file"), "{err}");
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[btc]\nnetwork = \"regtest\"\nrpc_url = \"http://file:1\"\nbatch_size = 100\n",
+        )
+        .unwrap();
+        // File over defaults.
+        let c = Config::layered(Some(&file), no_env, &Overrides::default()).unwrap();
+        assert_eq!(c.btc_rpc_url(), "http://file:1");
+        assert_eq!(c.btc.batch_size, 100);
+        assert_eq!(c.btc.timeout_secs, 30);
+        // Environment over file.
+        let env = |k: &str| match k {
+            "GMRELAY_BTC_RPC_URL" => Some("http://env:2".to_string()),
+            "GMRELAY_BTC_BATCH_SIZE" => Some("7".to_string()),
+            _ => None,
+        };
+        let c = Config::layered(Some(&file), env, &Overrides::default()).unwrap();
+        assert_eq!(c.btc_rpc_url(), "http://env:2");
+        assert_eq!(c.btc.batch_size, 7);
+        // Flags over environment.
+        let o = Overrides {
+            btc_rpc: Some("http://flag:3".into()),
+            ..Overrides::default()
+        };
+        let c = Config::layered(Some(&file), env, &o).unwrap();
+        assert_eq!(c.btc_rpc_url(), "http://flag:3");
+        // A bad environment value is named.
+        let bad = |k: &str| (k == "GMRELAY_BTC_BATCH_SIZE").then(|| "lots".to_string());
+        let err = Config::layered(Some(&file), bad, &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("GMRELAY_BTC_BATCH_SIZE"), "{err}");
+    }
+
+    #[test]
+    fn default_rpc_url_follows_the_network() {
+        let mut c = Config::default();
+        c.btc.network = BtcNetwork::Testnet4;
+        assert_eq!(c.btc_rpc_url(), "http://127.0.0.1:48332");
+    }
+}

@@ -1,0 +1,25 @@
+//! gmrelay: an SPV light-client relayer that settles x402 payments across
+//! Bitcoin, GOAT Network and Metis.
+//!
+//! The crate is a library with a thin binary (`src/bin/gmrelay.rs`).
+//! Verification cores are pure: no I/O and no wall clock. Time and data are
+//! passed in, and every mutation comes back as a change-set that a [`store`]
+//! persists atomically.
+//!
+//! * [`btc`]: Bitcoin header chain (proof of work, retargets, median time
+//!   past, chainwork, reorgs), the bitcoind source, the sync runner and
+//!   payment proofs.
+//! * [`store`]: RocksDB persistence with named column families and a schema
+//!   version.
+//! * [`config`]: layered settings (defaults < file < environment < flags).
+
+pub mod bench;
+pub mod btc;
+pub mod cli;
+pub mod config;
+pub mod devnet;
+pub mod error;
+pub mod metrics;
+pub mod proof;
+pub mod store;
+pub mod telemetry;
