@@ -32,7 +32,7 @@ contracts: setup ## Recompile contracts/src/*.sol into contracts/artifacts (solc
 contracts-check: setup ## Fail when a committed contract artifact is stale
 	node contracts/build.js --check
 
-test: setup contracts-check ## Run every test: unit, property and integration (real bitcoind, anvil)
+test: setup contracts-check lint ## Contracts fresh, fmt, clippy, then every test (real bitcoind and anvil)
 	$(CARGO) test $(PROFILE) --locked --all-targets -- --test-threads=2
 
 lint: ## cargo fmt --check and clippy -D warnings

@@ -532,8 +532,12 @@ async fn headers(config: &Config, cmd: HeadersCmd) -> Result<()> {
                             println!(
                                 "not checked for want of earlier headers (add --anchor <height>=<hex>):"
                             );
-                            for (h, what) in &report.unchecked {
-                                println!("  height {h}: {what}");
+                            for (from, to, what) in &report.unchecked {
+                                if from == to {
+                                    println!("  height {from}: {what}");
+                                } else {
+                                    println!("  heights {from}..={to}: {what}");
+                                }
                             }
                         }
                     }
@@ -768,7 +772,7 @@ async fn devnet(config: &Config, cmd: DevnetCmd) -> Result<()> {
         DevnetCmd::Reorg { depth } => {
             let source = btc_source(config)?;
             let node = crate::devnet::RpcNode::new(&source);
-            let tip = node.reorg(depth, 1, &payer.address).await?;
+            let tip = node.reorg(depth, 1).await?;
             println!("replaced the top {depth} blocks; new tip {tip}");
             Ok(())
         }

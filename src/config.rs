@@ -58,7 +58,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where the RocksDB store lives. Default: `~/.gmrelay/<btc.network>`.
@@ -151,17 +151,6 @@ impl Default for BtcConfig {
             poll_interval_secs: 5,
             checkpoint_file: None,
             min_confirmations: 6,
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            data_dir: None,
-            log: LogConfig::default(),
-            metrics: MetricsConfig::default(),
-            btc: BtcConfig::default(),
         }
     }
 }

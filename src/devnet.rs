@@ -311,6 +311,28 @@ impl<'a> RpcNode<'a> {
             .collect()
     }
 
+    /// Mines `n` blocks holding no transaction but their coinbase, whatever
+    /// the mempool holds (`generateblock` with an empty list).
+    pub async fn mine_empty(
+        &self,
+        n: u32,
+        address: &Address,
+    ) -> Result<Vec<BlockHash>, DevnetError> {
+        let mut out = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            let v = self
+                .rpc
+                .call("generateblock", json!([address.to_string(), []]))
+                .await?;
+            let hash = v["hash"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| DevnetError::Other("generateblock: no hash".into()))?;
+            out.push(hash);
+        }
+        Ok(out)
+    }
+
     /// Invalidates `hash` (and everything above it) on this node.
     pub async fn invalidate(&self, hash: &BlockHash) -> Result<(), DevnetError> {
         self.rpc
@@ -320,18 +342,21 @@ impl<'a> RpcNode<'a> {
     }
 
     /// Replaces the top `depth` blocks with `depth + extra` new ones (a
-    /// heavier fork). Returns the new tip's hash.
-    pub async fn reorg(
-        &self,
-        depth: u32,
-        extra: u32,
-        address: &Address,
-    ) -> Result<BlockHash, DevnetError> {
+    /// heavier fork). The fork's coinbases pay a fresh address, so no fork
+    /// block can be identical to an invalidated one. Returns the new tip.
+    pub async fn reorg(&self, depth: u32, extra: u32) -> Result<BlockHash, DevnetError> {
         let height = self.height().await?;
         let fork_base = height + 1 - depth;
         let hash = self.block_hash(fork_base).await?;
         self.invalidate(&hash).await?;
-        let mined = self.mine(depth + extra, address).await?;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let mut seed = [0x42u8; 32];
+        seed[..16].copy_from_slice(&nanos.to_le_bytes());
+        let fork_address = Payer::from_seed(seed).address;
+        let mined = self.mine(depth + extra, &fork_address).await?;
         mined
             .last()
             .copied()

@@ -407,6 +407,12 @@ pub fn expected_bits(
     parent: &Header,
     ancestry: &impl Ancestry,
 ) -> Result<CompactTarget, u32> {
+    // Regtest: every block carries the genesis bits (by induction over
+    // Core's rules: boundaries copy the parent, and the minimum-difficulty
+    // walk-back can only find the pow limit).
+    if rules.no_retargeting {
+        return Ok(parent.bits);
+    }
     if height % RETARGET_INTERVAL != 0 {
         if rules.allow_min_difficulty {
             let limit_bits = rules.pow_limit_bits();
@@ -994,4 +1000,702 @@ pub fn parse_work(s: &str) -> Option<Work> {
 /// The hash of the all-zero block, used as "no parent".
 pub fn zero_hash() -> BlockHash {
     BlockHash::all_zeros()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::btc::network::{test_rules, REGTEST};
+    use bitcoin::block::Version;
+    use bitcoin::TxMerkleNode;
+    use proptest::prelude::*;
+
+    const NOW: u32 = 2_000_000_000;
+    const T0: u32 = 1_600_000_000;
+
+    fn genesis(rules: &Rules) -> Header {
+        mine(Header {
+            version: Version::from_consensus(1),
+            prev_blockhash: BlockHash::all_zeros(),
+            merkle_root: TxMerkleNode::all_zeros(),
+            time: T0,
+            bits: rules.pow_limit_bits(),
+            nonce: 0,
+        })
+    }
+
+    /// Searches a nonce that meets the header's own target.
+    fn mine(mut h: Header) -> Header {
+        let target = Target::from_compact(h.bits);
+        while !target.is_met_by(h.block_hash()) {
+            h.nonce += 1;
+        }
+        h
+    }
+
+    /// A nonce whose hash misses the target.
+    fn unmine(mut h: Header) -> Header {
+        let target = Target::from_compact(h.bits);
+        while target.is_met_by(h.block_hash()) {
+            h.nonce += 1;
+        }
+        h
+    }
+
+    fn child(parent: &Header, dt: u32, bits: CompactTarget, tag: u32) -> Header {
+        mine(Header {
+            version: Version::from_consensus(0x2000_0000),
+            prev_blockhash: parent.block_hash(),
+            merkle_root: TxMerkleNode::from_byte_array(
+                bitcoin::hashes::sha256d::Hash::hash(&tag.to_le_bytes()).to_byte_array(),
+            ),
+            time: parent.time + dt,
+            bits,
+            nonce: 0,
+        })
+    }
+
+    fn start(rules: &'static Rules) -> (HeaderChain, Header) {
+        let g = genesis(rules);
+        let chain = HeaderChain::from_anchor(
+            rules,
+            Anchor {
+                header: g,
+                height: 0,
+                chainwork: g.work(),
+                ancestors: vec![],
+            },
+        )
+        .unwrap();
+        (chain, g)
+    }
+
+    /// `n` headers on top of `parent`, `dt` seconds apart, with the bits the rules want.
+    fn extend(chain: &HeaderChain, parent: &Header, n: u32, dt: u32, tag: u32) -> Vec<Header> {
+        let mut out = Vec::new();
+        let mut p = *parent;
+        let mut bits = p.bits;
+        for i in 0..n {
+            let mut h = child(&p, dt, bits, tag.wrapping_mul(1_000_003) ^ i);
+            // Ask the rules what the bits must be, given the ancestry so far.
+            let height = chain.best_height_of(&parent.block_hash()).unwrap_or(0) + 1 + i;
+            let ancestry = Known(chain, &out, height - i);
+            let want = expected_bits(chain.rules(), &h, height, &p, &ancestry).unwrap();
+            if want != h.bits {
+                h.bits = want;
+                h = mine(h);
+            }
+            bits = h.bits;
+            out.push(h);
+            p = h;
+        }
+        out
+    }
+
+    struct Known<'a>(&'a HeaderChain, &'a [Header], u32);
+    impl Ancestry for Known<'_> {
+        fn at(&self, height: u32) -> Option<&Header> {
+            if height >= self.2 {
+                self.1.get((height - self.2) as usize)
+            } else {
+                let i = height.checked_sub(self.0.window_base)? as usize;
+                self.0.window.get(i).map(|e| &e.header)
+            }
+        }
+    }
+
+    fn rule_of(chain: &mut HeaderChain, headers: &[Header]) -> Rule {
+        chain.connect(headers, NOW).unwrap_err().rule
+    }
+
+    #[test]
+    fn table_of_rules_on_regtest() {
+        let rules: &'static Rules = &REGTEST;
+        let (mut chain, g) = start(rules);
+        let good = extend(&chain, &g, 20, 600, 1);
+        chain.connect(&good, NOW).unwrap();
+        let tip = *good.last().unwrap();
+        let bits = tip.bits;
+
+        type Case = (
+            &'static str,
+            Box<dyn Fn() -> Vec<Header>>,
+            fn(&Rule) -> bool,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "valid child",
+                Box::new(move || vec![child(&tip, 600, bits, 9)]),
+                |_| false,
+            ),
+            (
+                "unknown parent",
+                Box::new(move || {
+                    let mut h = child(&tip, 600, bits, 9);
+                    h.prev_blockhash = BlockHash::from_byte_array([7; 32]);
+                    vec![mine(h)]
+                }),
+                |r| matches!(r, Rule::UnknownParent(_)),
+            ),
+            (
+                "broken link inside a batch",
+                Box::new(move || {
+                    let a = child(&tip, 600, bits, 11);
+                    let b = child(&tip, 1200, bits, 12);
+                    vec![a, b]
+                }),
+                |r| matches!(r, Rule::BrokenLink { .. }),
+            ),
+            (
+                "hash above target",
+                Box::new(move || vec![unmine(child(&tip, 600, bits, 9))]),
+                |r| *r == Rule::InsufficientWork,
+            ),
+            (
+                "negative target",
+                Box::new(move || {
+                    let mut h = child(&tip, 600, bits, 9);
+                    h.bits = CompactTarget::from_consensus(0x20923456);
+                    vec![h]
+                }),
+                |r| {
+                    matches!(
+                        r,
+                        Rule::BadTarget {
+                            reason: "is negative",
+                            ..
+                        }
+                    )
+                },
+            ),
+            (
+                "target above the pow limit",
+                Box::new(move || {
+                    let mut h = child(&tip, 600, bits, 9);
+                    h.bits = CompactTarget::from_consensus(0x2100ffff);
+                    vec![mine(h)]
+                }),
+                |r| matches!(r, Rule::BadTarget { .. }),
+            ),
+            (
+                "bits other than required",
+                Box::new(move || {
+                    let mut h = child(&tip, 600, bits, 9);
+                    h.bits = CompactTarget::from_consensus(0x207ffffe);
+                    vec![mine(h)]
+                }),
+                |r| {
+                    matches!(
+                        r,
+                        Rule::BadBits {
+                            expected: 0x207fffff,
+                            got: 0x207ffffe
+                        }
+                    )
+                },
+            ),
+            (
+                "time at the median time past",
+                Box::new(move || {
+                    let mut h = child(&tip, 0, bits, 9);
+                    h.time = tip.time - 5 * 600;
+                    vec![mine(h)]
+                }),
+                |r| matches!(r, Rule::TimeTooOld { .. }),
+            ),
+            (
+                "time more than 2 h ahead",
+                Box::new(move || {
+                    let mut h = child(&tip, 0, bits, 9);
+                    h.time = NOW + 7201;
+                    vec![mine(h)]
+                }),
+                |r| matches!(r, Rule::TimeTooNew { .. }),
+            ),
+            (
+                "version 1 after BIP34",
+                Box::new(move || {
+                    let mut h = child(&tip, 600, bits, 9);
+                    h.version = Version::from_consensus(1);
+                    vec![mine(h)]
+                }),
+                |r| *r == Rule::BadVersion { min: 4 },
+            ),
+        ];
+        for (name, make, expect) in cases {
+            let before = chain.tip();
+            let headers = make();
+            match chain.connect(&headers, NOW) {
+                Ok(_) if name == "valid child" => {}
+                Ok(_) => panic!("{name}: accepted"),
+                Err(e) => {
+                    assert!(expect(&e.rule), "{name}: wrong rule {:?}", e.rule);
+                    assert_eq!(chain.tip(), before, "{name}: chain changed on rejection");
+                    // The error names the height and the hash.
+                    let text = e.to_string();
+                    assert!(text.contains(&e.hash.to_string()), "{name}: {text}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn exactly_two_hours_ahead_is_accepted() {
+        let (mut chain, g) = start(&REGTEST);
+        let mut h = child(&g, 0, g.bits, 1);
+        h.time = NOW + 7200;
+        chain.connect(&[mine(h)], NOW).unwrap();
+    }
+
+    /// Retargets under mainnet rules, on unmined headers: `expected_bits`
+    /// is pure, so the arithmetic is checked without mainnet proof of work
+    /// (the real mainnet boundaries are checked in `real_mainnet_retargets`).
+    #[test]
+    fn retarget_every_2016_blocks_with_clamp() {
+        let rules = &crate::btc::network::MAINNET;
+        let old_bits = CompactTarget::from_consensus(0x1b0404cb);
+        let mk = |time: u32| Header {
+            version: Version::from_consensus(4),
+            prev_blockhash: BlockHash::all_zeros(),
+            merkle_root: TxMerkleNode::all_zeros(),
+            time,
+            bits: old_bits,
+            nonce: 0,
+        };
+        struct M(std::collections::HashMap<u32, Header>);
+        impl Ancestry for M {
+            fn at(&self, h: u32) -> Option<&Header> {
+                self.0.get(&h)
+            }
+        }
+        let first = mk(T0);
+        for (span, want) in [
+            (1_209_600i64, 1.0),     // on schedule: unchanged
+            (604_800, 2.0),          // twice as fast: twice as hard
+            (2_419_200, 0.5),        // twice as slow: half as hard
+            (1, 4.0),                // clamped at 4x
+            (-50_000, 4.0),          // a timewarp (last before first): clamped
+            (100 * 1_209_600, 0.25), // clamped at 1/4
+        ] {
+            let last = mk((i64::from(T0) + span) as u32);
+            let ancestry = M([(2016 * 100, first), (2016 * 101 - 1, last)]
+                .into_iter()
+                .collect());
+            let next = mk(last.time + 600);
+            let bits = expected_bits(rules, &next, 2016 * 101, &last, &ancestry).unwrap();
+            let ratio = Target::from_compact(old_bits).difficulty_float()
+                / Target::from_compact(bits).difficulty_float();
+            assert!(
+                (1.0 / ratio - want).abs() / want < 0.001,
+                "span {span}: {} vs {want}",
+                1.0 / ratio
+            );
+            // Off the boundary the bits must not change.
+            let off = expected_bits(rules, &next, 2016 * 101 + 1, &last, &ancestry).unwrap();
+            assert_eq!(off, old_bits);
+        }
+        // Easier than the pow limit is capped at the limit.
+        let easy = CompactTarget::from_consensus(0x1d00ffff);
+        let mut f = mk(T0);
+        f.bits = easy;
+        let mut l = mk(T0 + 4 * 1_209_600);
+        l.bits = easy;
+        let ancestry = M([(2016, f), (4031, l)].into_iter().collect());
+        assert_eq!(expected_bits(rules, &mk(0), 4032, &l, &ancestry), Ok(easy));
+    }
+
+    #[test]
+    fn testnet_min_difficulty_rules() {
+        let rules = test_rules(true, false, false);
+        let (mut chain, g) = start(rules);
+        // Make the difficulty harder than the limit first.
+        let period = extend(&chain, &g, 2016, 150, 3);
+        chain.connect(&period, NOW).unwrap();
+        let hard = period.last().unwrap().bits;
+        assert_ne!(hard, rules.pow_limit_bits());
+        let tip = *period.last().unwrap();
+        // More than 20 minutes later: must be the pow limit.
+        let late_ok = child(&tip, 1201, rules.pow_limit_bits(), 1);
+        let late_bad = child(&tip, 1201, hard, 2);
+        assert!(matches!(
+            rule_of(&mut chain, &[late_bad]),
+            Rule::BadBits { .. }
+        ));
+        chain.connect(&[late_ok], NOW).unwrap();
+        // Then back to the last real difficulty (walking back over the exception).
+        let normal_bad = child(&late_ok, 60, rules.pow_limit_bits(), 3);
+        assert!(matches!(
+            rule_of(&mut chain, &[normal_bad]),
+            Rule::BadBits { expected, .. } if expected == hard.to_consensus()
+        ));
+        chain.connect(&[child(&late_ok, 60, hard, 4)], NOW).unwrap();
+    }
+
+    #[test]
+    fn bip94_timewarp_is_refused() {
+        let rules = test_rules(false, false, true);
+        let (mut chain, g) = start(rules);
+        let period = extend(&chain, &g, 2015, 600, 8);
+        chain.connect(&period, NOW).unwrap();
+        let last = *period.last().unwrap();
+        let want = expected_bits(rules, &last, 2016, &last, &Known(&chain, &[], 2016)).unwrap();
+        // 601 s before the parent: the timewarp rule.
+        let mut warp = child(&last, 0, want, 1);
+        warp.time = last.time - 601;
+        let warp = mine(warp);
+        assert!(matches!(
+            rule_of(&mut chain, &[warp]),
+            Rule::TimewarpAttack { .. }
+        ));
+        // 600 s before is allowed (it is still above the median time past).
+        let mut ok = child(&last, 0, want, 2);
+        ok.time = last.time - 600;
+        chain.connect(&[mine(ok)], NOW).unwrap();
+    }
+
+    #[test]
+    fn timewarp_attempt_without_bip94_is_clamped() {
+        // An attacker dates the last block of a period far in the future to
+        // make the next period easy: the retarget clamps the timespan at 4x.
+        let rules = test_rules(false, false, false);
+        let first = genesis(rules);
+        let mut last = first;
+        last.time = first.time + 100 * 1_209_600;
+        let a = rules.retarget(
+            first.time,
+            first.bits,
+            last.time,
+            CompactTarget::from_consensus(0x1f0fffff),
+        );
+        let b = rules.retarget(
+            first.time,
+            first.bits,
+            first.time + 4 * 1_209_600,
+            CompactTarget::from_consensus(0x1f0fffff),
+        );
+        assert_eq!(a, b);
+        // And a negative timespan (last dated before first) clamps at 1/4.
+        let c = rules.retarget(
+            first.time,
+            first.bits,
+            first.time - 5000,
+            CompactTarget::from_consensus(0x1f0fffff),
+        );
+        let d = rules.retarget(
+            first.time,
+            first.bits,
+            first.time + 302_400,
+            CompactTarget::from_consensus(0x1f0fffff),
+        );
+        assert_eq!(c, d);
+    }
+
+    #[test]
+    fn heavier_fork_reorgs_and_lighter_fork_is_kept_aside() {
+        let (mut chain, g) = start(&REGTEST);
+        let main = extend(&chain, &g, 10, 600, 1);
+        chain.connect(&main, NOW).unwrap();
+        let fork_base = main[4]; // height 5
+                                 // Lighter fork: 3 headers from height 6 (main reaches 10).
+        let fork = extend(&chain, &fork_base, 3, 601, 2);
+        let c = chain.connect(&fork, NOW).unwrap();
+        assert!(matches!(c.event, ChainEvent::SideBranch { tip } if tip.height() == 8));
+        assert_eq!(chain.tip().height(), 10);
+        assert!(c.changes.best.is_empty() && c.changes.tip.is_none());
+        // Equal work: the first seen stays.
+        let more = extend_from_side(&chain, &fork, 2, 3);
+        let c = chain.connect(&more, NOW).unwrap();
+        assert!(matches!(c.event, ChainEvent::SideBranch { .. }));
+        assert_eq!(chain.tip().hash(), main[9].block_hash());
+        // Heavier: one more.
+        let all: Vec<Header> = fork.iter().chain(more.iter()).copied().collect();
+        let last = extend_from_side(&chain, &all, 1, 4);
+        let c = chain.connect(&last, NOW).unwrap();
+        let ChainEvent::TipChanged {
+            fork_point,
+            reverted,
+            connected,
+        } = c.event
+        else {
+            panic!("no reorg: {:?}", c.event)
+        };
+        assert_eq!(fork_point, (5, fork_base.block_hash()));
+        assert_eq!(
+            reverted.iter().map(|v| v.height()).collect::<Vec<_>>(),
+            vec![10, 9, 8, 7, 6]
+        );
+        assert_eq!(
+            connected.iter().map(|v| v.height()).collect::<Vec<_>>(),
+            vec![6, 7, 8, 9, 10, 11]
+        );
+        assert_eq!(c.changes.truncate_best_above, Some(5));
+        assert_eq!(chain.tip().height(), 11);
+        // The old branch is now a side branch and can win back.
+        assert!(chain.contains(&main[9].block_hash()));
+        let back = extend_from_side(&chain, &main[5..], 2, 5);
+        let c = chain.connect(&back, NOW).unwrap();
+        assert!(matches!(c.event, ChainEvent::TipChanged { .. }));
+        assert_eq!(chain.tip().hash(), back[1].block_hash());
+    }
+
+    /// Extends the last header of `branch` (not on the best chain) by `n`.
+    fn extend_from_side(chain: &HeaderChain, branch: &[Header], n: u32, tag: u32) -> Vec<Header> {
+        let mut p = *branch.last().unwrap();
+        (0..n)
+            .map(|i| {
+                let h = child(&p, 600, chain.rules().pow_limit_bits(), 900 + tag * 31 + i);
+                p = h;
+                h
+            })
+            .collect()
+    }
+
+    #[test]
+    fn batches_are_all_or_nothing() {
+        let (mut chain, g) = start(&REGTEST);
+        let mut batch = extend(&chain, &g, 10, 600, 1);
+        batch[7] = unmine(batch[7]);
+        let e = chain.connect(&batch, NOW).unwrap_err();
+        assert_eq!(e.height, 8);
+        assert_eq!(chain.tip().height(), 0);
+        assert!(!chain.contains(&batch[0].block_hash()));
+    }
+
+    #[test]
+    fn resent_headers_are_skipped() {
+        let (mut chain, g) = start(&REGTEST);
+        let batch = extend(&chain, &g, 5, 600, 1);
+        chain.connect(&batch, NOW).unwrap();
+        let c = chain.connect(&batch, NOW).unwrap();
+        assert_eq!(c.event, ChainEvent::Unchanged);
+        assert!(c.changes.is_empty());
+    }
+
+    #[test]
+    fn fork_below_checkpoint_is_refused() {
+        let rules: &'static Rules = &REGTEST;
+        let (mut chain, g) = start(rules);
+        let main = extend(&chain, &g, 30, 600, 1);
+        chain.connect(&main, NOW).unwrap();
+        // Re-anchor at height 20 (with its 10 ancestors) and fork from 19.
+        let anchor = Anchor {
+            header: main[19],
+            height: 20,
+            chainwork: main[19].work(),
+            ancestors: main[9..19].to_vec(),
+        };
+        let mut chain = HeaderChain::from_anchor(rules, anchor).unwrap();
+        let fork = vec![child(&main[18], 601, main[18].bits, 3)];
+        assert_eq!(
+            rule_of(&mut chain, &fork),
+            Rule::ForkBelowCheckpoint { checkpoint: 20 }
+        );
+        // Ancestors must link to the checkpoint.
+        let bad = Anchor {
+            header: main[19],
+            height: 20,
+            chainwork: main[19].work(),
+            ancestors: main[8..18].to_vec(),
+        };
+        assert!(matches!(
+            HeaderChain::from_anchor(rules, bad),
+            Err(AnchorError::BrokenAncestry { height: 19 })
+        ));
+    }
+
+    #[test]
+    fn forks_deeper_than_the_window_need_their_ancestors() {
+        let rules = test_rules(false, false, false);
+        let g = genesis(rules);
+        let mut chain = HeaderChain::from_anchor_with_window(
+            rules,
+            Anchor {
+                header: g,
+                height: 0,
+                chainwork: g.work(),
+                ancestors: vec![],
+            },
+            40,
+        )
+        .unwrap();
+        let main = extend(&chain, &g, 100, 600, 1);
+        for b in main.chunks(7) {
+            chain.connect(b, NOW).unwrap();
+        }
+        assert_eq!(chain.lowest_height(), 61);
+        // A fork from height 65 needs the 11 timestamps below 66: 55..65.
+        let fork = vec![child(&main[64], 601, main[64].bits, 4)];
+        assert!(matches!(
+            rule_of(&mut chain, &fork),
+            Rule::MissingAncestor { .. }
+        ));
+        // A fork from height 80 is fine.
+        let fork = vec![child(&main[79], 601, main[79].bits, 5)];
+        chain.connect(&fork, NOW).unwrap();
+    }
+
+    #[test]
+    fn real_mainnet_checkpoint_and_next_header() {
+        let fixture: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/btc/mainnet.json")).unwrap();
+        let cp = &fixture["checkpoint"];
+        let decode = |v: &serde_json::Value| -> Header {
+            bitcoin::consensus::deserialize(&hex::decode(v.as_str().unwrap()).unwrap()).unwrap()
+        };
+        let header = decode(&cp["header"]);
+        let builtin = crate::btc::checkpoint::Checkpoint::builtin(crate::btc::BtcNetwork::Mainnet);
+        assert_eq!(header.block_hash(), builtin.hash);
+        assert_eq!(cp["height"].as_u64().unwrap() as u32, builtin.height);
+        let ancestors: Vec<Header> = cp["below"].as_array().unwrap().iter().map(decode).collect();
+        let mut chain = HeaderChain::from_anchor(
+            &crate::btc::network::MAINNET,
+            Anchor {
+                header,
+                height: builtin.height,
+                chainwork: header.work(),
+                ancestors,
+            },
+        )
+        .unwrap();
+        let next = decode(&cp["next"]);
+        let c = chain.connect(&[next], 1_800_000_000).unwrap();
+        assert!(matches!(c.event, ChainEvent::TipChanged { .. }));
+        // The same header a nonce away fails proof of work at mainnet difficulty.
+        let mut bad = next;
+        bad.nonce ^= 1;
+        let (mut chain2, _) = (chain, ());
+        let e = chain2.connect(&[bad], 1_800_000_000).unwrap_err();
+        assert_eq!(e.rule, Rule::InsufficientWork);
+        assert_eq!(e.height, builtin.height + 1);
+    }
+
+    #[test]
+    fn real_mainnet_retargets() {
+        let fixture: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/fixtures/btc/mainnet.json")).unwrap();
+        let decode = |v: &serde_json::Value| -> Header {
+            bitcoin::consensus::deserialize(&hex::decode(v.as_str().unwrap()).unwrap()).unwrap()
+        };
+        let rules = &crate::btc::network::MAINNET;
+        let mut checked = 0;
+        for r in fixture["retargets"].as_array().unwrap() {
+            let first_height = r["first_height"].as_u64().unwrap() as u32;
+            let (first, last, next) = (decode(&r["first"]), decode(&r["last"]), decode(&r["next"]));
+            assert_eq!(next.prev_blockhash, last.block_hash());
+            check_proof_of_work(&next, rules).unwrap();
+            let mut known = std::collections::HashMap::new();
+            known.insert(first_height, first);
+            known.insert(first_height + 2015, last);
+            struct M(std::collections::HashMap<u32, Header>);
+            impl Ancestry for M {
+                fn at(&self, h: u32) -> Option<&Header> {
+                    self.0.get(&h)
+                }
+            }
+            let height = first_height + 2016;
+            assert_eq!(
+                expected_bits(rules, &next, height, &last, &M(known.clone())),
+                Ok(next.bits)
+            );
+            // One second more or less in the period changes nothing after
+            // compact rounding only if the change is tiny; a different first
+            // timestamp of a day does change the expected bits.
+            let mut shifted = known.clone();
+            let mut f2 = first;
+            f2.time -= 86_400;
+            shifted.insert(first_height, f2);
+            assert_ne!(
+                expected_bits(rules, &next, height, &last, &M(shifted)),
+                Ok(next.bits)
+            );
+            // Without the period's first header the rule cannot be checked.
+            known.remove(&first_height);
+            assert_eq!(
+                expected_bits(rules, &next, height, &last, &M(known)),
+                Err(first_height)
+            );
+            checked += 1;
+        }
+        assert!(checked >= 2);
+    }
+
+    #[test]
+    fn decode_target_matches_core() {
+        let limit = REGTEST.pow_limit();
+        for (bits, ok) in [
+            (0x207fffffu32, true),
+            (0x1d00ffff, true),
+            (0x00000000, false),
+            (0x01003456, false), // decodes to zero
+            (0x04923456, false), // negative
+            (0x23000001, false), // overflow (size 35)
+            (0x22000100, false), // overflow (size 34, word > 0xff)
+            (0x21010000, false), // overflow (size 33, word > 0xffff)
+            (0x21008000, false), // above the regtest limit
+        ] {
+            assert_eq!(
+                decode_target(CompactTarget::from_consensus(bits), limit).is_ok(),
+                ok,
+                "{bits:#x}"
+            );
+        }
+    }
+
+    #[test]
+    fn work_hex_round_trips() {
+        let w = genesis(&REGTEST).work() + genesis(&REGTEST).work();
+        assert_eq!(parse_work(&work_hex(w)), Some(w));
+        assert_eq!(work_hex(w), "0x4");
+        assert_eq!(parse_work("zz"), None);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Random trees of headers: the chain always ends on the longest
+        /// branch (all regtest headers weigh the same; ties go to the first
+        /// seen), and the change-sets rebuild the same best chain in a store.
+        #[test]
+        fn random_trees_follow_the_heaviest_branch(
+            ops in proptest::collection::vec((0usize..8, 1u32..6), 1..25)
+        ) {
+            let (mut chain, g) = start(&REGTEST);
+            let store = crate::store::MemStore::default();
+            crate::store::Store::btc_init(&store, crate::btc::BtcNetwork::Regtest, (0, g.block_hash()), &chain.anchor_changes()).unwrap();
+            // Branch tips: (tip header, height).
+            let mut tips: Vec<(Header, u32)> = vec![(g, 0)];
+            let mut best = (0u32, g.block_hash());
+            let mut tag = 0u32;
+            for (pick, n) in ops {
+                let (base, base_h) = tips[pick % tips.len()];
+                let mut p = base;
+                let mut batch = Vec::new();
+                for _ in 0..n {
+                    tag += 1;
+                    let h = child(&p, 600 + tag % 7, REGTEST.pow_limit_bits(), tag);
+                    batch.push(h);
+                    p = h;
+                }
+                let c = chain.connect(&batch, NOW).unwrap();
+                crate::store::Store::btc_apply(&store, &c.changes).unwrap();
+                let new_h = base_h + n;
+                if new_h > best.0 {
+                    best = (new_h, p.block_hash());
+                }
+                // A branch from a non-tip point forks; from a tip, it extends.
+                tips.push((p, new_h));
+                prop_assert_eq!(chain.tip().height(), best.0);
+                prop_assert_eq!(chain.tip().hash(), best.1);
+            }
+            // The store's best chain links from the tip down to genesis.
+            let (th, thash) = crate::store::Store::btc_tip(&store).unwrap().unwrap();
+            prop_assert_eq!((th, thash), best);
+            let mut hash = thash;
+            for h in (0..=th).rev() {
+                prop_assert_eq!(crate::store::Store::btc_best_hash(&store, h).unwrap(), Some(hash));
+                let v = crate::store::Store::btc_header(&store, &hash).unwrap().unwrap();
+                hash = v.header().prev_blockhash;
+            }
+        }
+    }
 }

@@ -133,8 +133,18 @@ pub struct VerifyReport {
     /// Hash of the last header.
     pub last_hash: Option<BlockHash>,
     /// Checks that could not be made for want of earlier headers, as
-    /// `(height, check)`; pass `--anchor` to make them.
-    pub unchecked: Vec<(u32, String)>,
+    /// `(first height, last height, check)`; pass `--anchor` to make them.
+    pub unchecked: Vec<(u32, u32, String)>,
+}
+
+fn note(unchecked: &mut Vec<(u32, u32, String)>, height: u32, what: String) {
+    if let Some(last) = unchecked.iter_mut().rev().find(|u| u.2 == what) {
+        if last.1 + 1 == height {
+            last.1 = height;
+            return;
+        }
+    }
+    unchecked.push((height, height, what));
 }
 
 struct MapAncestry<'a>(&'a HashMap<u32, Header>);
@@ -189,10 +199,11 @@ pub fn verify_file(
                         }))
                     }
                     Ok(_) => {}
-                    Err(missing) => unchecked.push((
+                    Err(missing) => note(
+                        &mut unchecked,
                         height,
                         format!("difficulty bits (needs the header at height {missing})"),
-                    )),
+                    ),
                 }
                 if rules.enforce_bip94
                     && height % RETARGET_INTERVAL == 0
@@ -203,23 +214,28 @@ pub fn verify_file(
                     }));
                 }
             }
-            None if height > 0 => unchecked.push((
+            None if height > 0 => note(
+                &mut unchecked,
                 height,
                 "link, difficulty bits and timewarp (no parent)".into(),
-            )),
+            ),
             None => {}
         }
+        // The median of fewer headers than the rule names is not the median
+        // time past: check only with the full span, report otherwise.
         let (mtp, used) = median_time_past(height, &view);
-        if used > 0 && header.time <= mtp {
-            return Err(bad(Rule::TimeTooOld {
-                median_time_past: mtp,
-            }));
-        }
-        if used < (height as usize).min(MEDIAN_TIME_SPAN) {
-            unchecked.push((
+        if used == (height as usize).min(MEDIAN_TIME_SPAN) {
+            if used > 0 && header.time <= mtp {
+                return Err(bad(Rule::TimeTooOld {
+                    median_time_past: mtp,
+                }));
+            }
+        } else {
+            note(
+                &mut unchecked,
                 height,
-                format!("median time past (only {used} of the previous 11 headers)"),
-            ));
+                "median time past (fewer than the previous 11 headers)".into(),
+            );
         }
         let max_time = i64::from(now) + MAX_FUTURE_BLOCK_TIME;
         if i64::from(header.time) > max_time {

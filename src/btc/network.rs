@@ -283,6 +283,31 @@ impl Rules {
     }
 }
 
+/// Rules with regtest's easy pow limit but chosen difficulty behaviour, so
+/// tests can mine headers in microseconds and still exercise retargets,
+/// minimum-difficulty blocks and BIP94.
+#[cfg(test)]
+pub(crate) fn test_rules(
+    allow_min_difficulty: bool,
+    no_retargeting: bool,
+    enforce_bip94: bool,
+) -> &'static Rules {
+    let mut params = Params::REGTEST.clone();
+    params.no_pow_retargeting = no_retargeting;
+    params.allow_min_difficulty_blocks = allow_min_difficulty;
+    Box::leak(Box::new(Rules {
+        network: BtcNetwork::Regtest,
+        pow_limit_be: REGTEST.pow_limit_be,
+        allow_min_difficulty,
+        no_retargeting,
+        enforce_bip94,
+        bip34_height: 1,
+        bip66_height: 1,
+        bip65_height: 1,
+        rust_bitcoin: Box::leak(Box::new(params)),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -514,11 +514,11 @@ pub fn verify_standalone(proof: &BtcProof) -> Result<(Header, Transaction), Proo
             claimed: proof.block_hash,
         });
     }
-    let tx = decode_tx("tx", &proof.tx.raw)?;
+    let tx = decode_tx("transaction", &proof.tx.raw)?;
     let txid = tx.compute_txid();
     if txid != proof.tx.txid {
         return Err(ProofError::TxidMismatch {
-            which: "tx",
+            which: "transaction",
             computed: txid,
             claimed: proof.tx.txid,
         });
@@ -554,7 +554,7 @@ pub fn verify_standalone(proof: &BtcProof) -> Result<(Header, Transaction), Proo
     let expected = header.merkle_root;
     for (which, leaf, index, branch) in [
         ("coinbase", cb_txid.to_byte_array(), 0, cb),
-        ("tx", txid.to_byte_array(), proof.tx.index, tb),
+        ("transaction", txid.to_byte_array(), proof.tx.index, tb),
     ] {
         let nodes: Vec<[u8; 32]> = branch.iter().map(|n| n.to_byte_array()).collect();
         let root = fold_branch(which, leaf, index, &nodes)?;
@@ -618,4 +618,243 @@ pub fn verify_proof<St: Store>(
         confirmations,
         tx,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::block::Version;
+    use bitcoin::{absolute, transaction, Amount, OutPoint, Sequence, TxIn, TxOut, Witness};
+    use proptest::prelude::*;
+
+    fn tx(tag: u32, coinbase: bool) -> Transaction {
+        let mut script_sig = bitcoin::ScriptBuf::new();
+        if coinbase {
+            script_sig = bitcoin::ScriptBuf::from_bytes(vec![3, tag as u8, (tag >> 8) as u8, 0]);
+        }
+        Transaction {
+            version: transaction::Version::TWO,
+            lock_time: absolute::LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: if coinbase {
+                    OutPoint::null()
+                } else {
+                    OutPoint {
+                        txid: Txid::from_byte_array([tag as u8; 32]),
+                        vout: tag,
+                    }
+                },
+                script_sig,
+                sequence: Sequence::MAX,
+                witness: Witness::new(),
+            }],
+            output: vec![TxOut {
+                value: Amount::from_sat(u64::from(tag) * 1000),
+                script_pubkey: bitcoin::ScriptBuf::from_bytes(vec![0x51; 20]),
+            }],
+        }
+    }
+
+    fn block(n: usize) -> Block {
+        let mut txdata = vec![tx(0, true)];
+        txdata.extend((1..n).map(|i| tx(i as u32, false)));
+        let mut b = Block {
+            header: bitcoin::block::Header {
+                version: Version::from_consensus(0x2000_0000),
+                prev_blockhash: BlockHash::all_zeros(),
+                merkle_root: TxMerkleNode::all_zeros(),
+                time: 1,
+                bits: bitcoin::pow::CompactTarget::from_consensus(0x207fffff),
+                nonce: 0,
+            },
+            txdata,
+        };
+        b.header.merkle_root = b.compute_merkle_root().unwrap();
+        b
+    }
+
+    fn proof_of(n: usize, index: usize) -> BtcProof {
+        let b = block(n);
+        let txid = b.txdata[index].compute_txid();
+        build_proof(BtcNetwork::Regtest, &b, 10, txid, 1).unwrap()
+    }
+
+    #[test]
+    fn proofs_of_every_position_verify() {
+        for n in [1usize, 2, 3, 5, 8, 13] {
+            for i in 0..n {
+                let p = proof_of(n, i);
+                verify_standalone(&p).unwrap_or_else(|e| panic!("{n} txs, index {i}: {e}"));
+            }
+        }
+    }
+
+    #[test]
+    fn duplicate_last_leaf_is_refused() {
+        // Three transactions: the third is paired with itself. Proving it at
+        // index 3 (its padding copy) is the CVE-2012-2459 malleation.
+        let mut p = proof_of(3, 2);
+        p.tx.index = 3;
+        assert_eq!(
+            verify_standalone(&p),
+            Err(ProofError::DuplicateLeaf {
+                which: "transaction",
+                level: 0
+            })
+        );
+    }
+
+    #[test]
+    fn sixty_four_byte_transactions_are_refused() {
+        // An inner node (two 32-byte hashes) posing as a transaction.
+        let mut p = proof_of(4, 1);
+        p.tx.raw = [
+            p.coinbase.merkle_branch[0].to_byte_array(),
+            p.coinbase.merkle_branch[0].to_byte_array(),
+        ]
+        .concat();
+        assert_eq!(
+            verify_standalone(&p),
+            Err(ProofError::SixtyFourByteTx {
+                which: "transaction"
+            })
+        );
+    }
+
+    #[test]
+    fn a_leaf_deeper_than_the_coinbase_is_refused() {
+        // A real 64-byte transaction used as an inner node: its "children"
+        // sit one level deeper than every real leaf.
+        let mut p = proof_of(4, 1);
+        p.tx.merkle_branch
+            .insert(0, TxMerkleNode::from_byte_array([9; 32]));
+        p.tx.index = 3;
+        assert_eq!(
+            verify_standalone(&p),
+            Err(ProofError::DepthMismatch { tx: 3, coinbase: 2 })
+        );
+    }
+
+    #[test]
+    fn coinbase_proof_must_be_a_coinbase_at_index_0() {
+        let mut p = proof_of(4, 2);
+        p.coinbase.index = 2;
+        assert_eq!(
+            verify_standalone(&p),
+            Err(ProofError::BadCoinbase("index is not 0"))
+        );
+        let mut p = proof_of(4, 2);
+        let other = proof_of(4, 3);
+        p.coinbase = other.tx.clone();
+        p.coinbase.index = 0;
+        assert_eq!(
+            verify_standalone(&p),
+            Err(ProofError::BadCoinbase("transaction is not a coinbase"))
+        );
+    }
+
+    #[test]
+    fn witness_serialization_is_not_canonical() {
+        let mut p = proof_of(4, 2);
+        let mut t: Transaction = deserialize(&p.tx.raw).unwrap();
+        t.input[0].witness.push([1u8; 33]);
+        p.tx.raw = serialize(&t);
+        assert_eq!(
+            verify_standalone(&p),
+            Err(ProofError::NotCanonical {
+                which: "transaction"
+            })
+        );
+    }
+
+    #[test]
+    fn payment_rules() {
+        let mut t = tx(5, false);
+        let script = t.output[0].script_pubkey.clone();
+        let id = [0xab; 32];
+        assert!(matches!(
+            find_payment(&t, &script, 1, &id),
+            Err(PaymentError::MissingInvoiceId(_))
+        ));
+        let push = bitcoin::script::PushBytesBuf::try_from(id.to_vec()).unwrap();
+        t.output.push(TxOut {
+            value: Amount::ZERO,
+            script_pubkey: ScriptBuf::new_op_return(push),
+        });
+        let p = find_payment(&t, &script, 5000, &id).unwrap();
+        assert_eq!((p.vout, p.amount), (0, 5000));
+        assert_eq!(
+            find_payment(&t, &script, 5001, &id),
+            Err(PaymentError::AmountTooLow {
+                paid: 5000,
+                required: 5001
+            })
+        );
+        assert!(matches!(
+            find_payment(&t, &ScriptBuf::from_bytes(vec![0x52]), 1, &id),
+            Err(PaymentError::NoOutputToScript(_))
+        ));
+        assert!(matches!(
+            find_payment(&t, &script, 1, &[0xac; 32]),
+            Err(PaymentError::MissingInvoiceId(_))
+        ));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Branches of random trees fold to the root; any flipped bit of the
+        /// leaf, a sibling or the index breaks them.
+        #[test]
+        fn merkle_branches_verify_and_bit_flips_fail(
+            leaves in proptest::collection::vec(any::<[u8; 32]>(), 1..200),
+            pick in any::<proptest::sample::Index>(),
+            flip in any::<proptest::sample::Index>(),
+        ) {
+            let mut sorted = leaves.clone();
+            sorted.sort();
+            sorted.dedup();
+            prop_assume!(sorted.len() == leaves.len());
+            let index = pick.index(leaves.len());
+            let branch = merkle_branch(&leaves, index);
+            let root = bitcoin::merkle_tree::calculate_root(
+                leaves.iter().map(|l| TxMerkleNode::from_byte_array(*l)),
+            ).unwrap();
+            prop_assert_eq!(fold_branch("transaction", leaves[index], index as u32, &branch).unwrap(), root.to_byte_array());
+            // Flip one bit somewhere in (leaf ‖ branch).
+            let bits = 256 * (1 + branch.len());
+            let bit = flip.index(bits);
+            let (mut leaf, mut br) = (leaves[index], branch.clone());
+            let target = if bit < 256 { &mut leaf } else { &mut br[bit / 256 - 1] };
+            target[(bit % 256) / 8] ^= 1 << (bit % 8);
+            let folded = fold_branch("transaction", leaf, index as u32, &br);
+            prop_assert!(folded.map(|r| r != root.to_byte_array()).unwrap_or(true));
+            // Any other index fails (or is refused).
+            if !branch.is_empty() {
+                let other = (index as u32) ^ (1 << (flip.index(branch.len())));
+                let folded = fold_branch("transaction", leaves[index], other, &branch);
+                prop_assert!(folded.map(|r| r != root.to_byte_array()).unwrap_or(true));
+            }
+        }
+
+        /// Any flipped byte of a proof file's data fails verification.
+        #[test]
+        fn tampered_proofs_fail(n in 2usize..40, pick in any::<proptest::sample::Index>(), byte in any::<proptest::sample::Index>(), which in 0u8..4) {
+            let index = pick.index(n);
+            let mut p = proof_of(n, index);
+            match which {
+                0 => { let i = byte.index(p.header.len()); p.header[i] ^= 0x01; }
+                1 => { let i = byte.index(p.tx.raw.len()); p.tx.raw[i] ^= 0x01; }
+                2 => {
+                    prop_assume!(!p.tx.merkle_branch.is_empty());
+                    let i = byte.index(p.tx.merkle_branch.len());
+                    let mut b = p.tx.merkle_branch[i].to_byte_array();
+                    b[byte.index(32)] ^= 0x80;
+                    p.tx.merkle_branch[i] = TxMerkleNode::from_byte_array(b);
+                }
+                _ => { let i = byte.index(p.coinbase.raw.len()); p.coinbase.raw[i] ^= 0x01; }
+            }
+            prop_assert!(verify_standalone(&p).is_err());
+        }
+    }
 }

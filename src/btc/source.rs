@@ -196,3 +196,34 @@ impl<S: BtcSource + Send + Sync> BtcSource for FaultySource<S> {
         self.inner.tx_block(txid).await
     }
 }
+
+impl<T: BtcSource + Send + Sync> BtcSource for &T {
+    fn endpoint(&self) -> String {
+        (**self).endpoint()
+    }
+    fn chain_info(&self) -> impl Future<Output = Result<ChainInfo, SourceError>> + Send {
+        (**self).chain_info()
+    }
+    fn block_hashes(
+        &self,
+        from: u32,
+        count: u32,
+    ) -> impl Future<Output = Result<Vec<BlockHash>, SourceError>> + Send {
+        (**self).block_hashes(from, count)
+    }
+    fn headers(
+        &self,
+        hashes: &[BlockHash],
+    ) -> impl Future<Output = Result<Vec<Header>, SourceError>> + Send {
+        (**self).headers(hashes)
+    }
+    fn block(&self, hash: &BlockHash) -> impl Future<Output = Result<Block, SourceError>> + Send {
+        (**self).block(hash)
+    }
+    fn tx_block(
+        &self,
+        txid: &Txid,
+    ) -> impl Future<Output = Result<Option<BlockHash>, SourceError>> + Send {
+        (**self).tx_block(txid)
+    }
+}

@@ -321,10 +321,11 @@ impl<'a, S: BtcSource, St: Store> Syncer<'a, S, St> {
         let tip = self.chain.tip();
         report.tip_height = tip.height();
         report.tip_hash = Some(tip.hash());
-        if tip.hash() != info.best_block_hash && tip.height() >= info.blocks.min(tip.height()) {
-            // We hold a chain at least as heavy as the node's best.
-            report.node_behind = !self.chain.best_height_of(&info.best_block_hash).is_some();
-            if report.node_behind {
+        if tip.hash() != info.best_block_hash {
+            // The node's best block is not our tip: either it is on our best
+            // chain (the node is behind) or on a lighter branch.
+            report.node_behind = true;
+            if self.chain.best_height_of(&info.best_block_hash).is_none() {
                 warn!(node_tip = %info.best_block_hash, our_tip = %tip.hash(), "the node's best chain is not the heaviest chain gmrelay knows");
             }
         }

@@ -1,0 +1,266 @@
+//! The `gmrelay` binary as an operator meets it: exit codes, messages that
+//! name what and where, settings layered from flags and environment, and
+//! Ctrl-C during a sync.
+
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use gmrelay::devnet::{Bitcoind, Payer};
+use gmrelay::store::{RocksStore, Store};
+
+fn gmrelay(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gmrelay"));
+    cmd.args(args).env("GMRELAY_LOG_LEVEL", "warn");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("gmrelay runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn config_validate_names_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = gmrelay(&["config", "validate", "config/regtest.toml"], &[]);
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(text(&ok).contains("valid"));
+
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[btc]\nnetwork = \"regtest\"\n\nbatch_sise = 10\n").unwrap();
+    let o = gmrelay(&["config", "validate", bad.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let t = text(&o);
+    assert!(
+        t.contains("bad.toml:4:1") && t.contains("batch_sise"),
+        "{t}"
+    );
+
+    std::fs::write(&bad, "[btc]\nrpc_url = \"127.0.0.1:8332\"\n").unwrap();
+    let o = gmrelay(&["config", "validate", bad.to_str().unwrap()], &[]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("btc.rpc_url"), "{}", text(&o));
+}
+
+#[test]
+fn headers_verify_exits_non_zero_naming_the_bad_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let headers = gmrelay::bench::generate_regtest_headers(50);
+    let mut bytes: Vec<u8> = headers
+        .iter()
+        .flat_map(bitcoin::consensus::serialize)
+        .collect();
+    let file = dir.path().join("h.bin");
+    std::fs::write(&file, &bytes).unwrap();
+    let o = gmrelay(
+        &[
+            "headers",
+            "verify",
+            file.to_str().unwrap(),
+            "--network",
+            "regtest",
+            "--start-height",
+            "1",
+        ],
+        &[],
+    );
+    // Height 1 without an anchor for genesis: valid, with what it could not check.
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("not checked"), "{}", text(&o));
+    let genesis = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header;
+    let anchor = format!("0={}", hex::encode(bitcoin::consensus::serialize(&genesis)));
+    let args = [
+        "headers",
+        "verify",
+        file.to_str().unwrap(),
+        "--network",
+        "regtest",
+        "--start-height",
+        "1",
+        "--anchor",
+        &anchor,
+    ];
+    let o = gmrelay(&args, &[]);
+    assert!(
+        o.status.success() && !text(&o).contains("not checked"),
+        "{}",
+        text(&o)
+    );
+
+    // Re-point the header at height 31 (index 30) to another parent, with
+    // a nonce that still meets the target: only the link is wrong.
+    let mut h = headers[30];
+    h.prev_blockhash = headers[10].block_hash();
+    while !h.target().is_met_by(h.block_hash()) {
+        h.nonce += 1;
+    }
+    bytes[30 * 80..31 * 80].copy_from_slice(&bitcoin::consensus::serialize(&h));
+    std::fs::write(&file, &bytes).unwrap();
+    let o = gmrelay(&args, &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let t = text(&o);
+    assert!(
+        t.contains("height 31") && t.contains("does not link"),
+        "{t}"
+    );
+
+    // A truncated file names the leftover bytes.
+    std::fs::write(&file, &bytes[..801]).unwrap();
+    let o = gmrelay(&args, &[]);
+    assert!(
+        !o.status.success() && text(&o).contains("1 bytes left over"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_status_export_import_through_flags_and_environment() {
+    let node = Bitcoind::start_temp().await.unwrap();
+    let payer = Payer::from_seed([8; 32]);
+    node.node().mine(120, &payer.address).await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let url = node.rpc_url();
+    let cookie = node.cookie_file();
+    // Flags.
+    let o = gmrelay(
+        &[
+            "--data-dir",
+            data.path().to_str().unwrap(),
+            "--btc-rpc",
+            &url,
+            "--btc-cookie",
+            cookie.to_str().unwrap(),
+            "headers",
+            "sync",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("synced: tip 120"), "{}", text(&o));
+    // Environment, and status as JSON.
+    let env = [
+        ("GMRELAY_DATA_DIR", data.path().to_str().unwrap()),
+        ("GMRELAY_BTC_RPC_URL", url.as_str()),
+        ("GMRELAY_BTC_COOKIE_FILE", cookie.to_str().unwrap()),
+    ];
+    let o = gmrelay(&["headers", "status", "--json"], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["tip"]["height"], 120);
+    assert_eq!(
+        v["tip"]["hash"],
+        node.node().block_hash(120).await.unwrap().to_string()
+    );
+    // A wrong password is an authentication error, not a hang.
+    let o = gmrelay(
+        &["--btc-user", "x", "--btc-password", "y", "headers", "sync"],
+        &env,
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("authentication failed"), "{}", text(&o));
+
+    // Export, then import into a store anchored at genesis.
+    let file = data.path().join("h.bin");
+    let o = gmrelay(&["headers", "export", file.to_str().unwrap()], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), 121 * 80);
+    let data2 = tempfile::tempdir().unwrap();
+    let env2 = [
+        ("GMRELAY_DATA_DIR", data2.path().to_str().unwrap()),
+        ("GMRELAY_BTC_RPC_URL", url.as_str()),
+        ("GMRELAY_BTC_COOKIE_FILE", cookie.to_str().unwrap()),
+    ];
+    // Anchor only (sync against a node with nothing new is the same as anchoring).
+    node.node()
+        .invalidate(&node.node().block_hash(1).await.unwrap())
+        .await
+        .unwrap();
+    let o = gmrelay(&["headers", "sync"], &env2);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = gmrelay(&["headers", "import", file.to_str().unwrap()], &env2);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("imported 120 new headers"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_sync_leaves_a_consistent_store() {
+    let node = Bitcoind::start_temp().await.unwrap();
+    let payer = Payer::from_seed([9; 32]);
+    node.node().mine(3000, &payer.address).await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let url = node.rpc_url();
+    let cookie = node.cookie_file();
+    let env = [
+        ("GMRELAY_DATA_DIR", data.path().to_str().unwrap()),
+        ("GMRELAY_BTC_RPC_URL", url.as_str()),
+        ("GMRELAY_BTC_COOKIE_FILE", cookie.to_str().unwrap()),
+        ("GMRELAY_BTC_BATCH_SIZE", "1"),
+        ("GMRELAY_LOG_LEVEL", "debug"),
+    ];
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gmrelay"));
+    cmd.args(["headers", "sync"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    // Interrupt once a few batches are stored (the debug log says so).
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut log = String::new();
+        let mut seen = 0;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("batch connected") {
+                seen += 1;
+                if seen == 20 {
+                    let _ = tx.send(());
+                }
+            }
+            log.push_str(&line);
+            log.push('\n');
+        }
+        log
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("sync made progress");
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = reader.join().unwrap();
+    let t = format!("{}{log}", text(&out));
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("interrupted: store consistent at"), "{t}");
+    // The store opens, its tip links down to genesis, and a new sync resumes.
+    {
+        let store = RocksStore::open(&data.path().join("db")).unwrap();
+        let (tip, hash) = store.btc_tip().unwrap().unwrap();
+        assert!(tip > 0 && tip < 3000, "interrupted at {tip}");
+        assert_eq!(store.btc_best_hash(tip).unwrap(), Some(hash));
+        assert_eq!(Some(hash), Some(node.node().block_hash(tip).await.unwrap()));
+    }
+    let o = gmrelay(&["headers", "sync"], &env[..3]);
+    assert!(
+        o.status.success() && text(&o).contains("synced: tip 3000"),
+        "{}",
+        text(&o)
+    );
+}
