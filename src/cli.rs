@@ -443,14 +443,47 @@ async fn headers(config: &Config, cmd: HeadersCmd) -> Result<()> {
         HeadersCmd::Import { file } => {
             let headers = headerfile::read_headers(&file)?;
             let store = open_store(config)?;
-            if store.btc_origin()?.is_none() {
-                bail!(
-                    "store {} is empty: `headers import` extends a chain; run `gmrelay headers sync` once to anchor it at the checkpoint",
-                    config.store_dir().display()
-                );
-            }
             let cp = checkpoint(config)?;
-            let mut chain = crate::btc::sync::restore(&store, config.btc.network, &cp)?;
+            let mut chain = if store.btc_origin()?.is_none() {
+                // An empty store: anchor it from the file itself, which must
+                // hold the checkpoint and the headers just below it (as
+                // `headers export` writes them). No node is needed.
+                let at = headers
+                    .iter()
+                    .position(|h| h.block_hash() == cp.hash)
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "store {} is empty and {} does not contain the checkpoint {} (height {}): run `gmrelay headers sync` to anchor the store, or import a file that starts at or below the checkpoint",
+                            config.store_dir().display(),
+                            file.display(),
+                            cp.hash,
+                            cp.height
+                        )
+                    })?;
+                let below = crate::btc::HeaderChain::anchor_ancestors(cp.height) as usize;
+                if at < below {
+                    bail!(
+                        "{}: the checkpoint is header {at} of the file, but anchoring needs the {below} headers below it",
+                        file.display()
+                    );
+                }
+                let anchor = crate::btc::chain::Anchor {
+                    header: headers[at],
+                    height: cp.height,
+                    chainwork: cp.chainwork().unwrap_or_else(|| headers[at].work()),
+                    ancestors: headers[at - below..at].to_vec(),
+                };
+                let chain =
+                    crate::btc::HeaderChain::from_anchor(config.btc.network.rules(), anchor)?;
+                store.btc_init(
+                    config.btc.network,
+                    (cp.height, cp.hash),
+                    &chain.anchor_changes(),
+                )?;
+                chain
+            } else {
+                crate::btc::sync::restore(&store, config.btc.network, &cp)?
+            };
             let now = now_secs();
             let mut stored = 0;
             for (i, batch) in headers.chunks(2000).enumerate() {

@@ -116,6 +116,10 @@ pub enum StoreError {
 
 /// What a store keeps about the Bitcoin chain.
 pub trait Store {
+    /// Where the store lives, for error messages.
+    fn location(&self) -> String {
+        "in-memory store".into()
+    }
     /// The network and checkpoint the store was started from, if any.
     fn btc_origin(&self) -> Result<Option<(BtcNetwork, u32, BlockHash)>, StoreError>;
     /// Records the network and checkpoint of a new store.
@@ -332,6 +336,10 @@ impl RocksStore {
 }
 
 impl Store for RocksStore {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
     fn btc_origin(&self) -> Result<Option<(BtcNetwork, u32, BlockHash)>, StoreError> {
         let Some(net) = self.get(CF_META, KEY_BTC_NETWORK)? else {
             return Ok(None);

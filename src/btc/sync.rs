@@ -444,7 +444,7 @@ pub fn restore<St: Store>(
         .expect("restore is only called on an initialised store");
     if found_net != network {
         return Err(StoreError::WrongNetwork {
-            path: "store".into(),
+            path: store.location().into(),
             found: found_net.name().into(),
             expected: network,
         }
@@ -452,7 +452,7 @@ pub fn restore<St: Store>(
     }
     if (cp_height, cp_hash) != (checkpoint.height, checkpoint.hash) {
         return Err(StoreError::WrongCheckpoint {
-            path: "store".into(),
+            path: store.location().into(),
             found_height: cp_height,
             found_hash: cp_hash,
             expected_height: checkpoint.height,
