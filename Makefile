@@ -15,7 +15,7 @@ export BITCOIND_EXE ?= $(BITCOIND_VERSION_DIR)/bitcoind
 export ANVIL_EXE ?= $(CURDIR)/tools/node_modules/.bin/anvil
 export CAST_EXE ?= $(CURDIR)/tools/node_modules/.bin/cast
 
-.PHONY: help setup build test lint fmt bench gas demo contracts contracts-check clean-devnet
+.PHONY: help setup build test lint fmt bench gas demo contracts contracts-check contracts-test clean-devnet
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -32,7 +32,11 @@ contracts: setup ## Recompile contracts/src/*.sol into contracts/artifacts (solc
 contracts-check: setup ## Fail when a committed contract artifact is stale
 	node contracts/build.js --check
 
+contracts-test: setup ## Contract scenario tests on anvil (Metis 1088 and GOAT 2345), with gas figures
+	node contracts/test/run.js
+
 test: setup contracts-check lint ## Contracts fresh, fmt, clippy, then every test (real bitcoind and anvil)
+	node contracts/test/run.js
 	$(CARGO) test $(PROFILE) --locked --all-targets -- --test-threads=2
 
 lint: ## cargo fmt --check and clippy -D warnings
