@@ -9,6 +9,8 @@ const fs = require('fs');
 const abi = require('./abi');
 
 const BIN = path.join(__dirname, '..', '..', '..', 'tools', 'node_modules', '.bin');
+// ANVIL_EXE overrides the pinned anvil from tools/node_modules.
+const ANVIL = process.env.ANVIL_EXE || path.join(BIN, 'anvil');
 const ARTIFACTS = path.join(__dirname, '..', '..', 'artifacts');
 
 // Deterministic throw-away signing keys (never funded, never used outside tests).
@@ -36,7 +38,7 @@ class Chain {
     const args = ['--host', '127.0.0.1', '--port', String(port), '--chain-id', String(chainId),
       '--hardfork', hardfork, '--gas-limit', '60000000', ...extra];
     if (process.env.GAS_PROFILE) args.push('--steps-tracing');
-    const proc = spawn(path.join(BIN, 'anvil'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(ANVIL, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let log = '';
     proc.stdout.on('data', (d) => { log += d; });
     proc.stderr.on('data', (d) => { log += d; });
