@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod devnet;
 pub mod error;
+pub mod goat;
 pub mod metrics;
 pub mod proof;
 pub mod store;
