@@ -632,7 +632,15 @@ async fn btc(config: &Config, cmd: BtcCmd) -> Result<()> {
             json,
         } => {
             let file = ProofFile::load(&proof)?;
-            let ProofBody::Bitcoin(p) = &file.body;
+            let p = match &file.body {
+                ProofBody::Bitcoin(p) => p,
+                other => bail!(
+                    "{} is a {} proof, not a Bitcoin one: use `gmrelay {} verify`",
+                    proof.display(),
+                    other.chain(),
+                    other.chain()
+                ),
+            };
             let store = open_store(config)?;
             let min = min_confirmations.unwrap_or(config.btc.min_confirmations);
             let verified = verify_proof(p, &store, network, min)

@@ -4,6 +4,12 @@
 //!   hash computed by gmrelay.
 //! * [`receipts`]: EIP-2718 receipt encoding for any transaction type, and
 //!   the receipts trie (root, proofs) with alloy-trie.
+//! * [`payment`]: EIP-3009 and ERC-20 payments found in receipts.
+//! * [`chain`]: the header chain (pure): links, finality, reorgs.
+//! * [`proof`]: payment proofs and their verification against the store.
 
 pub mod header;
 pub mod receipts;
+pub mod chain;
+pub mod payment;
+pub mod proof;

@@ -1,0 +1,869 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+pragma solidity 0.8.23;
+
+import {IBtcLightClient} from "./interfaces/IBtcLightClient.sol";
+
+/*
+ * =====================================================================================
+ *  BtcLightClient: a permissionless Bitcoin SPV light client for Metis (Shanghai EVM)
+ * =====================================================================================
+ *
+ *  Storage design ("store batch tips only")
+ *  ----------------------------------------
+ *  Storing anything per header costs at least one fresh SSTORE (22,100 gas), more than
+ *  twice the 10,000 gas/header goal. So headers are validated in memory, batch by batch,
+ *  and only the LAST header of each accepted batch (its "tip") is written:
+ *
+ *    _headers[hash]  one slot: chainwork (128 bits) | height (32) | timestamp (32) |
+ *                    bits (32) | timestamp of the first block of its retarget period (32).
+ *                    That is everything needed to validate a child: the parent's bits and
+ *                    timestamp, and the period start for the next retarget. A non-zero
+ *                    slot means "stored" (chainwork is never zero).
+ *    _links[hash]    the nearest stored ancestor known when the tip was stored (the batch's
+ *                    anchor, or the previous best tip if the batch re-validated through it).
+ *                    Stored headers and links form a tree rooted at the checkpoint.
+ *    _bestAt[height] the stored headers of the best chain, by height: exactly the link
+ *                    chain best -> link(best) -> ... -> checkpoint (kept exact on reorgs).
+ *    _bestHash       the heaviest stored tip.
+ *
+ *  A batch must start from ANY stored header (its first header's prevHash); each next
+ *  header must link to the previous. To fork from a header in the middle of an old
+ *  batch, resubmit from the closest stored ancestor. Per batch the contract writes three
+ *  fresh slots (~66k gas) plus a few warm updates, independent of the batch size; per
+ *  header it pays calldata (80 bytes, ~1.2k gas), two SHA-256 precompile calls and the
+ *  checks (~1.5k gas). A 100-header batch costs roughly 3-4k gas per header all-in,
+ *  within the 10,000 gas/header goal (measured by contracts/test).
+ *
+ *  Proving that a block is on the best chain: the caller passes the block's header and
+ *  its descendants up to any stored header S with _bestAt[height(S)] == S. The chain is
+ *  checked by hash links only: S and all its ancestors were proof-of-work checked when
+ *  S was stored, and SHA-256 second preimages are infeasible, so the linked headers are
+ *  S's real ancestors. Confirmations = bestHeight - height + 1. A relayer normally stores
+ *  the block's confirmations as one batch ending at the tip, so the proof carries the
+ *  block header and k-1 more headers, or just the block header if the block is a tip.
+ *
+ *  Reorgs: when a new tip has strictly more chainwork than the best, the contract walks
+ *  the new tip's link chain writing _bestAt until it meets a stored header already in
+ *  _bestAt (the stored common ancestor), then walks the old best's link chain down to
+ *  that ancestor deleting its stale _bestAt entries. An extension of the best tip costs
+ *  one SLOAD for this. The walks are bounded by the number of batches stored on each
+ *  branch since the fork, which an attacker can only grow with real proof-of-work.
+ *
+ *  Consensus rules checked per header: link to the parent, double-SHA256 <= target,
+ *  target <= pow limit, and `bits` equal to the expected value: the parent's bits inside a
+ *  retarget period; at height % 2016 == 0 Bitcoin Core's CalculateNextWorkRequired from
+ *  the parent's bits, the parent's timestamp and the timestamp of the first block of the
+ *  parent's period (4x clamp, pow-limit cap, GetCompact re-encoding with the sign-bit
+ *  rule; the 256-bit multiplication wraps exactly like arith_uint256). Regtest mode: no
+ *  retargeting, bits must equal the parent's bits.
+ *
+ *  Not checked (documented limitations):
+ *    - Min-difficulty blocks (testnet3/testnet4 20-minute rule) are NOT supported: every
+ *      header must carry the retarget-derived bits, so such a block is rejected with
+ *      BadBits. Mainnet mode otherwise applies to mainnet and testnet4 alike (with BIP94,
+ *      testnet4 retargets from the first block's bits, which equal the parent's bits here
+ *      because min-difficulty blocks are refused).
+ *    - Median-time-past and the 2-hour future limit are not checked (they need 11 prior
+ *      timestamps and a trusted clock). Security rests on cumulative work: a competing
+ *      chain must out-work the honest one, whatever its timestamps.
+ *    - Block versions and the contents of blocks are not checked (SPV).
+ *
+ *  Byte order: every hash (block hash, txid, Merkle node) is the raw double-SHA256
+ *  digest as it appears inside headers ("internal byte order"), i.e. the reverse of the
+ *  hex shown by Bitcoin RPCs and explorers. Proof-of-work compares the digest read as a
+ *  little-endian number with the target.
+ *
+ *  Inclusion proofs and the Merkle-tree weaknesses
+ *  -----------------------------------------------
+ *  verifyTx takes the raw transaction (txid = dsha256(rawTx) computed on-chain) and:
+ *    - CVE-2017-12842, leaf posing as a node: a 64-byte transaction could be read as two
+ *      inner hashes, letting a forger extend a branch one level below the leaves. The
+ *      coinbase proof fixes the tree depth: the coinbase (index 0) must prove into the
+ *      same root with a branch of exactly the same length as the transaction's branch,
+ *      and its leaf must be sha256(coinbasePreimage), a hash output. A deeper "coinbase"
+ *      would have to be the left half of a 64-byte coinbase (version || 0x01 || 27 zero
+ *      bytes), which needs a SHA-256 preimage. (tBTC's first fix, GHSA-wg2x-rv86-mmpx,
+ *      did not tie the coinbase proof's depth and index to the transaction's.)
+ *    - CVE-2017-12842, node posing as a leaf: rawTx.length == 64 is refused, so the txid
+ *      cannot be an inner node (that would need a SHA-256 collision between a 64-byte
+ *      node preimage and a transaction of another length); a shallower fake depth is
+ *      refused by the depth equality as well.
+ *    - CVE-2012-2459, duplicated nodes: Bitcoin pads odd levels by duplicating the last
+ *      node, so positions past the end of a level are copies of their left sibling. With
+ *      the depth fixed and txIndex < 2^depth, the proof is refused when, at any level, the
+ *      current node is a RIGHT child equal to its left sibling: that is exactly a walk
+ *      into padding, i.e. a phantom index >= the number of transactions. Real right
+ *      siblings never equal their left sibling (Core rejects such "mutated" blocks), and a
+ *      LEFT node equal to its right sibling is the legitimate last node of an odd level,
+ *      which is accepted. Each included transaction therefore has exactly one provable
+ *      index.
+ */
+
+/// @title BtcLightClient
+/// @author gmrelay
+/// @notice Permissionless Bitcoin header relay keeping the heaviest chain from a checkpoint,
+///         with SPV transaction inclusion proofs. See the design notes at the top of the file.
+contract BtcLightClient is IBtcLightClient {
+    // ---------------------------------------------------------------------------------
+    // Types and constants
+    // ---------------------------------------------------------------------------------
+
+    /// @notice Validation rules. Mainnet: full retargeting every 2016 blocks (mainnet,
+    ///         testnet4 without min-difficulty blocks). Regtest: no retargeting.
+    enum Network {
+        Mainnet,
+        Regtest
+    }
+
+    /// @notice Length of a serialized Bitcoin block header.
+    uint256 public constant HEADER_LENGTH = 80;
+
+    /// @notice Blocks per difficulty period.
+    uint256 public constant RETARGET_INTERVAL = 2016;
+
+    /// @notice Expected duration of a difficulty period in seconds (two weeks).
+    uint256 public constant TARGET_TIMESPAN = 1_209_600;
+
+    /// @dev Clamp of the measured timespan: [TARGET_TIMESPAN / 4, TARGET_TIMESPAN * 4].
+    int256 private constant MIN_TIMESPAN = 302_400;
+    int256 private constant MAX_TIMESPAN = 4_838_400;
+
+    /// @dev Deepest Merkle branch accepted (2^32 transactions).
+    uint256 private constant MAX_MERKLE_DEPTH = 32;
+
+    /// @dev Running state of a batch (memory keeps the stack shallow).
+    struct Cursor {
+        bytes32 hash;
+        uint256 height;
+        uint256 chainwork;
+        uint256 time;
+        uint256 bits;
+        uint256 periodStart;
+        uint256 target;
+        uint256 blockWork;
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Immutable configuration
+    // ---------------------------------------------------------------------------------
+
+    /// @notice The validation rules in force.
+    Network public immutable network;
+
+    /// @notice Highest target (easiest difficulty) allowed.
+    uint256 public immutable powLimit;
+
+    /// @notice Hash of the trusted checkpoint header.
+    bytes32 public immutable checkpointHash;
+
+    /// @notice Height of the trusted checkpoint header.
+    uint256 public immutable checkpointHeight;
+
+    bool private immutable _retargeting;
+
+    // ---------------------------------------------------------------------------------
+    // Storage
+    // ---------------------------------------------------------------------------------
+
+    /// @dev Stored header (batch tip) => chainwork | height | time | bits | periodStart.
+    mapping(bytes32 hash => uint256 packed) private _headers;
+
+    /// @dev Stored header => nearest stored ancestor (zero for the checkpoint).
+    mapping(bytes32 hash => bytes32 ancestor) private _links;
+
+    /// @dev Height => stored header of the best chain at that height (zero if none stored).
+    mapping(uint256 height => bytes32 hash) private _bestAt;
+
+    /// @dev The heaviest stored header.
+    bytes32 private _bestHash;
+
+    // ---------------------------------------------------------------------------------
+    // Events
+    // ---------------------------------------------------------------------------------
+
+    /// @notice The checkpoint was stored at deployment.
+    /// @param hash Checkpoint block hash.
+    /// @param height Checkpoint height.
+    /// @param chainwork Cumulative work up to and including the checkpoint.
+    event CheckpointStored(bytes32 indexed hash, uint256 height, uint256 chainwork);
+
+    /// @notice A batch of headers was validated and its last header stored.
+    /// @param tip Hash of the last header of the batch (now stored).
+    /// @param firstHeight Height of the first header of the batch.
+    /// @param count Number of headers in the batch.
+    /// @param anchor Stored header the batch extends.
+    /// @param bestTip Best tip after the batch (equals `tip` if the batch became the best chain).
+    event HeadersSubmitted(
+        bytes32 indexed tip, uint256 firstHeight, uint256 count, bytes32 indexed anchor, bytes32 indexed bestTip
+    );
+
+    /// @notice The best chain switched to a branch that does not extend the previous best tip.
+    /// @param oldBest Previous best tip.
+    /// @param newBest New best tip.
+    /// @param ancestorHeight Height of the highest stored header common to both branches.
+    event Reorg(bytes32 indexed oldBest, bytes32 indexed newBest, uint256 ancestorHeight);
+
+    // ---------------------------------------------------------------------------------
+    // Errors
+    // ---------------------------------------------------------------------------------
+
+    /// @notice Header data is empty or not a multiple of 80 bytes.
+    error BadLength(uint256 length);
+
+    /// @notice The first header's parent is not a stored header.
+    error UnknownParent(bytes32 prevHash);
+
+    /// @notice The header at `height` does not link to the previous header of the batch.
+    error BrokenLink(uint256 height);
+
+    /// @notice The header's hash is above its target.
+    error InsufficientWork(uint256 height, bytes32 hash);
+
+    /// @notice The header's bits differ from the value the consensus rules require.
+    error BadBits(uint256 height, uint32 expected, uint32 got);
+
+    /// @notice The target decoded from bits exceeds the pow limit.
+    error TargetAboveLimit(uint256 height, uint256 target);
+
+    /// @notice The bits encode a zero, negative or overflowing target.
+    error InvalidTarget(uint256 height, uint32 bits);
+
+    /// @notice Cumulative chainwork would not fit in 128 bits.
+    error ChainworkOverflow(uint256 height);
+
+    /// @notice Heights must fit in 32 bits.
+    error HeightOverflow(uint256 height);
+
+    /// @notice The batch's last header is already stored.
+    error HeaderAlreadyStored(bytes32 hash);
+
+    /// @notice Mainnet-mode checkpoints must be at a height multiple of 2016.
+    error CheckpointNotOnBoundary(uint256 height);
+
+    /// @notice The checkpoint chainwork must be non-zero and fit in 128 bits.
+    error InvalidChainwork(uint256 chainwork);
+
+    /// @notice The pow limit must be non-zero and below 2^256 - 1.
+    error InvalidPowLimit(uint256 powLimit);
+
+    /// @notice The hash is not a stored header.
+    error UnknownHeader(bytes32 hash);
+
+    /// @notice The header chain of a proof ends at a stored header that is not on the best chain.
+    error NotOnBestChain(bytes32 hash);
+
+    /// @notice Header `index` of a proof's header chain does not link to header `index - 1`.
+    error BrokenHeaderChain(uint256 index);
+
+    /// @notice The block has fewer confirmations than required.
+    error InsufficientConfirmations(bytes32 blockHash, uint256 confirmations, uint256 required);
+
+    /// @notice 64-byte transactions are refused (CVE-2017-12842).
+    error SixtyFourByteTransaction();
+
+    /// @notice A Merkle branch is not a multiple of 32 bytes or is deeper than 32 levels.
+    error BadMerkleProofLength(uint256 length);
+
+    /// @notice The coinbase branch and the transaction branch have different depths.
+    error MerkleDepthMismatch(uint256 txDepth, uint256 coinbaseDepth);
+
+    /// @notice The index does not fit the tree depth given by the branch.
+    error TxIndexOutOfRange(uint256 txIndex, uint256 depth);
+
+    /// @notice At `level` the proof walks into a duplicated (padding) node (CVE-2012-2459).
+    error DuplicateMerkleNode(uint256 level);
+
+    /// @notice The transaction's branch does not lead to the header's Merkle root.
+    error MerkleRootMismatch(bytes32 computed, bytes32 expected);
+
+    /// @notice The coinbase branch does not lead to the header's Merkle root.
+    error CoinbaseProofMismatch(bytes32 computed, bytes32 expected);
+
+    // ---------------------------------------------------------------------------------
+    // Construction
+    // ---------------------------------------------------------------------------------
+
+    /// @notice Deploys the client from a trusted checkpoint.
+    /// @param checkpointHeader The checkpoint's raw 80-byte header.
+    /// @param checkpointHeight_ Its height (a multiple of 2016 in Mainnet mode).
+    /// @param checkpointChainwork Cumulative chainwork up to and including the checkpoint.
+    /// @param network_ Validation rules (Mainnet or Regtest).
+    /// @param powLimit_ Pow limit of the network, e.g. 0x00000000ffff...ff for mainnet and
+    ///        testnet4, 0x7fffff << 232 for regtest.
+    constructor(
+        bytes memory checkpointHeader,
+        uint256 checkpointHeight_,
+        uint256 checkpointChainwork,
+        Network network_,
+        uint256 powLimit_
+    ) {
+        if (checkpointHeader.length != HEADER_LENGTH) revert BadLength(checkpointHeader.length);
+        if (powLimit_ == 0 || powLimit_ == type(uint256).max) revert InvalidPowLimit(powLimit_);
+        if (network_ == Network.Mainnet && checkpointHeight_ % RETARGET_INTERVAL != 0) {
+            revert CheckpointNotOnBoundary(checkpointHeight_);
+        }
+        if (checkpointHeight_ > type(uint32).max) revert HeightOverflow(checkpointHeight_);
+        if (checkpointChainwork == 0 || checkpointChainwork > type(uint128).max) {
+            revert InvalidChainwork(checkpointChainwork);
+        }
+
+        uint256 time = _le32(uint32(bytes4(_slice4(checkpointHeader, 68))));
+        uint256 bits = _le32(uint32(bytes4(_slice4(checkpointHeader, 72))));
+        (uint256 target, bool valid) = _decodeCompact(bits);
+        if (!valid) revert InvalidTarget(checkpointHeight_, uint32(bits));
+        if (target > powLimit_) revert TargetAboveLimit(checkpointHeight_, target);
+        bytes32 hash = _dsha256Memory(checkpointHeader);
+        if (_reverse(uint256(hash)) > target) revert InsufficientWork(checkpointHeight_, hash);
+
+        network = network_;
+        powLimit = powLimit_;
+        _retargeting = network_ == Network.Mainnet;
+        checkpointHash = hash;
+        checkpointHeight = checkpointHeight_;
+
+        _headers[hash] = _pack(checkpointChainwork, checkpointHeight_, time, bits, time);
+        _bestAt[checkpointHeight_] = hash;
+        _bestHash = hash;
+        emit CheckpointStored(hash, checkpointHeight_, checkpointChainwork);
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Header submission
+    // ---------------------------------------------------------------------------------
+
+    /// @notice Validates a batch of consecutive headers and stores its last header. Anyone may call.
+    /// @dev The first header must extend any stored header; the best tip moves to the batch's
+    ///      tip if that has strictly more chainwork (reorgs included).
+    /// @param headers Concatenated 80-byte headers, oldest first.
+    /// @return tip Hash of the last header of the batch.
+    function submitHeaders(bytes calldata headers) external returns (bytes32 tip) {
+        uint256 length = headers.length;
+        if (length == 0 || length % HEADER_LENGTH != 0) revert BadLength(length);
+        uint256 ptr;
+        assembly {
+            ptr := headers.offset
+        }
+
+        bytes32 anchor = _prevHashAt(ptr);
+        Cursor memory c;
+        {
+            uint256 anchorPacked = _headers[anchor];
+            if (anchorPacked == 0) revert UnknownParent(anchor);
+            c = _cursor(anchor, anchorPacked);
+        }
+        bytes32 oldBest = _bestHash;
+        uint256 oldBestPacked = _headers[oldBest];
+        bool passedBest = _validateBatch(c, ptr, ptr + length, oldBest, _unpackHeight(oldBestPacked));
+
+        tip = c.hash;
+        if (_headers[tip] != 0) revert HeaderAlreadyStored(tip);
+        if (c.chainwork > type(uint128).max) revert ChainworkOverflow(c.height);
+        if (c.height > type(uint32).max) revert HeightOverflow(c.height);
+        _headers[tip] = _pack(c.chainwork, c.height, c.time, c.bits, c.periodStart);
+        // A batch that re-validated the best tip descends from it: link to it so that the
+        // best chain's stored headers stay on one link chain.
+        _links[tip] = passedBest ? oldBest : anchor;
+
+        bytes32 bestTip = oldBest;
+        if (c.chainwork > _unpackChainwork(oldBestPacked)) {
+            _setBest(tip, c.height, oldBest);
+            bestTip = tip;
+        }
+        uint256 count = length / HEADER_LENGTH;
+        emit HeadersSubmitted(tip, c.height + 1 - count, count, anchor, bestTip);
+    }
+
+    /// @dev Validates the headers in calldata [ptr, end) on top of the cursor; returns whether
+    ///      the batch went through the current best tip.
+    function _validateBatch(Cursor memory c, uint256 ptr, uint256 end, bytes32 oldBest, uint256 oldBestHeight)
+        private
+        view
+        returns (bool passedBest)
+    {
+        for (; ptr < end; ptr += HEADER_LENGTH) {
+            if (_prevHashAt(ptr) != c.hash) revert BrokenLink(c.height + 1);
+            _advance(c, ptr);
+            if (c.height == oldBestHeight && c.hash == oldBest) passedBest = true;
+        }
+    }
+
+    /// @dev Validates the header at calldata offset `ptr` as the child of the cursor and advances it.
+    function _advance(Cursor memory c, uint256 ptr) private view {
+        uint256 height = c.height + 1;
+        uint256 bits = _readLe32(ptr + 72);
+        uint256 time = _readLe32(ptr + 68);
+
+        uint256 expected = c.bits;
+        if (_retargeting && height % RETARGET_INTERVAL == 0) {
+            expected = _retarget(c.bits, c.periodStart, c.time);
+            c.periodStart = time;
+        }
+        if (bits != expected) revert BadBits(height, uint32(expected), uint32(bits));
+        if (bits != c.bits) {
+            (c.target, c.blockWork) = _targetAndWork(height, bits);
+            c.bits = bits;
+        }
+
+        bytes32 hash = _hashHeader(ptr);
+        if (_reverse(uint256(hash)) > c.target) revert InsufficientWork(height, hash);
+        c.chainwork += c.blockWork;
+        c.time = time;
+        c.height = height;
+        c.hash = hash;
+    }
+
+    /// @dev Makes `tip` the best header and keeps _bestAt equal to its link chain.
+    function _setBest(bytes32 tip, uint256 tipHeight, bytes32 oldBest) private {
+        _bestAt[tipHeight] = tip;
+        // Walk the new tip's link chain until a header already indexed on the best chain.
+        bytes32 x = _links[tip];
+        uint256 xHeight = _unpackHeight(_headers[x]);
+        while (_bestAt[xHeight] != x) {
+            _bestAt[xHeight] = x;
+            x = _links[x];
+            xHeight = _unpackHeight(_headers[x]);
+        }
+        if (x != oldBest) {
+            // Reorg: x is the highest stored common ancestor (it was on the old link chain).
+            // Drop the old branch's entries above it that the new branch did not overwrite.
+            bytes32 y = oldBest;
+            uint256 yHeight = _unpackHeight(_headers[y]);
+            while (yHeight > xHeight) {
+                if (_bestAt[yHeight] == y) delete _bestAt[yHeight];
+                y = _links[y];
+                yHeight = _unpackHeight(_headers[y]);
+            }
+            emit Reorg(oldBest, tip, xHeight);
+        }
+        _bestHash = tip;
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Inclusion proofs
+    // ---------------------------------------------------------------------------------
+
+    /// @inheritdoc IBtcLightClient
+    function verifyTx(TxProof calldata proof, uint256 minConfirmations)
+        external
+        view
+        returns (bytes32 txid, bytes32 blockHash, uint256 height, uint256 confirmations)
+    {
+        if (proof.rawTx.length == 64) revert SixtyFourByteTransaction();
+        txid = _dsha256Calldata(proof.rawTx);
+        bytes32 merkleRoot;
+        (blockHash, merkleRoot, height, confirmations) = _verifyHeaderChain(proof.headers);
+        if (confirmations < minConfirmations) {
+            revert InsufficientConfirmations(blockHash, confirmations, minConfirmations);
+        }
+        _verifyInclusion(txid, proof, merkleRoot);
+    }
+
+    /// @notice Checks that the first header of `headers` is on the best chain.
+    /// @param headers A block header followed by its descendants up to a stored header on the best chain.
+    /// @return blockHash Hash of the first header.
+    /// @return height Its height.
+    /// @return confirmations Its confirmations (best height - height + 1).
+    function verifyHeaderChain(bytes calldata headers)
+        external
+        view
+        returns (bytes32 blockHash, uint256 height, uint256 confirmations)
+    {
+        (blockHash,, height, confirmations) = _verifyHeaderChain(headers);
+    }
+
+    /// @dev Returns the first header's hash, Merkle root, height and confirmations.
+    function _verifyHeaderChain(bytes calldata headers)
+        private
+        view
+        returns (bytes32 blockHash, bytes32 merkleRoot, uint256 height, uint256 confirmations)
+    {
+        uint256 length = headers.length;
+        if (length == 0 || length % HEADER_LENGTH != 0) revert BadLength(length);
+        uint256 ptr;
+        assembly {
+            ptr := headers.offset
+            merkleRoot := calldataload(add(ptr, 36))
+        }
+        uint256 end = ptr + length;
+        blockHash = _hashHeader(ptr);
+        bytes32 hash = blockHash;
+        uint256 index = 1;
+        for (ptr += HEADER_LENGTH; ptr < end; ptr += HEADER_LENGTH) {
+            if (_prevHashAt(ptr) != hash) revert BrokenHeaderChain(index);
+            hash = _hashHeader(ptr);
+            unchecked {
+                ++index;
+            }
+        }
+        uint256 packed = _headers[hash];
+        if (packed == 0) revert UnknownHeader(hash);
+        uint256 anchorHeight = _unpackHeight(packed);
+        if (_bestAt[anchorHeight] != hash) revert NotOnBestChain(hash);
+        // index == number of headers; hash links to a real stored header imply index - 1 <= anchorHeight.
+        height = anchorHeight - (index - 1);
+        confirmations = _unpackHeight(_headers[_bestHash]) + 1 - height;
+    }
+
+    /// @dev Checks the transaction and coinbase branches against `merkleRoot` (see file notes).
+    function _verifyInclusion(bytes32 txid, TxProof calldata proof, bytes32 merkleRoot) private view {
+        uint256 branchLength = proof.merkleBranch.length;
+        if (branchLength % 32 != 0 || branchLength > MAX_MERKLE_DEPTH * 32) revert BadMerkleProofLength(branchLength);
+        uint256 depth = branchLength / 32;
+        if (proof.coinbaseBranch.length != branchLength) {
+            revert MerkleDepthMismatch(depth, proof.coinbaseBranch.length / 32);
+        }
+        uint256 txIndex = proof.txIndex;
+        if (txIndex >> depth != 0) revert TxIndexOutOfRange(txIndex, depth);
+
+        bytes32 root = _merkleRoot(txid, txIndex, proof.merkleBranch);
+        if (root != merkleRoot) revert MerkleRootMismatch(root, merkleRoot);
+        root = _merkleRoot(_sha256Word(proof.coinbasePreimage), 0, proof.coinbaseBranch);
+        if (root != merkleRoot) revert CoinbaseProofMismatch(root, merkleRoot);
+    }
+
+    /// @dev Folds a branch (32-byte siblings, leaf level first) from `leaf` at `index`.
+    ///      Reverts if the walk enters a right node equal to its left sibling (padding).
+    function _merkleRoot(bytes32 leaf, uint256 index, bytes calldata branch) private view returns (bytes32 node) {
+        node = leaf;
+        uint256 depth = branch.length / 32;
+        uint256 ptr;
+        assembly {
+            ptr := branch.offset
+        }
+        for (uint256 level; level < depth; ++level) {
+            bytes32 sibling;
+            assembly {
+                sibling := calldataload(add(ptr, shl(5, level)))
+            }
+            bool right = (index >> level) & 1 == 1;
+            if (right && sibling == node) revert DuplicateMerkleNode(level);
+            assembly ("memory-safe") {
+                let m := mload(0x40)
+                switch right
+                case 0 {
+                    mstore(m, node)
+                    mstore(add(m, 32), sibling)
+                }
+                default {
+                    mstore(m, sibling)
+                    mstore(add(m, 32), node)
+                }
+                if iszero(staticcall(gas(), 2, m, 64, m, 32)) { revert(0, 0) }
+                if iszero(staticcall(gas(), 2, m, 32, m, 32)) { revert(0, 0) }
+                node := mload(m)
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Views
+    // ---------------------------------------------------------------------------------
+
+    /// @notice Hash of the heaviest stored header.
+    /// @return The best tip's hash (internal byte order).
+    function bestHash() external view returns (bytes32) {
+        return _bestHash;
+    }
+
+    /// @notice Height of the heaviest stored header.
+    /// @return The best tip's height.
+    function bestHeight() external view returns (uint256) {
+        return _unpackHeight(_headers[_bestHash]);
+    }
+
+    /// @notice Cumulative chainwork of the best tip.
+    /// @return The best tip's chainwork.
+    function bestChainwork() external view returns (uint256) {
+        return _unpackChainwork(_headers[_bestHash]);
+    }
+
+    /// @notice Whether `hash` is a stored header (a batch tip or the checkpoint).
+    /// @param hash Block hash (internal byte order).
+    /// @return True if stored.
+    function isStored(bytes32 hash) external view returns (bool) {
+        return _headers[hash] != 0;
+    }
+
+    /// @notice Cumulative chainwork of a stored header.
+    /// @param hash Block hash of a stored header.
+    /// @return The chainwork; reverts with UnknownHeader if not stored.
+    function chainwork(bytes32 hash) external view returns (uint256) {
+        return _unpackChainwork(_stored(hash));
+    }
+
+    /// @notice Height of a stored header.
+    /// @param hash Block hash of a stored header.
+    /// @return The height; reverts with UnknownHeader if not stored.
+    function heightOf(bytes32 hash) external view returns (uint256) {
+        return _unpackHeight(_stored(hash));
+    }
+
+    /// @notice Everything stored about a header.
+    /// @param hash Block hash of a stored header.
+    /// @return height Block height.
+    /// @return timestamp Block timestamp.
+    /// @return bits Compact target of the block.
+    /// @return periodStartTime Timestamp of the first block of its difficulty period.
+    /// @return work Cumulative chainwork.
+    /// @return ancestor Nearest stored ancestor (zero for the checkpoint).
+    function headerInfo(bytes32 hash)
+        external
+        view
+        returns (
+            uint256 height,
+            uint256 timestamp,
+            uint32 bits,
+            uint256 periodStartTime,
+            uint256 work,
+            bytes32 ancestor
+        )
+    {
+        uint256 packed = _stored(hash);
+        height = _unpackHeight(packed);
+        timestamp = uint32(packed >> 64);
+        bits = uint32(packed >> 32);
+        periodStartTime = uint32(packed);
+        work = _unpackChainwork(packed);
+        ancestor = _links[hash];
+    }
+
+    /// @notice Whether a STORED header is on the best chain (false for headers not stored;
+    ///         use verifyHeaderChain for any header).
+    /// @param hash Block hash.
+    /// @return True if `hash` is stored and on the best chain.
+    function isOnBestChain(bytes32 hash) external view returns (bool) {
+        uint256 packed = _headers[hash];
+        return packed != 0 && _bestAt[_unpackHeight(packed)] == hash;
+    }
+
+    /// @notice The stored header of the best chain at `height`, if any (useful as a proof anchor).
+    /// @param height Block height.
+    /// @return hash The stored best-chain header at that height, or zero.
+    function storedBestAt(uint256 height) external view returns (bytes32 hash) {
+        return _bestAt[height];
+    }
+
+    /// @notice Confirmations of a stored best-chain header (0 if not stored or not on the best chain).
+    /// @param hash Block hash.
+    /// @return Best height - height + 1, or 0.
+    function confirmationsOf(bytes32 hash) external view returns (uint256) {
+        uint256 packed = _headers[hash];
+        if (packed == 0) return 0;
+        uint256 height = _unpackHeight(packed);
+        if (_bestAt[height] != hash) return 0;
+        return _unpackHeight(_headers[_bestHash]) + 1 - height;
+    }
+
+    /// @notice Bitcoin Core's retarget (CalculateNextWorkRequired) under this client's pow limit.
+    /// @param parentBits Bits of the last block of the period.
+    /// @param periodStartTime Timestamp of the first block of the period.
+    /// @param parentTime Timestamp of the last block of the period.
+    /// @return The bits required of the next block.
+    function computeRetarget(uint32 parentBits, uint32 periodStartTime, uint32 parentTime)
+        external
+        view
+        returns (uint32)
+    {
+        return uint32(_retarget(parentBits, periodStartTime, parentTime));
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Difficulty arithmetic
+    // ---------------------------------------------------------------------------------
+
+    /// @dev CalculateNextWorkRequired: clamp the timespan, scale the parent's target
+    ///      (wrapping 256-bit multiply, as arith_uint256), cap at the pow limit, re-encode.
+    function _retarget(uint256 parentBits, uint256 periodStart, uint256 parentTime) private view returns (uint256) {
+        int256 timespan = int256(parentTime) - int256(periodStart);
+        if (timespan < MIN_TIMESPAN) timespan = MIN_TIMESPAN;
+        if (timespan > MAX_TIMESPAN) timespan = MAX_TIMESPAN;
+        (uint256 target,) = _decodeCompact(parentBits);
+        uint256 next;
+        unchecked {
+            next = (target * uint256(timespan)) / TARGET_TIMESPAN;
+        }
+        if (next > powLimit) next = powLimit;
+        return _encodeCompact(next);
+    }
+
+    /// @dev Decodes and checks `bits`; returns the target and the work of one block.
+    function _targetAndWork(uint256 height, uint256 bits) private view returns (uint256 target, uint256 work) {
+        bool valid;
+        (target, valid) = _decodeCompact(bits);
+        if (!valid) revert InvalidTarget(height, uint32(bits));
+        if (target > powLimit) revert TargetAboveLimit(height, target);
+        // 2^256 / (target + 1) without 257-bit arithmetic; target < 2^256 - 1 (pow limit).
+        unchecked {
+            work = (~target / (target + 1)) + 1;
+        }
+        if (work > type(uint128).max) revert ChainworkOverflow(height);
+    }
+
+    /// @dev arith_uint256::SetCompact; valid = not negative, not overflowing, not zero.
+    function _decodeCompact(uint256 bits) private pure returns (uint256 target, bool valid) {
+        uint256 size = bits >> 24;
+        uint256 word = bits & 0x007fffff;
+        if (size <= 3) {
+            target = word >> (8 * (3 - size));
+        } else {
+            target = word << (8 * (size - 3)); // shifts of 256 or more yield 0 (caught as overflow)
+        }
+        bool negative = word != 0 && (bits & 0x00800000) != 0;
+        bool overflow = word != 0 && (size > 34 || (word > 0xff && size > 33) || (word > 0xffff && size > 32));
+        valid = !negative && !overflow && target != 0;
+    }
+
+    /// @dev arith_uint256::GetCompact for a non-negative value.
+    function _encodeCompact(uint256 value) private pure returns (uint256) {
+        if (value == 0) return 0;
+        uint256 size = _byteLength(value);
+        uint256 compact = size <= 3 ? value << (8 * (3 - size)) : value >> (8 * (size - 3));
+        // 0x00800000 is the sign bit: if the mantissa would set it, shift one byte more.
+        if (compact & 0x00800000 != 0) {
+            compact >>= 8;
+            ++size;
+        }
+        return compact | (size << 24);
+    }
+
+    /// @dev Number of bytes needed to represent `value` (0 for 0).
+    function _byteLength(uint256 value) private pure returns (uint256 n) {
+        if (value >> 128 != 0) {
+            value >>= 128;
+            n += 16;
+        }
+        if (value >> 64 != 0) {
+            value >>= 64;
+            n += 8;
+        }
+        if (value >> 32 != 0) {
+            value >>= 32;
+            n += 4;
+        }
+        if (value >> 16 != 0) {
+            value >>= 16;
+            n += 2;
+        }
+        if (value >> 8 != 0) {
+            value >>= 8;
+            n += 1;
+        }
+        if (value != 0) n += 1;
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Packing
+    // ---------------------------------------------------------------------------------
+
+    function _pack(uint256 work, uint256 height, uint256 time, uint256 bits, uint256 periodStart)
+        private
+        pure
+        returns (uint256)
+    {
+        return (work << 128) | (height << 96) | (time << 64) | (bits << 32) | periodStart;
+    }
+
+    function _unpackChainwork(uint256 packed) private pure returns (uint256) {
+        return packed >> 128;
+    }
+
+    function _unpackHeight(uint256 packed) private pure returns (uint256) {
+        return uint32(packed >> 96);
+    }
+
+    function _cursor(bytes32 hash, uint256 packed) private view returns (Cursor memory c) {
+        c.hash = hash;
+        c.chainwork = packed >> 128;
+        c.height = uint32(packed >> 96);
+        c.time = uint32(packed >> 64);
+        c.bits = uint32(packed >> 32);
+        c.periodStart = uint32(packed);
+        (c.target, c.blockWork) = _targetAndWork(c.height, c.bits);
+    }
+
+    function _stored(bytes32 hash) private view returns (uint256 packed) {
+        packed = _headers[hash];
+        if (packed == 0) revert UnknownHeader(hash);
+    }
+
+    // ---------------------------------------------------------------------------------
+    // Byte helpers
+    // ---------------------------------------------------------------------------------
+
+    /// @dev prevHash field (bytes 4..36) of the header at calldata offset `ptr`.
+    function _prevHashAt(uint256 ptr) private pure returns (bytes32 prev) {
+        assembly {
+            prev := calldataload(add(ptr, 4))
+        }
+    }
+
+    /// @dev Little-endian uint32 at calldata offset `ptr`.
+    function _readLe32(uint256 ptr) private pure returns (uint256 v) {
+        assembly {
+            v := shr(224, calldataload(ptr))
+        }
+        return _le32(v);
+    }
+
+    /// @dev Byte-swaps a 32-bit value.
+    function _le32(uint256 v) private pure returns (uint256) {
+        return ((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >> 8) & 0xff00) | (v >> 24);
+    }
+
+    /// @dev Byte-reverses a 256-bit word (digest bytes -> little-endian number).
+    function _reverse(uint256 v) private pure returns (uint256) {
+        v = ((v >> 8) & 0x00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff)
+            | ((v & 0x00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff) << 8);
+        v = ((v >> 16) & 0x0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff)
+            | ((v & 0x0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff) << 16);
+        v = ((v >> 32) & 0x00000000ffffffff00000000ffffffff00000000ffffffff00000000ffffffff)
+            | ((v & 0x00000000ffffffff00000000ffffffff00000000ffffffff00000000ffffffff) << 32);
+        v = ((v >> 64) & 0x0000000000000000ffffffffffffffff0000000000000000ffffffffffffffff)
+            | ((v & 0x0000000000000000ffffffffffffffff0000000000000000ffffffffffffffff) << 64);
+        return (v >> 128) | (v << 128);
+    }
+
+    /// @dev Four bytes of `data` at `offset`, left-aligned.
+    function _slice4(bytes memory data, uint256 offset) private pure returns (bytes32 out) {
+        assembly {
+            out := and(mload(add(add(data, 32), offset)), shl(224, 0xffffffff))
+        }
+    }
+
+    /// @dev dsha256 of the 80-byte header at calldata offset `ptr`.
+    function _hashHeader(uint256 ptr) private view returns (bytes32 h) {
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            calldatacopy(m, ptr, 80)
+            if iszero(staticcall(gas(), 2, m, 80, m, 32)) { revert(0, 0) }
+            if iszero(staticcall(gas(), 2, m, 32, m, 32)) { revert(0, 0) }
+            h := mload(m)
+        }
+    }
+
+    /// @dev dsha256 of calldata bytes.
+    function _dsha256Calldata(bytes calldata data) private view returns (bytes32 h) {
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            calldatacopy(m, data.offset, data.length)
+            if iszero(staticcall(gas(), 2, m, data.length, m, 32)) { revert(0, 0) }
+            if iszero(staticcall(gas(), 2, m, 32, m, 32)) { revert(0, 0) }
+            h := mload(m)
+        }
+    }
+
+    /// @dev dsha256 of memory bytes.
+    function _dsha256Memory(bytes memory data) private pure returns (bytes32) {
+        return sha256(abi.encodePacked(sha256(data)));
+    }
+
+    /// @dev sha256 of one 32-byte word.
+    function _sha256Word(bytes32 word) private view returns (bytes32 h) {
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, word)
+            if iszero(staticcall(gas(), 2, m, 32, m, 32)) { revert(0, 0) }
+            h := mload(m)
+        }
+    }
+}

@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: MIT OR Apache-2.0
+pragma solidity 0.8.23;
+
+import {RlpCalldata} from "./RlpCalldata.sol";
+
+/// @title MerklePatriciaProof
+/// @author gmrelay
+/// @notice Inclusion proofs for Ethereum's hexary Merkle-Patricia trie, read from calldata.
+/// @dev The proof is the list of RLP-encoded nodes on the path from the root, as returned by
+///      eth_getProof or built by alloy-trie: every node referenced by HASH is one element;
+///      nodes shorter than 32 bytes are embedded ("inline") in their parent and are not
+///      separate elements. Node kinds:
+///        - branch: 17 items, children 0..15 and a value (item 16);
+///        - extension: [hex-prefix path (flag 0/1), child reference];
+///        - leaf: [hex-prefix path (flag 2/3), value].
+///      A child reference is a 32-byte string (keccak of the child node), an embedded list
+///      (the inline child node itself), or the empty string (no child). Every element must be
+///      used: trailing unused nodes are rejected.
+library MerklePatriciaProof {
+    /// @notice Proof element `nodeIndex` does not hash to the reference its parent (or the root) holds.
+    error MptNodeHashMismatch(uint256 nodeIndex);
+
+    /// @notice The node reached after `nodeIndex` proof elements is not a valid trie node.
+    error MptMalformedNode(uint256 nodeIndex);
+
+    /// @notice The key is not in the trie: the path diverges after `nodeIndex` proof elements.
+    error MptKeyNotFound(uint256 nodeIndex);
+
+    /// @notice The path needs proof element `nodeIndex`, which is missing.
+    error MptMissingNode(uint256 nodeIndex);
+
+    /// @notice The value was found after `used` elements but the proof has `given`.
+    error MptUnusedNodes(uint256 used, uint256 given);
+
+    /// @notice Walks `proof` from `root` along `key` and returns the value stored there.
+    /// @param root The trie root hash.
+    /// @param key The key, left-aligned (first nibble in the top 4 bits).
+    /// @param keyNibbles Number of nibbles of `key` (<= 64).
+    /// @param proof RLP-encoded nodes, root first.
+    /// @return valueOffset Calldata offset of the value bytes.
+    /// @return valueLength Length of the value.
+    function get(bytes32 root, bytes32 key, uint256 keyNibbles, bytes[] calldata proof)
+        internal
+        pure
+        returns (uint256 valueOffset, uint256 valueLength)
+    {
+        bytes32 expected = root;
+        bool isInline;
+        uint256 used; // proof elements consumed
+        uint256 keyPos; // nibbles of the key consumed
+        uint256 ptr; // current node item: [ptr, end)
+        uint256 end;
+        for (;;) {
+            if (!isInline) {
+                if (used >= proof.length) revert MptMissingNode(used);
+                bytes calldata node = proof[used];
+                assembly {
+                    ptr := node.offset
+                    end := add(ptr, node.length)
+                }
+                if (_keccak(ptr, node.length) != expected) revert MptNodeHashMismatch(used);
+                unchecked {
+                    ++used;
+                }
+            }
+            (uint256 first, uint256 listEnd) = RlpCalldata.list(ptr, end);
+            if (listEnd != end) revert MptMalformedNode(used);
+
+            uint256 second = RlpCalldata.skip(first, listEnd);
+            uint256 third = RlpCalldata.skip(second, listEnd);
+            uint256 child; // offset of the child reference item
+            if (third == listEnd) {
+                // Leaf or extension: [path, value | child].
+                (bool leaf, uint256 pathNibbles) = _matchPath(first, listEnd, key, keyPos, keyNibbles, used);
+                keyPos += pathNibbles;
+                if (leaf) {
+                    if (keyPos != keyNibbles) revert MptKeyNotFound(used);
+                    (valueOffset, valueLength) = RlpCalldata.string_(second, listEnd);
+                    break;
+                }
+                if (pathNibbles == 0) revert MptMalformedNode(used);
+                child = second;
+            } else {
+                // Branch: 17 items.
+                uint256 slot = keyPos == keyNibbles ? 16 : _nibble(key, keyPos);
+                child = first;
+                for (uint256 i; i < slot; ++i) {
+                    child = RlpCalldata.skip(child, listEnd);
+                }
+                if (slot == 16) {
+                    (valueOffset, valueLength) = RlpCalldata.string_(child, listEnd);
+                    if (valueLength == 0) revert MptKeyNotFound(used);
+                    break;
+                }
+                unchecked {
+                    ++keyPos;
+                }
+            }
+
+            // Follow the child reference.
+            (bool isList, uint256 payload, uint256 len) = RlpCalldata.item(child, listEnd);
+            if (isList) {
+                // Inline node: the embedded list itself, shorter than 32 bytes.
+                ptr = child;
+                end = payload + len;
+                if (end - ptr >= 32) revert MptMalformedNode(used);
+                isInline = true;
+            } else if (len == 32) {
+                assembly {
+                    expected := calldataload(payload)
+                }
+                isInline = false;
+            } else if (len == 0) {
+                revert MptKeyNotFound(used);
+            } else {
+                revert MptMalformedNode(used);
+            }
+        }
+        if (used != proof.length) revert MptUnusedNodes(used, proof.length);
+    }
+
+    /// @dev Matches the hex-prefix path item at `ptr` against the key from `keyPos`.
+    ///      Returns whether the node is a leaf and how many nibbles the path has.
+    function _matchPath(uint256 ptr, uint256 end, bytes32 key, uint256 keyPos, uint256 keyNibbles, uint256 used)
+        private
+        pure
+        returns (bool leaf, uint256 pathNibbles)
+    {
+        (uint256 payload, uint256 len) = RlpCalldata.string_(ptr, end);
+        if (len == 0) revert MptMalformedNode(used);
+        uint256 flag;
+        assembly {
+            flag := shr(4, byte(0, calldataload(payload)))
+        }
+        if (flag > 3) revert MptMalformedNode(used);
+        leaf = flag >= 2;
+        uint256 odd = flag & 1;
+        pathNibbles = 2 * len - 2 + odd;
+        if (keyPos + pathNibbles > keyNibbles) revert MptKeyNotFound(used);
+        // Nibble j of the path is nibble (j + 2 - odd) of the payload.
+        for (uint256 j; j < pathNibbles; ++j) {
+            uint256 q = j + 2 - odd;
+            uint256 b;
+            assembly {
+                b := byte(0, calldataload(add(payload, shr(1, q))))
+            }
+            uint256 pathNibble = (q & 1 == 0) ? b >> 4 : b & 0x0f;
+            if (pathNibble != _nibble(key, keyPos + j)) revert MptKeyNotFound(used);
+        }
+    }
+
+    /// @dev Nibble `i` of a left-aligned key.
+    function _nibble(bytes32 key, uint256 i) private pure returns (uint256) {
+        return (uint256(key) >> (252 - 4 * i)) & 0x0f;
+    }
+
+    /// @dev keccak256 of calldata [ptr, ptr + len).
+    function _keccak(uint256 ptr, uint256 len) private pure returns (bytes32 h) {
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            calldatacopy(m, ptr, len)
+            h := keccak256(m, len)
+        }
+    }
+}
