@@ -7,9 +7,15 @@
 //! * [`payment`]: EIP-3009 and ERC-20 payments found in receipts.
 //! * [`chain`]: the header chain (pure): links, finality, reorgs.
 //! * [`proof`]: payment proofs and their verification against the store.
+//! * [`checkpoint`]: trusted starting points (`headers/goat-<network>.json`).
+//! * [`source`]: the [`source::GoatSource`] trait and the alloy JSON-RPC client.
+//! * [`sync`]: the sync runner (batched header fetching, retries, finality).
 
 pub mod header;
 pub mod receipts;
 pub mod chain;
 pub mod payment;
 pub mod proof;
+pub mod checkpoint;
+pub mod source;
+pub mod sync;
