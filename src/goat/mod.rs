@@ -10,6 +10,7 @@
 //! * [`checkpoint`]: trusted starting points (`headers/goat-<network>.json`).
 //! * [`source`]: the [`source::GoatSource`] trait and the alloy JSON-RPC client.
 //! * [`sync`]: the sync runner (batched header fetching, retries, finality).
+//! * [`devnet`]: anvil, the test stablecoin and EIP-3009 signing for demos and tests.
 
 pub mod header;
 pub mod receipts;
@@ -19,3 +20,5 @@ pub mod proof;
 pub mod checkpoint;
 pub mod source;
 pub mod sync;
+pub mod devnet;
+pub mod cmd;
