@@ -58,7 +58,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// Where the RocksDB store lives. Default: `~/.gmrelay/<btc.network>`.
@@ -142,7 +142,10 @@ impl<'de> Deserialize<'de> for GoatFinality {
                     ))),
                 }
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<GoatFinality, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<GoatFinality, A::Error> {
                 let mut depth = None;
                 while let Some(key) = map.next_key::<String>()? {
                     if key != "depth" {
@@ -263,18 +266,6 @@ impl Default for BtcConfig {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            data_dir: None,
-            log: LogConfig::default(),
-            metrics: MetricsConfig::default(),
-            btc: BtcConfig::default(),
-            goat: GoatConfig::default(),
-        }
-    }
-}
-
 /// bitcoind's default RPC port per network.
 pub fn default_rpc_port(network: BtcNetwork) -> u16 {
     match network {
@@ -346,7 +337,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("GMRELAY_GOAT_CHECKPOINT_FILE", "goat.checkpoint_file"),
     ("GMRELAY_GOAT_TOKENS", "goat.tokens"),
     ("GMRELAY_GOAT_PAYEES", "goat.payees"),
-    ("GMRELAY_GOAT_ALLOW_PLAIN_TRANSFERS", "goat.allow_plain_transfers"),
+    (
+        "GMRELAY_GOAT_ALLOW_PLAIN_TRANSFERS",
+        "goat.allow_plain_transfers",
+    ),
 ];
 
 fn kind_of(key: &str) -> Kind {
@@ -630,12 +624,20 @@ impl Config {
 
     /// The GOAT token contracts (validated addresses).
     pub fn goat_tokens(&self) -> Vec<alloy::primitives::Address> {
-        self.goat.tokens.iter().filter_map(|a| a.parse().ok()).collect()
+        self.goat
+            .tokens
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect()
     }
 
     /// The GOAT payees (validated addresses).
     pub fn goat_payees(&self) -> Vec<alloy::primitives::Address> {
-        self.goat.payees.iter().filter_map(|a| a.parse().ok()).collect()
+        self.goat
+            .payees
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect()
     }
 }
 
@@ -767,9 +769,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("goat.tokens"), "{err}");
-        let err = Config::parse("[goat]\nrpc = \"x\"\n", "c.toml").unwrap_err().to_string();
+        let err = Config::parse("[goat]\nrpc = \"x\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("rpc"), "{err}");
-        let env = |k: &str| match k {
+        let env = |k: &str| {
+            match k {
             "GMRELAY_GOAT_FINALITY" => Some("5".to_string()),
             "GMRELAY_GOAT_PAYEES" => Some(
                 "0x70997970C51812dc3A010C7d01b50e0d17dc79C8, 0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
@@ -778,6 +783,7 @@ mod tests {
             "GMRELAY_GOAT_ALLOW_PLAIN_TRANSFERS" => Some("true".to_string()),
             "GMRELAY_GOAT_CHAIN_ID" => Some("31337".to_string()),
             _ => None,
+        }
         };
         let o = Overrides {
             goat_rpc: Some("ws://127.0.0.1:9".into()),

@@ -10,12 +10,14 @@ fn run(file: &std::path::Path) -> (bool, String) {
         .env_remove("GMRELAY_CONFIG")
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
 
 fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/eth/{name}.json"))
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("tests/fixtures/eth/{name}.json"))
 }
 
 #[test]
@@ -31,7 +33,10 @@ fn every_fixture_shape_matches() {
     ] {
         let (ok, text) = run(&fixture(name));
         assert!(ok, "{name}: {text}");
-        assert!(text.contains(&format!("{shape} header")) && text.contains("match:"), "{name}: {text}");
+        assert!(
+            text.contains(&format!("{shape} header")) && text.contains("match:"),
+            "{name}: {text}"
+        );
     }
 }
 

@@ -448,8 +448,9 @@ contract BtcLightClient is IBtcLightClient {
         view
         returns (bytes32 txid, bytes32 blockHash, uint256 height, uint256 confirmations)
     {
-        if (proof.rawTx.length == 64) revert SixtyFourByteTransaction();
-        txid = _dsha256Calldata(proof.rawTx);
+        bytes calldata rawTx = proof.rawTx;
+        if (rawTx.length == 64) revert SixtyFourByteTransaction();
+        txid = _dsha256Calldata(rawTx);
         bytes32 merkleRoot;
         (blockHash, merkleRoot, height, confirmations) = _verifyHeaderChain(proof.headers);
         if (confirmations < minConfirmations) {
@@ -484,67 +485,80 @@ contract BtcLightClient is IBtcLightClient {
             ptr := headers.offset
             merkleRoot := calldataload(add(ptr, 36))
         }
-        uint256 end = ptr + length;
-        blockHash = _hashHeader(ptr);
-        bytes32 hash = blockHash;
-        uint256 index = 1;
-        for (ptr += HEADER_LENGTH; ptr < end; ptr += HEADER_LENGTH) {
-            if (_prevHashAt(ptr) != hash) revert BrokenHeaderChain(index);
-            hash = _hashHeader(ptr);
-            unchecked {
-                ++index;
+        bytes32 hash;
+        uint256 broken; // 1 + index of the first header that does not link, or 0
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            let end := add(ptr, length)
+            for { let i := 0 } lt(ptr, end) { ptr := add(ptr, 80) i := add(i, 1) } {
+                if and(gt(i, 0), iszero(eq(calldataload(add(ptr, 4)), hash))) {
+                    broken := add(i, 1)
+                    break
+                }
+                calldatacopy(m, ptr, 80)
+                if iszero(staticcall(gas(), 2, m, 80, m, 32)) { revert(0, 0) }
+                if iszero(staticcall(gas(), 2, m, 32, m, 32)) { revert(0, 0) }
+                hash := mload(m)
+                if iszero(i) { blockHash := hash }
             }
         }
+        if (broken != 0) revert BrokenHeaderChain(broken - 1);
+        uint256 index = length / HEADER_LENGTH;
         uint256 packed = _headers[hash];
         if (packed == 0) revert UnknownHeader(hash);
         uint256 anchorHeight = _unpackHeight(packed);
-        if (_bestAt[anchorHeight] != hash) revert NotOnBestChain(hash);
-        // index == number of headers; hash links to a real stored header imply index - 1 <= anchorHeight.
+        uint256 tipHeight = anchorHeight;
+        bytes32 best = _bestHash;
+        if (hash != best) {
+            // Not the tip: it must be indexed on the best chain.
+            if (_bestAt[anchorHeight] != hash) revert NotOnBestChain(hash);
+            tipHeight = _unpackHeight(_headers[best]);
+        }
+        // Hash links to a stored header make the chain real, so it cannot reach below height 0.
+        if (index - 1 > anchorHeight) revert BrokenHeaderChain(0);
         height = anchorHeight - (index - 1);
-        confirmations = _unpackHeight(_headers[_bestHash]) + 1 - height;
+        confirmations = tipHeight + 1 - height;
     }
 
     /// @dev Checks the transaction and coinbase branches against `merkleRoot` (see file notes).
     function _verifyInclusion(bytes32 txid, TxProof calldata proof, bytes32 merkleRoot) private view {
-        uint256 branchLength = proof.merkleBranch.length;
+        bytes calldata branch = proof.merkleBranch;
+        bytes calldata coinbaseBranch = proof.coinbaseBranch;
+        uint256 branchLength = branch.length;
         if (branchLength % 32 != 0 || branchLength > MAX_MERKLE_DEPTH * 32) revert BadMerkleProofLength(branchLength);
         uint256 depth = branchLength / 32;
-        if (proof.coinbaseBranch.length != branchLength) {
-            revert MerkleDepthMismatch(depth, proof.coinbaseBranch.length / 32);
-        }
+        if (coinbaseBranch.length != branchLength) revert MerkleDepthMismatch(depth, coinbaseBranch.length / 32);
         uint256 txIndex = proof.txIndex;
         if (txIndex >> depth != 0) revert TxIndexOutOfRange(txIndex, depth);
 
-        bytes32 root = _merkleRoot(txid, txIndex, proof.merkleBranch);
+        bytes32 root = _merkleRoot(txid, txIndex, branch);
         if (root != merkleRoot) revert MerkleRootMismatch(root, merkleRoot);
-        root = _merkleRoot(_sha256Word(proof.coinbasePreimage), 0, proof.coinbaseBranch);
+        root = _merkleRoot(_sha256Word(proof.coinbasePreimage), 0, coinbaseBranch);
         if (root != merkleRoot) revert CoinbaseProofMismatch(root, merkleRoot);
     }
 
     /// @dev Folds a branch (32-byte siblings, leaf level first) from `leaf` at `index`.
     ///      Reverts if the walk enters a right node equal to its left sibling (padding).
     function _merkleRoot(bytes32 leaf, uint256 index, bytes calldata branch) private view returns (bytes32 node) {
-        node = leaf;
-        uint256 depth = branch.length / 32;
-        uint256 ptr;
-        assembly {
-            ptr := branch.offset
-        }
-        for (uint256 level; level < depth; ++level) {
-            bytes32 sibling;
-            assembly {
-                sibling := calldataload(add(ptr, shl(5, level)))
-            }
-            bool right = (index >> level) & 1 == 1;
-            if (right && sibling == node) revert DuplicateMerkleNode(level);
-            assembly ("memory-safe") {
-                let m := mload(0x40)
-                switch right
+        uint256 duplicate; // 1 + level of a padding step, or 0
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            node := leaf
+            let ptr := branch.offset
+            let end := add(ptr, branch.length)
+            for { let level := 0 } lt(ptr, end) { ptr := add(ptr, 32) level := add(level, 1) } {
+                let sibling := calldataload(ptr)
+                switch and(shr(level, index), 1)
                 case 0 {
                     mstore(m, node)
                     mstore(add(m, 32), sibling)
                 }
                 default {
+                    // A right node equal to its left sibling is a duplicated (padding) node.
+                    if eq(sibling, node) {
+                        duplicate := add(level, 1)
+                        break
+                    }
                     mstore(m, sibling)
                     mstore(add(m, 32), node)
                 }
@@ -553,6 +567,7 @@ contract BtcLightClient is IBtcLightClient {
                 node := mload(m)
             }
         }
+        if (duplicate != 0) revert DuplicateMerkleNode(duplicate - 1);
     }
 
     // ---------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 pragma solidity 0.8.23;
 
 import {IGoatHeaderStore} from "./interfaces/IGoatHeaderStore.sol";
-import {RlpCalldata} from "./lib/RlpCalldata.sol";
 
 /*
  * GoatHeaderStore: GOAT Network block headers attested by an M-of-N committee.
@@ -60,9 +59,6 @@ contract GoatHeaderStore is IGoatHeaderStore {
 
     /// @notice Largest committee accepted.
     uint256 public constant MAX_COMMITTEE_SIZE = 64;
-
-    /// @dev secp256k1n / 2 (EIP-2 low-s bound).
-    uint256 private constant HALF_CURVE_ORDER = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
 
     // ---------------------------------------------------------------------------------
     // State
@@ -155,13 +151,13 @@ contract GoatHeaderStore is IGoatHeaderStore {
 
     /// @notice Deploys the store with its first committee.
     /// @param members Committee members (distinct, non-zero, at most 64).
-    /// @param threshold Signatures required (1..members.length).
+    /// @param threshold_ Signatures required (1..members.length).
     /// @param goatChainId_ Chain id of the attested GOAT network (2345 for mainnet).
-    constructor(address[] memory members, uint256 threshold, uint256 goatChainId_) {
+    constructor(address[] memory members, uint256 threshold_, uint256 goatChainId_) {
         goatChainId = goatChainId_;
         _cachedChainId = block.chainid;
         _cachedDomainSeparator = _buildDomainSeparator();
-        _setCommittee(members, threshold, 0);
+        _setCommittee(members, threshold_, 0);
     }
 
     // ---------------------------------------------------------------------------------
@@ -226,44 +222,44 @@ contract GoatHeaderStore is IGoatHeaderStore {
 
     /// @notice Replaces the committee, with signatures of at least `threshold` CURRENT members.
     /// @param members New members (distinct, non-zero, at most 64).
-    /// @param threshold New threshold (1..members.length).
+    /// @param newThreshold New threshold (1..members.length).
     /// @param nonce Must equal committeeNonce().
-    /// @param signatures Signatures over the EIP-712 CommitteeUpdate(members, threshold, nonce).
+    /// @param signatures Signatures over the EIP-712 CommitteeUpdate(members, newThreshold, nonce).
     function updateCommittee(
         address[] calldata members,
-        uint256 threshold,
+        uint256 newThreshold,
         uint256 nonce,
         bytes[] calldata signatures
     ) external {
         uint256 current = uint64(_committee >> 192);
         if (nonce != current) revert BadCommitteeNonce(current, nonce);
-        _verifyAttestations(hashCommitteeUpdate(members, threshold, nonce), signatures);
-        _setCommittee(members, threshold, nonce + 1);
+        _verifyAttestations(hashCommitteeUpdate(members, newThreshold, nonce), signatures);
+        _setCommittee(members, newThreshold, nonce + 1);
     }
 
     /// @notice EIP-712 digest the current members sign to replace the committee.
     /// @param members New members.
-    /// @param threshold New threshold.
+    /// @param newThreshold New threshold.
     /// @param nonce Update nonce.
     /// @return The digest.
-    function hashCommitteeUpdate(address[] calldata members, uint256 threshold, uint256 nonce)
+    function hashCommitteeUpdate(address[] calldata members, uint256 newThreshold, uint256 nonce)
         public
         view
         returns (bytes32)
     {
         // EIP-712 encodes address[] as keccak256 of the 32-byte-padded elements.
         return _hashTypedData(
-            keccak256(abi.encode(COMMITTEE_UPDATE_TYPEHASH, keccak256(abi.encodePacked(members)), threshold, nonce))
+            keccak256(abi.encode(COMMITTEE_UPDATE_TYPEHASH, keccak256(abi.encodePacked(members)), newThreshold, nonce))
         );
     }
 
     /// @notice The current committee.
     /// @return members Member addresses.
-    /// @return threshold Signatures required.
+    /// @return quorum Signatures required.
     /// @return nonce Updates applied so far (the nonce the next update must carry).
-    function committee() external view returns (address[] memory members, uint256 threshold, uint256 nonce) {
+    function committee() external view returns (address[] memory members, uint256 quorum, uint256 nonce) {
         uint256 c = _committee;
-        threshold = uint16(c >> 160);
+        quorum = uint16(c >> 160);
         nonce = uint64(c >> 192);
         bytes memory packed = _loadMembers(c);
         uint256 size = packed.length / 20;
@@ -306,67 +302,178 @@ contract GoatHeaderStore is IGoatHeaderStore {
     // Internals
     // ---------------------------------------------------------------------------------
 
-    /// @dev Extracts parentHash (0), receiptsRoot (5), number (8) and timestamp (11).
+    /// @dev Extracts parentHash (0), receiptsRoot (5), number (8) and timestamp (11) in one pass.
+    ///      The header must be exactly one RLP list whose first 12 items are byte strings
+    ///      (hashes of 32 bytes, integers of at most 32 bytes); later items are not inspected.
     function _parseHeader(bytes calldata headerRlp)
         private
         pure
-        returns (bytes32 parentHash, bytes32 root, uint256 number, uint256 timestamp)
+        returns (bytes32 parentHash, bytes32 root, uint256 blockNumber, uint256 blockTime)
     {
-        uint256 start;
+        uint256 bad;
         assembly {
-            start := headerRlp.offset
+            let p := headerRlp.offset
+            let end := add(p, headerRlp.length)
+            let b := byte(0, calldataload(p))
+            let len := 0
+            switch lt(b, 0xf8)
+            case 1 {
+                bad := lt(b, 0xc0)
+                len := sub(b, 0xc0)
+                p := add(p, 1)
+            }
+            default {
+                let lenOfLen := sub(b, 0xf7)
+                len := shr(sub(256, shl(3, lenOfLen)), calldataload(add(p, 1)))
+                p := add(add(p, 1), lenOfLen)
+            }
+            if iszero(eq(add(p, len), end)) { bad := 1 }
+            for { let i := 0 } and(lt(i, 12), iszero(bad)) { i := add(i, 1) } {
+                if iszero(lt(p, end)) {
+                    bad := 1
+                    break
+                }
+                b := byte(0, calldataload(p))
+                let item := p // payload offset
+                len := 1 // single byte below 0x80 is its own payload
+                if gt(b, 0x7f) {
+                    switch lt(b, 0xb8)
+                    case 1 {
+                        item := add(p, 1)
+                        len := sub(b, 0x80)
+                    }
+                    default {
+                        if gt(b, 0xbf) {
+                            bad := 1 // a list where a string is expected
+                            break
+                        }
+                        let lenOfLen := sub(b, 0xb7)
+                        len := shr(sub(256, shl(3, lenOfLen)), calldataload(add(p, 1)))
+                        item := add(add(p, 1), lenOfLen)
+                    }
+                }
+                p := add(item, len)
+                if gt(p, end) {
+                    bad := 1
+                    break
+                }
+                switch i
+                case 0 {
+                    bad := iszero(eq(len, 32))
+                    parentHash := calldataload(item)
+                }
+                case 5 {
+                    bad := iszero(eq(len, 32))
+                    root := calldataload(item)
+                }
+                case 8 {
+                    bad := gt(len, 32)
+                    blockNumber := shr(sub(256, shl(3, len)), calldataload(item))
+                }
+                case 11 {
+                    bad := gt(len, 32)
+                    blockTime := shr(sub(256, shl(3, len)), calldataload(item))
+                }
+            }
         }
-        uint256 end = start + headerRlp.length;
-        (uint256 p, uint256 listEnd) = RlpCalldata.list(start, end);
-        if (listEnd != end) revert MalformedHeader();
-        (parentHash, p) = RlpCalldata.bytes32Item(p, end); // 0 parentHash
-        p = RlpCalldata.skip(p, end); // 1 ommersHash
-        p = RlpCalldata.skip(p, end); // 2 beneficiary
-        p = RlpCalldata.skip(p, end); // 3 stateRoot
-        p = RlpCalldata.skip(p, end); // 4 transactionsRoot
-        (root, p) = RlpCalldata.bytes32Item(p, end); // 5 receiptsRoot
-        p = RlpCalldata.skip(p, end); // 6 logsBloom
-        p = RlpCalldata.skip(p, end); // 7 difficulty
-        (number, p) = RlpCalldata.uintItem(p, end); // 8 number
-        p = RlpCalldata.skip(p, end); // 9 gasLimit
-        p = RlpCalldata.skip(p, end); // 10 gasUsed
-        (timestamp,) = RlpCalldata.uintItem(p, end); // 11 timestamp
-        if (root == bytes32(0)) revert MalformedHeader();
+        if (bad != 0 || root == bytes32(0)) revert MalformedHeader();
     }
 
-    /// @dev Reverts unless `signatures` holds >= threshold valid signatures of distinct members.
+    /// @dev Reverts unless `signatures` holds >= threshold valid low-s signatures of distinct
+    ///      members over `digest`. The committee is read with one EXTCODECOPY; duplicates are
+    ///      found with a bitmap over member positions.
     function _verifyAttestations(bytes32 digest, bytes[] calldata signatures) private view {
         uint256 c = _committee;
         uint256 need = uint16(c >> 160);
-        uint256 count = signatures.length;
-        if (count < need) revert TooFewAttestations(count, need);
-        bytes memory members = _loadMembers(c);
-        uint256 seen;
-        for (uint256 i; i < count; ++i) {
-            address signer = _recover(digest, signatures[i], i);
-            uint256 index = _indexOf(members, signer);
-            if (index == type(uint256).max) revert NotACommitteeMember(signer);
-            uint256 bit = 1 << index;
-            if (seen & bit != 0) revert DuplicateAttester(signer);
-            seen |= bit;
+        if (signatures.length < need) revert TooFewAttestations(signatures.length, need);
+        (uint256 failure, uint256 index, uint256 detail) = _checkSignatures(c, digest, signatures);
+        if (failure != 0) {
+            if (failure == 1) revert InvalidSignatureLength(index, detail);
+            if (failure == 2) revert SignatureMalleable(index);
+            if (failure == 3) revert InvalidSignatureV(index, uint8(detail));
+            if (failure == 4) revert InvalidSignature(index);
+            if (failure == 5) revert NotACommitteeMember(address(uint160(detail)));
+            revert DuplicateAttester(address(uint160(detail)));
         }
     }
 
-    /// @dev Low-s ECDSA recovery of a 65-byte r || s || v signature.
-    function _recover(bytes32 digest, bytes calldata signature, uint256 index) private pure returns (address signer) {
-        if (signature.length != 65) revert InvalidSignatureLength(index, signature.length);
-        bytes32 r;
-        bytes32 s;
-        uint8 v;
-        assembly {
-            r := calldataload(signature.offset)
-            s := calldataload(add(signature.offset, 32))
-            v := byte(0, calldataload(add(signature.offset, 64)))
+    /// @dev Checks every signature; returns 0 or a failure code (1 length, 2 high s, 3 bad v,
+    ///      4 no signer, 5 not a member, 6 duplicate) with the signature index and a detail
+    ///      (length, v or signer).
+    function _checkSignatures(uint256 c, bytes32 digest, bytes[] calldata signatures)
+        private
+        view
+        returns (uint256 failure, uint256 index, uint256 detail)
+    {
+        assembly ("memory-safe") {
+            // Low-s ECDSA recovery of the 65-byte r || s || v at calldata `sig` (length word first).
+            function recover(sig, hash, scratch) -> signer, code, info {
+                let len := calldataload(sig)
+                if iszero(eq(len, 65)) {
+                    code := 1
+                    info := len
+                    leave
+                }
+                let sv := calldataload(add(sig, 64))
+                if gt(sv, 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0) {
+                    code := 2
+                    leave
+                }
+                let v := byte(0, calldataload(add(sig, 96)))
+                if iszero(or(eq(v, 27), eq(v, 28))) {
+                    code := 3
+                    info := v
+                    leave
+                }
+                mstore(scratch, hash)
+                mstore(add(scratch, 32), v)
+                mstore(add(scratch, 64), calldataload(add(sig, 32)))
+                mstore(add(scratch, 96), sv)
+                mstore(0, 0)
+                if iszero(staticcall(gas(), 1, scratch, 128, 0, 32)) { revert(0, 0) }
+                signer := mload(0)
+                if iszero(signer) { code := 4 }
+            }
+            // Position of `who` in the packed 20-byte list, or 2^256 - 1.
+            function position(list, n, who) -> pos {
+                pos := not(0)
+                for { let k := 0 } lt(k, n) { k := add(k, 1) } {
+                    if eq(shr(96, mload(add(list, mul(k, 20)))), who) {
+                        pos := k
+                        leave
+                    }
+                }
+            }
+
+            let size := and(shr(176, c), 0xffff)
+            let members := mload(0x40)
+            extcodecopy(and(c, 0xffffffffffffffffffffffffffffffffffffffff), members, 1, mul(size, 20))
+            mstore(0x20, 0) // bitmap of the member positions seen (scratch word)
+            for { let i := 0 } lt(i, signatures.length) { i := add(i, 1) } {
+                index := i
+                // Element i of bytes[]: its offset is relative to the start of the offsets. The
+                // ecrecover input goes after the member list (at most 64 * 20 bytes).
+                let signer, code, info :=
+                    recover(add(signatures.offset, calldataload(add(signatures.offset, shl(5, i)))), digest, add(members, 0x520))
+                if code {
+                    failure := code
+                    detail := info
+                    break
+                }
+                detail := signer
+                let pos := position(members, size, signer)
+                if eq(pos, not(0)) {
+                    failure := 5
+                    break
+                }
+                let seen := mload(0x20)
+                if and(seen, shl(pos, 1)) {
+                    failure := 6
+                    break
+                }
+                mstore(0x20, or(seen, shl(pos, 1)))
+            }
         }
-        if (uint256(s) > HALF_CURVE_ORDER) revert SignatureMalleable(index);
-        if (v != 27 && v != 28) revert InvalidSignatureV(index, v);
-        signer = ecrecover(digest, v, r, s);
-        if (signer == address(0)) revert InvalidSignature(index);
     }
 
     /// @dev Position of `account` in the packed member list, or type(uint256).max.

@@ -11,30 +11,34 @@ import {RlpCalldata} from "./lib/RlpCalldata.sol";
  * Bitcoin (SPV through BtcLightClient) or on GOAT Network (receipt proof against a
  * committee-attested header in GoatHeaderStore).
  *
- * Exactly-once rules:
+ * Exactly once, without a replay-key table:
  *   - an invoice settles at most once (status Open -> Settled);
- *   - a source payment settles at most one invoice: the replay key of a BTC payment is
- *     keccak256(abi.encode(txid, vout)) of the paying output, of a GOAT payment
- *     keccak256(abi.encode(blockHash, txIndex, transferLogIndex)); a used key is refused;
- *   - the payment names the invoice: BTC through an OP_RETURN output `6a 20 <invoiceId>`
- *     (OP_RETURN, a 32-byte push), GOAT through the EIP-3009 authorization nonce
- *     (AuthorizationUsed(authorizer, nonce == invoiceId));
+ *   - every payment names exactly ONE invoice, so it can settle at most one:
+ *       BTC:  the transaction's FIRST output whose script is `OP_RETURN <32 bytes>`
+ *             (6a 20 <id>) names the invoice; later such outputs are ignored. The paying
+ *             output (txid, vout) therefore belongs to that one invoice.
+ *       GOAT: the EIP-3009 authorization nonce names the invoice, and the Transfer must be
+ *             the log RIGHT AFTER its AuthorizationUsed (as EIP-3009 tokens emit them), so
+ *             each Transfer log pairs with exactly one authorization, i.e. one invoice. A
+ *             token accepts an (authorizer, nonce) pair once.
+ *     Hence the replay keys keccak256(txid, vout) and keccak256(blockHash, txIndex,
+ *     transferLogIndex) can never settle two invoices, and storing them (a fresh slot,
+ *     22,100 gas per settlement) would add nothing; they are reported in InvoiceSettled
+ *     through sourceTx / sourceIndex instead. The same transaction seen in two attested
+ *     GOAT blocks (or a Bitcoin reorg) still names the same invoice, which settles once;
  *   - an invoice settles only while block.timestamp <= expiry (Metis time).
  *
- * Storage for gas: an invoice keeps keccak256(payee) in its own slot and packs asset,
- * expiry, rail and status in one slot, so settlement reads three slots (payee hash,
- * asset|expiry|rail|status, amount) and rewrites one; the payee bytes and serviceId are
- * stored for the views only. Proof bytes stay in calldata: the raw Bitcoin transaction,
- * the receipt and the trie nodes are parsed in place.
+ * Storage for gas: an invoice keeps keccak256(payee) in one slot and amount (96 bits),
+ * expiry, rail and status in a second, so BTC settlement reads two slots and rewrites one;
+ * GOAT settlement also reads the asset slot. Payee bytes and serviceId are stored for the
+ * views only. Proof bytes stay in calldata: the raw Bitcoin transaction, the receipt and
+ * the trie nodes are parsed in place.
  *
  * GOAT receipts: the Merkle-Patricia proof (key rlp(txIndex)) must lead from the attested
  * receiptsRoot to exactly the supplied receipt bytes; typed receipts (EIP-2718, first byte
- * <= 0x7f) and legacy receipts (an RLP list) are accepted; status must be 1. The
- * AuthorizationUsed and Transfer logs must both be emitted by the invoice's asset (a
- * look-alike token at another address does not count) and be adjacent in the receipt
- * (EIP-3009 tokens emit AuthorizationUsed immediately before the Transfer they authorize),
- * which ties the transfer to that authorization. Log indexes are positions in the
- * receipt's log list, not block-wide log indexes.
+ * <= 0x7f) and legacy receipts (an RLP list) are accepted; status must be 1. Both logs must
+ * be emitted by the invoice's asset (a look-alike token at another address does not
+ * count). Log indexes are positions in the receipt's log list, not block-wide indexes.
  *
  * Invoice creation is permissionless and first come, first served: an id can be taken only
  * once. Services should derive ids from data an outsider cannot predict before the
@@ -106,14 +110,12 @@ contract PaymentSettlement {
         uint256 transferLogIndex;
     }
 
-    /// @dev Storage layout: slot 0 payeeHash; slot 1 asset|expiry|rail|status; slot 2 amount.
+    /// @dev Storage layout: slot 0 payeeHash; slot 1 `meta` = amount (96 bits) | expiry (64)
+    ///      << 96 | rail (8) << 160 | status (8) << 168; slot 2 asset; then the view-only fields.
     struct StoredInvoice {
         bytes32 payeeHash;
+        uint256 meta;
         address asset;
-        uint64 expiry;
-        Rail rail;
-        Status status;
-        uint256 amount;
         bytes32 serviceId;
         bytes payee;
     }
@@ -131,6 +133,10 @@ contract PaymentSettlement {
     /// @notice Longest Bitcoin payee script accepted (consensus MAX_SCRIPT_SIZE).
     uint256 public constant MAX_SCRIPT_LENGTH = 10_000;
 
+    uint256 private constant EXPIRY_SHIFT = 96;
+    uint256 private constant RAIL_SHIFT = 160;
+    uint256 private constant STATUS_SHIFT = 168;
+
     /// @notice The Bitcoin light client.
     IBtcLightClient public immutable btcLightClient;
 
@@ -145,9 +151,6 @@ contract PaymentSettlement {
     // ---------------------------------------------------------------------------------
 
     mapping(bytes32 invoiceId => StoredInvoice) private _invoices;
-
-    /// @notice Invoice settled by a payment, by replay key (zero: unused).
-    mapping(bytes32 paymentKey => bytes32 invoiceId) public settledBy;
 
     // ---------------------------------------------------------------------------------
     // Events
@@ -213,6 +216,9 @@ contract PaymentSettlement {
     /// @notice Amounts must be non-zero.
     error ZeroAmount();
 
+    /// @notice Amounts must fit in 96 bits.
+    error AmountTooLarge(uint256 amount);
+
     /// @notice The expiry is already past at creation.
     error InvalidExpiry(uint64 expiry, uint256 timestamp);
 
@@ -228,9 +234,6 @@ contract PaymentSettlement {
     /// @notice The proof is for the other rail.
     error WrongRail(uint8 expected, uint8 actual);
 
-    /// @notice The payment (replay key) already settled `invoiceId`.
-    error PaymentAlreadyUsed(bytes32 paymentKey, bytes32 invoiceId);
-
     /// @notice The paid amount is below the invoice amount.
     error AmountTooLow(uint256 paid, uint256 required);
 
@@ -245,6 +248,9 @@ contract PaymentSettlement {
 
     /// @notice The transaction has no `OP_RETURN <32 bytes>` output.
     error MissingOpReturn();
+
+    /// @notice The light client returned data that is not a verifyTx result.
+    error LightClientResponse();
 
     /// @notice The payment names another invoice.
     error WrongInvoiceId(bytes32 expected, bytes32 got);
@@ -276,7 +282,7 @@ contract PaymentSettlement {
     /// @notice The Transfer is from `from`, not from the authorizer.
     error WrongPayer(address from, address authorizer);
 
-    /// @notice The AuthorizationUsed and Transfer logs are not adjacent.
+    /// @notice The Transfer log must immediately follow the AuthorizationUsed log.
     error LogsNotAdjacent(uint256 authorizationLogIndex, uint256 transferLogIndex);
 
     // ---------------------------------------------------------------------------------
@@ -318,7 +324,7 @@ contract PaymentSettlement {
     ) external {
         if (id == bytes32(0)) revert ZeroInvoiceId();
         StoredInvoice storage inv = _invoices[id];
-        if (inv.status != Status.None) revert InvoiceExists(id);
+        if (inv.meta != 0) revert InvoiceExists(id);
         if (rail == uint8(Rail.BTC)) {
             if (payee.length == 0 || payee.length > MAX_SCRIPT_LENGTH) revert InvalidPayee();
             if (asset != address(0)) revert InvalidAsset(asset);
@@ -329,15 +335,14 @@ contract PaymentSettlement {
             revert InvalidRail(rail);
         }
         if (amount == 0) revert ZeroAmount();
+        if (amount > type(uint96).max) revert AmountTooLarge(amount);
         if (expiry < block.timestamp) revert InvalidExpiry(expiry, block.timestamp);
 
         inv.payeeHash = keccak256(payee);
-        inv.asset = asset;
-        inv.expiry = expiry;
-        inv.rail = Rail(rail);
-        inv.status = Status.Open;
-        inv.amount = amount;
-        inv.serviceId = serviceId;
+        inv.meta = amount | (uint256(expiry) << EXPIRY_SHIFT) | (uint256(rail) << RAIL_SHIFT)
+            | (uint256(Status.Open) << STATUS_SHIFT);
+        if (asset != address(0)) inv.asset = asset;
+        if (serviceId != bytes32(0)) inv.serviceId = serviceId;
         inv.payee = payee;
         emit InvoiceCreated(id, rail, msg.sender, payee, asset, amount, expiry, serviceId);
     }
@@ -346,7 +351,7 @@ contract PaymentSettlement {
     /// @param id Invoice id.
     /// @return True once settled.
     function isSettled(bytes32 id) external view returns (bool) {
-        return _invoices[id].status == Status.Settled;
+        return _status(_invoices[id].meta) == Status.Settled;
     }
 
     /// @notice An invoice (status None and empty fields if unknown).
@@ -354,32 +359,16 @@ contract PaymentSettlement {
     /// @return The invoice.
     function invoice(bytes32 id) external view returns (Invoice memory) {
         StoredInvoice storage inv = _invoices[id];
+        uint256 meta = inv.meta;
         return Invoice({
-            rail: inv.rail,
-            status: inv.status,
+            rail: Rail(uint8(meta >> RAIL_SHIFT)),
+            status: _status(meta),
             payee: inv.payee,
             asset: inv.asset,
-            amount: inv.amount,
-            expiry: inv.expiry,
+            amount: uint96(meta),
+            expiry: uint64(meta >> EXPIRY_SHIFT),
             serviceId: inv.serviceId
         });
-    }
-
-    /// @notice Replay key of a Bitcoin payment.
-    /// @param txid Transaction id (internal byte order).
-    /// @param vout Output index.
-    /// @return keccak256(abi.encode(txid, vout)).
-    function btcPaymentKey(bytes32 txid, uint256 vout) public pure returns (bytes32) {
-        return keccak256(abi.encode(txid, vout));
-    }
-
-    /// @notice Replay key of a GOAT payment.
-    /// @param blockHash GOAT block hash.
-    /// @param txIndex Transaction index in the block.
-    /// @param transferLogIndex Position of the Transfer log in the receipt.
-    /// @return keccak256(abi.encode(blockHash, txIndex, transferLogIndex)).
-    function goatPaymentKey(bytes32 blockHash, uint256 txIndex, uint256 transferLogIndex) public pure returns (bytes32) {
-        return keccak256(abi.encode(blockHash, txIndex, transferLogIndex));
     }
 
     // ---------------------------------------------------------------------------------
@@ -389,122 +378,198 @@ contract PaymentSettlement {
     /// @notice Settles a BTC invoice with an SPV proof of a payment carrying the invoice id.
     /// @dev The transaction must have `minBtcConfirmations` on the light client's best chain,
     ///      output `proof.outputIndex` must pay the invoice's script at least `amount`
-    ///      satoshis, and some output must be `OP_RETURN <invoiceId>` (6a 20 <32 bytes>).
+    ///      satoshis, and its first `OP_RETURN <32 bytes>` output (6a 20 <id>) must carry the
+    ///      invoice id.
     /// @param invoiceId Invoice to settle.
     /// @param proof The payment proof.
     function settleBtc(bytes32 invoiceId, BtcProof calldata proof) external {
         StoredInvoice storage inv = _invoices[invoiceId];
-        _requireOpen(inv, invoiceId, Rail.BTC);
-        (bytes32 txid,,,) = btcLightClient.verifyTx(proof.inclusion, minBtcConfirmations);
+        uint256 meta = _requireOpen(inv, invoiceId, Rail.BTC);
+        bytes32 txid = _verifyInclusion(proof.inclusion);
 
         uint256 outputIndex = proof.outputIndex;
         (uint256 paid, bytes memory payer) =
             _parseBtcPayment(proof.inclusion.rawTx, outputIndex, inv.payeeHash, invoiceId);
-        uint256 required = inv.amount;
+        uint256 required = uint96(meta);
         if (paid < required) revert AmountTooLow(paid, required);
 
-        _consume(btcPaymentKey(txid, outputIndex), invoiceId);
-        inv.status = Status.Settled;
+        _markSettled(inv, meta);
         emit InvoiceSettled(invoiceId, payer, uint8(Rail.BTC), txid, outputIndex, paid);
     }
 
+    /// @dev Calls btcLightClient.verifyTx(inclusion, minBtcConfirmations) and returns the txid.
+    ///      The proof tuple is forwarded as it sits in this call's calldata: an ABI tuple is
+    ///      self-contained (its offsets are relative to its own start and point forward), so
+    ///      the bytes from its start to the end of calldata are a valid encoding of the same
+    ///      value; the light client decodes (and bounds-checks) the very bytes parsed here.
+    ///      This avoids re-encoding ~1.5 kB of proof in memory.
+    function _verifyInclusion(IBtcLightClient.TxProof calldata inclusion) private view returns (bytes32 txid) {
+        address client = address(btcLightClient);
+        uint256 confirmations = minBtcConfirmations;
+        bytes4 selector = IBtcLightClient.verifyTx.selector;
+        bool ok;
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            let size := sub(calldatasize(), inclusion)
+            mstore(m, selector)
+            mstore(add(m, 4), 0x40) // offset of the tuple after (offset, minConfirmations)
+            mstore(add(m, 36), confirmations)
+            calldatacopy(add(m, 68), inclusion, size)
+            ok := staticcall(gas(), client, m, add(68, size), 0, 0)
+            if iszero(ok) {
+                // Bubble the light client's custom error up unchanged.
+                returndatacopy(m, 0, returndatasize())
+                revert(m, returndatasize())
+            }
+            ok := eq(returndatasize(), 0x80)
+            if ok {
+                returndatacopy(m, 0, 0x20)
+                txid := mload(m)
+            }
+        }
+        if (!ok) revert LightClientResponse();
+    }
+
     /// @dev Walks a legacy-serialized transaction; returns the value of output `outputIndex`
-    ///      (whose script must hash to `payeeHash`) and the first input's outpoint, and
-    ///      requires an `OP_RETURN <invoiceId>` output.
+    ///      (whose script must hash to `payeeHash`) and the first input's outpoint (36 bytes),
+    ///      and requires the first `OP_RETURN <32 bytes>` output to carry `invoiceId`.
     function _parseBtcPayment(bytes calldata rawTx, uint256 outputIndex, bytes32 payeeHash, bytes32 invoiceId)
         private
         pure
         returns (uint256 paid, bytes memory payer)
     {
-        uint256 p;
-        uint256 end;
-        assembly {
-            p := rawTx.offset
-            end := add(p, rawTx.length)
-        }
-        uint256 start = p;
-        p += 4; // version
-        uint256 count;
-        (count, p) = _varint(p, end, start);
-        // Zero inputs is also how the witness serialization (marker 0x00) starts: refused.
-        if (count == 0 || p + 36 > end) revert MalformedTx(p - start);
+        (uint256 p, uint256 outputCount, uint256 firstInput) = _skipInputs(rawTx);
         payer = new bytes(36);
-        assembly {
-            calldatacopy(add(payer, 32), p, 36)
+        assembly ("memory-safe") {
+            calldatacopy(add(payer, 32), firstInput, 36)
         }
-        for (uint256 i; i < count; ++i) {
-            uint256 scriptLength;
-            (scriptLength, p) = _varint(p + 36, end, start); // outpoint
-            p += scriptLength + 4; // scriptSig, sequence
-            if (p > end) revert MalformedTx(end - start);
-        }
-        (count, p) = _varint(p, end, start);
-        if (outputIndex >= count) revert NoPaymentOutput(outputIndex, count);
+        if (outputIndex >= outputCount) revert NoPaymentOutput(outputIndex, outputCount);
+        bytes32 named;
+        (paid, named) = _scanOutputs(rawTx, p, outputCount, outputIndex, payeeHash);
+        if (named != invoiceId) revert WrongInvoiceId(invoiceId, named);
+    }
 
-        bool sawOpReturn;
-        bool named;
-        bytes32 otherId;
-        for (uint256 j; j < count; ++j) {
-            if (p + 9 > end) revert MalformedTx(p - start);
-            uint256 value = _readLe(p, 8);
-            uint256 scriptLength;
-            (scriptLength, p) = _varint(p + 8, end, start);
-            if (p + scriptLength > end) revert MalformedTx(p - start);
-            if (j == outputIndex) {
-                bytes32 scriptHash;
-                assembly ("memory-safe") {
+    /// @dev Skips version and inputs; returns the offset of the first output and the output count.
+    ///      Zero inputs is also how the witness serialization (marker 0x00) starts: refused.
+    function _skipInputs(bytes calldata rawTx)
+        private
+        pure
+        returns (uint256 p, uint256 outputs, uint256 firstInput)
+    {
+        uint256 bad;
+        uint256 start;
+        uint256 end;
+        assembly ("memory-safe") {
+            start := rawTx.offset
+            end := add(start, rawTx.length)
+            let n
+            n, p, bad := _varint(add(start, 4), end)
+            firstInput := p
+            if or(iszero(n), gt(add(p, 36), end)) { bad := 1 }
+            for { let i := 0 } and(iszero(bad), lt(i, n)) { i := add(i, 1) } {
+                let len
+                len, p, bad := _varint(add(p, 36), end) // outpoint, then the scriptSig length
+                p := add(p, add(len, 4)) // scriptSig, sequence
+                if gt(p, end) { bad := 1 }
+            }
+            if iszero(bad) { outputs, p, bad := _varint(p, end) }
+
+            // CompactSize at q (bounded by e); err is non-zero if it does not fit.
+            function _varint(q, e) -> v, next, err {
+                if iszero(lt(q, e)) {
+                    err := 1
+                    leave
+                }
+                let b := byte(0, calldataload(q))
+                if lt(b, 0xfd) {
+                    v := b
+                    next := add(q, 1)
+                    leave
+                }
+                let size := 8
+                if eq(b, 0xfd) { size := 2 }
+                if eq(b, 0xfe) { size := 4 }
+                next := add(add(q, 1), size)
+                if gt(next, e) {
+                    err := 1
+                    leave
+                }
+                let w := calldataload(add(q, 1))
+                for { let i := 0 } lt(i, size) { i := add(i, 1) } { v := or(v, shl(shl(3, i), byte(i, w))) }
+            }
+        }
+        if (bad != 0) revert MalformedTx(p > end ? end - start : p - start);
+    }
+
+    /// @dev Scans the outputs: returns the value of output `vout` (whose script must hash to
+    ///      `payeeHash`) and the payload of the first `OP_RETURN <32 bytes>` output.
+    function _scanOutputs(bytes calldata rawTx, uint256 p, uint256 count, uint256 vout, bytes32 payeeHash)
+        private
+        pure
+        returns (uint256 value, bytes32 named)
+    {
+        uint256 failure;
+        uint256 at; // offset of the malformed output, relative to the transaction
+        assembly ("memory-safe") {
+            let end := add(rawTx.offset, rawTx.length)
+            failure := 4 // until an OP_RETURN <32 bytes> is seen
+            for { let j := 0 } lt(j, count) { j := add(j, 1) } {
+                let script, len, bad := _output(p, end)
+                if bad {
+                    failure := 1
+                    at := sub(p, rawTx.offset)
+                    break
+                }
+                if eq(j, vout) {
                     let m := mload(0x40)
-                    calldatacopy(m, p, scriptLength)
-                    scriptHash := keccak256(m, scriptLength)
-                }
-                if (scriptHash != payeeHash) revert WrongPayee();
-                paid = value;
-            }
-            if (scriptLength == 34) {
-                uint256 head;
-                bytes32 data;
-                assembly {
-                    head := shr(240, calldataload(p))
-                    data := calldataload(add(p, 2))
-                }
-                if (head == 0x6a20) {
-                    if (data == invoiceId) {
-                        named = true;
-                    } else if (!sawOpReturn) {
-                        otherId = data;
+                    calldatacopy(m, script, len)
+                    if iszero(eq(keccak256(m, len), payeeHash)) {
+                        failure := 3
+                        break
                     }
-                    sawOpReturn = true;
+                    // Value: 8 bytes little-endian before the script length.
+                    let w := calldataload(p)
+                    for { let i := 0 } lt(i, 8) { i := add(i, 1) } { value := or(value, shl(shl(3, i), byte(i, w))) }
                 }
+                if and(eq(failure, 4), eq(len, 34)) {
+                    if eq(shr(240, calldataload(script)), 0x6a20) {
+                        failure := 0
+                        named := calldataload(add(script, 2))
+                    }
+                }
+                p := add(script, len)
             }
-            p += scriptLength;
-        }
-        if (p + 4 != end) revert MalformedTx(p - start); // lock time, nothing after it
-        if (!named) {
-            if (sawOpReturn) revert WrongInvoiceId(invoiceId, otherId);
-            revert MissingOpReturn();
-        }
-    }
+            // Lock time, and nothing after it.
+            if and(iszero(eq(failure, 3)), iszero(eq(add(p, 4), end))) {
+                failure := 1
+                at := sub(p, rawTx.offset)
+            }
 
-    /// @dev Bitcoin CompactSize at `p`; returns the value and the offset after it.
-    function _varint(uint256 p, uint256 end, uint256 start) private pure returns (uint256 value, uint256 next) {
-        if (p >= end) revert MalformedTx(p - start);
-        uint256 prefix;
-        assembly {
-            prefix := byte(0, calldataload(p))
+            // Output at q: returns its script offset and length; err if it does not fit.
+            function _output(q, e) -> script, len, err {
+                let lenAt := add(q, 8)
+                if iszero(lt(lenAt, e)) {
+                    err := 1
+                    leave
+                }
+                let b := byte(0, calldataload(lenAt))
+                script := add(lenAt, 1)
+                len := b
+                if gt(b, 0xfc) {
+                    let size := 8
+                    if eq(b, 0xfd) { size := 2 }
+                    if eq(b, 0xfe) { size := 4 }
+                    script := add(add(lenAt, 1), size)
+                    let w := calldataload(add(lenAt, 1))
+                    len := 0
+                    for { let i := 0 } lt(i, size) { i := add(i, 1) } { len := or(len, shl(shl(3, i), byte(i, w))) }
+                }
+                if gt(add(script, len), e) { err := 1 }
+            }
         }
-        if (prefix < 0xfd) return (prefix, p + 1);
-        uint256 size = prefix == 0xfd ? 2 : prefix == 0xfe ? 4 : 8;
-        next = p + 1 + size;
-        if (next > end) revert MalformedTx(p - start);
-        value = _readLe(p + 1, size);
-    }
-
-    /// @dev Little-endian integer of `size` (<= 32) bytes at calldata offset `p`.
-    function _readLe(uint256 p, uint256 size) private pure returns (uint256 value) {
-        assembly {
-            let word := calldataload(p)
-            for { let i := 0 } lt(i, size) { i := add(i, 1) } { value := or(value, shl(mul(i, 8), byte(i, word))) }
-        }
+        if (failure == 1) revert MalformedTx(at);
+        if (failure == 3) revert WrongPayee();
+        if (failure == 4) revert MissingOpReturn();
     }
 
     // ---------------------------------------------------------------------------------
@@ -513,28 +578,28 @@ contract PaymentSettlement {
 
     /// @notice Settles a GOAT invoice with a receipt proof of an EIP-3009 payment.
     /// @dev The receipt must be in the attested block's receipts trie at key rlp(txIndex),
-    ///      have status 1, and contain, emitted by the invoice's asset and adjacent,
-    ///      AuthorizationUsed(authorizer, invoiceId) and Transfer(authorizer, payee, value >= amount).
+    ///      have status 1, and contain AuthorizationUsed(authorizer, invoiceId) at
+    ///      `authorizationLogIndex` and Transfer(authorizer, payee, value >= amount) right after
+    ///      it, both emitted by the invoice's asset.
     /// @param invoiceId Invoice to settle.
     /// @param proof The payment proof.
     function settleGoat(bytes32 invoiceId, GoatProof calldata proof) external {
         StoredInvoice storage inv = _invoices[invoiceId];
-        address asset = _requireOpen(inv, invoiceId, Rail.GOAT);
-        (address authorizer, uint256 paid) = _verifyGoatPayment(inv, asset, invoiceId, proof);
-
-        bytes32 blockHash = proof.blockHash;
-        uint256 txIndex = proof.txIndex;
-        _consume(goatPaymentKey(blockHash, txIndex, proof.transferLogIndex), invoiceId);
-        inv.status = Status.Settled;
-        emit InvoiceSettled(invoiceId, abi.encodePacked(authorizer), uint8(Rail.GOAT), blockHash, txIndex, paid);
+        uint256 meta = _requireOpen(inv, invoiceId, Rail.GOAT);
+        (address authorizer, uint256 paid) = _verifyGoatPayment(inv, uint96(meta), invoiceId, proof);
+        _markSettled(inv, meta);
+        emit InvoiceSettled(
+            invoiceId, abi.encodePacked(authorizer), uint8(Rail.GOAT), proof.blockHash, proof.txIndex, paid
+        );
     }
 
     /// @dev Proves the receipt and checks its payment logs against the invoice; returns payer and value.
-    function _verifyGoatPayment(StoredInvoice storage inv, address asset, bytes32 invoiceId, GoatProof calldata proof)
+    function _verifyGoatPayment(StoredInvoice storage inv, uint256 required, bytes32 invoiceId, GoatProof calldata proof)
         private
         view
         returns (address authorizer, uint256 paid)
     {
+        address asset = inv.asset;
         bytes32 root = goatHeaderStore.receiptsRoot(proof.blockHash);
         if (root == bytes32(0)) revert UnknownGoatHeader(proof.blockHash);
         (uint256 logsPtr, uint256 logsEnd) = _provenReceiptLogs(root, proof);
@@ -542,7 +607,6 @@ contract PaymentSettlement {
         (authorizer, payee, paid) =
             _checkPaymentLogs(logsPtr, logsEnd, proof.authorizationLogIndex, proof.transferLogIndex, asset, invoiceId);
         if (keccak256(abi.encodePacked(payee)) != inv.payeeHash) revert WrongPayee();
-        uint256 required = inv.amount;
         if (paid < required) revert AmountTooLow(paid, required);
     }
 
@@ -599,9 +663,7 @@ contract PaymentSettlement {
         address asset,
         bytes32 invoiceId
     ) private pure returns (address authorizer, address to, uint256 value) {
-        if (authIndex + 1 != transferIndex && transferIndex + 1 != authIndex) {
-            revert LogsNotAdjacent(authIndex, transferIndex);
-        }
+        if (transferIndex == 0 || authIndex != transferIndex - 1) revert LogsNotAdjacent(authIndex, transferIndex);
         (uint256 authLog, uint256 transferLog) = _findLogs(logsPtr, logsEnd, authIndex, transferIndex);
         authorizer = _checkAuthorizationLog(authLog, logsEnd, authIndex, asset, invoiceId);
         (to, value) = _checkTransferLog(transferLog, logsEnd, transferIndex, asset, authorizer);
@@ -695,22 +757,25 @@ contract PaymentSettlement {
     // Shared
     // ---------------------------------------------------------------------------------
 
-    /// @dev Requires an open, unexpired invoice of `rail`; returns its asset.
-    function _requireOpen(StoredInvoice storage inv, bytes32 invoiceId, Rail rail) private view returns (address) {
-        Status status = inv.status;
+    /// @dev Requires an open, unexpired invoice of `rail`; returns its packed meta slot.
+    function _requireOpen(StoredInvoice storage inv, bytes32 invoiceId, Rail rail) private view returns (uint256 meta) {
+        meta = inv.meta;
+        Status status = _status(meta);
         if (status == Status.None) revert UnknownInvoice(invoiceId);
         if (status == Status.Settled) revert AlreadySettled(invoiceId);
-        if (inv.rail != rail) revert WrongRail(uint8(rail), uint8(inv.rail));
-        uint64 expiry = inv.expiry;
+        uint8 actual = uint8(meta >> RAIL_SHIFT);
+        if (actual != uint8(rail)) revert WrongRail(uint8(rail), actual);
+        uint64 expiry = uint64(meta >> EXPIRY_SHIFT);
         if (block.timestamp > expiry) revert InvoiceExpired(invoiceId, expiry, block.timestamp);
-        return inv.asset;
     }
 
-    /// @dev Marks a payment as used by `invoiceId`; reverts if already used.
-    function _consume(bytes32 paymentKey, bytes32 invoiceId) private {
-        bytes32 previous = settledBy[paymentKey];
-        if (previous != bytes32(0)) revert PaymentAlreadyUsed(paymentKey, previous);
-        settledBy[paymentKey] = invoiceId;
+    /// @dev Flips the status in the meta slot from Open to Settled.
+    function _markSettled(StoredInvoice storage inv, uint256 meta) private {
+        inv.meta = (meta & ~(uint256(0xff) << STATUS_SHIFT)) | (uint256(Status.Settled) << STATUS_SHIFT);
+    }
+
+    function _status(uint256 meta) private pure returns (Status) {
+        return Status(uint8(meta >> STATUS_SHIFT));
     }
 
     function _keccak(uint256 ptr, uint256 len) private pure returns (bytes32 h) {

@@ -323,7 +323,7 @@ impl<'a, S: BtcSource, St: Store> Syncer<'a, S, St> {
         report.tip_hash = Some(tip.hash());
         if tip.hash() != info.best_block_hash && tip.height() >= info.blocks.min(tip.height()) {
             // We hold a chain at least as heavy as the node's best.
-            report.node_behind = !self.chain.best_height_of(&info.best_block_hash).is_some();
+            report.node_behind = self.chain.best_height_of(&info.best_block_hash).is_none();
             if report.node_behind {
                 warn!(node_tip = %info.best_block_hash, our_tip = %tip.hash(), "the node's best chain is not the heaviest chain gmrelay knows");
             }

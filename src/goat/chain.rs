@@ -340,7 +340,9 @@ impl GoatChain {
     }
     /// The best tip.
     pub fn tip(&self) -> &ValidatedGoatHeader {
-        self.best.back().expect("the chain always holds its finalized header")
+        self.best
+            .back()
+            .expect("the chain always holds its finalized header")
     }
     /// Unfinalized headers held.
     pub fn unfinalized_len(&self) -> usize {
@@ -377,7 +379,10 @@ impl GoatChain {
         // accepted as known only when the batch reaches the finalized header
         // through them (the batch is hash-linked), and refused otherwise.
         let base = &self.best[0];
-        let below = batch.iter().take_while(|v| v.number() < base.number()).count();
+        let below = batch
+            .iter()
+            .take_while(|v| v.number() < base.number())
+            .count();
         if below > 0 {
             match batch.get(below) {
                 Some(v) if v.number() == base.number() && v.hash() == base.hash() => {}
@@ -405,7 +410,10 @@ impl GoatChain {
         let skip = below
             + batch[below..]
                 .iter()
-                .take_while(|v| self.best_at(v.number()).is_some_and(|b| b.hash() == v.hash()))
+                .take_while(|v| {
+                    self.best_at(v.number())
+                        .is_some_and(|b| b.hash() == v.hash())
+                })
                 .count();
         let new = &batch[skip..];
         let Some(first) = new.first() else {
@@ -449,7 +457,10 @@ impl GoatChain {
         if let Finality::Depth(d) = self.finality {
             let target = self.tip().number().saturating_sub(d);
             if target > self.finalized.0 {
-                let hash = self.best_at(target).expect("between finalized and tip").hash();
+                let hash = self
+                    .best_at(target)
+                    .expect("between finalized and tip")
+                    .hash();
                 changes.merge(self.finalize(target, hash)?);
             }
         }
@@ -538,7 +549,10 @@ impl GoatChain {
     }
 }
 
-fn check_link(parent: &ValidatedGoatHeader, child: &ValidatedGoatHeader) -> Result<(), GoatChainError> {
+fn check_link(
+    parent: &ValidatedGoatHeader,
+    child: &ValidatedGoatHeader,
+) -> Result<(), GoatChainError> {
     let err = |rule| GoatChainError {
         number: child.number(),
         hash: child.hash(),
@@ -658,7 +672,16 @@ mod tests {
         c.connect(&a).unwrap();
         let b = synthetic_headers(&a[1], 5, 1); // forks at 102 < 104
         let err = c.connect(&b).unwrap_err();
-        assert!(matches!(err.rule, GoatRule::ReorgBelowFinality { finalized: 104, fork_point: 102 }), "{err}");
+        assert!(
+            matches!(
+                err.rule,
+                GoatRule::ReorgBelowFinality {
+                    finalized: 104,
+                    fork_point: 102
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("REORG BELOW FINALITY"));
         assert!(matches!(
             c.rewind(103).unwrap_err().rule,
@@ -675,7 +698,10 @@ mod tests {
         hs[2].timestamp = hs[1].timestamp - 1;
         // Re-link after editing.
         let err = c.connect(&hs).unwrap_err();
-        assert!(matches!(err.rule, GoatRule::TimestampBeforeParent { .. }), "{err}");
+        assert!(
+            matches!(err.rule, GoatRule::TimestampBeforeParent { .. }),
+            "{err}"
+        );
         let mut hs = synthetic_headers(&g, 3, 0);
         hs[1].gas_used = 1; // changes its hash: hs[2] no longer links
         let err = c.connect(&hs).unwrap_err();

@@ -123,7 +123,11 @@ impl GoatCheckpointFile {
     }
 
     /// Checks the file against the configured chain id and turns it into a checkpoint.
-    pub fn resolve(&self, origin: &str, chain_id: u64) -> Result<GoatCheckpoint, GoatCheckpointError> {
+    pub fn resolve(
+        &self,
+        origin: &str,
+        chain_id: u64,
+    ) -> Result<GoatCheckpoint, GoatCheckpointError> {
         if let Some(found) = self.chain_id {
             if found != chain_id {
                 return Err(GoatCheckpointError::WrongChain {
@@ -198,18 +202,34 @@ mod tests {
     fn builtin_placeholders_are_refused_and_devnet_resolves() {
         for id in [GOAT_MAINNET, GOAT_TESTNET3] {
             let err = GoatCheckpoint::builtin(id).unwrap_err();
-            assert!(matches!(err, GoatCheckpointError::Placeholder { .. }), "{err}");
+            assert!(
+                matches!(err, GoatCheckpointError::Placeholder { .. }),
+                "{err}"
+            );
         }
-        assert_eq!(GoatCheckpoint::builtin(31337).unwrap(), GoatCheckpoint::DevnetGenesis);
+        assert_eq!(
+            GoatCheckpoint::builtin(31337).unwrap(),
+            GoatCheckpoint::DevnetGenesis
+        );
     }
 
     #[test]
     fn trusted_file_resolves_and_checks_chain() {
         let text = r#"{"chain_id": 2345, "number": 10, "hash": "0x1111111111111111111111111111111111111111111111111111111111111111", "source": "test"}"#;
         let f = GoatCheckpointFile::parse(text, "t.json").unwrap();
-        assert!(matches!(f.resolve("t.json", 2345).unwrap(), GoatCheckpoint::Trusted { number: 10, .. }));
-        assert!(matches!(f.resolve("t.json", 48816), Err(GoatCheckpointError::WrongChain { .. })));
-        let err = GoatCheckpointFile::parse(r#"{"chain_id": 1, "number": 1, "hash": null, "typo": 1}"#, "t.json").unwrap_err();
+        assert!(matches!(
+            f.resolve("t.json", 2345).unwrap(),
+            GoatCheckpoint::Trusted { number: 10, .. }
+        ));
+        assert!(matches!(
+            f.resolve("t.json", 48816),
+            Err(GoatCheckpointError::WrongChain { .. })
+        ));
+        let err = GoatCheckpointFile::parse(
+            r#"{"chain_id": 1, "number": 1, "hash": null, "typo": 1}"#,
+            "t.json",
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("typo"), "{err}");
     }
 }

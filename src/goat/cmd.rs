@@ -124,8 +124,10 @@ pub async fn source(config: &Config) -> Result<GoatRpc> {
 
 /// Reads a block JSON file (a block object or a JSON-RPC response).
 pub fn read_block_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let v: Value = serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let v: Value =
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", path.display()))?;
     Ok(match v.get("result") {
         Some(r) if v.get("jsonrpc").is_some() => r.clone(),
         _ => v,
@@ -153,8 +155,14 @@ pub async fn run(config: &Config, cmd: GoatCmd) -> Result<()> {
                     Ok(())
                 }
                 HashCheck::Mismatch { computed, claimed } => {
-                    println!("MISMATCH: keccak256(rlp(header)) = {computed}, the file claims {claimed}");
-                    bail!("{}: block {}: header hash mismatch", file.display(), h.number)
+                    println!(
+                        "MISMATCH: keccak256(rlp(header)) = {computed}, the file claims {claimed}"
+                    );
+                    bail!(
+                        "{}: block {}: header hash mismatch",
+                        file.display(),
+                        h.number
+                    )
                 }
             }
         }
@@ -193,9 +201,21 @@ pub async fn run(config: &Config, cmd: GoatCmd) -> Result<()> {
             )
             .with_context(|| format!("{}: proof rejected", proof.display()))?;
             let invoice = Invoice {
-                token: token.as_deref().map(parse_address).transpose().map_err(|e| anyhow!(e))?,
-                payee: payee.as_deref().map(parse_address).transpose().map_err(|e| anyhow!(e))?,
-                min_amount: amount.as_deref().map(parse_amount).transpose().map_err(|e| anyhow!(e))?,
+                token: token
+                    .as_deref()
+                    .map(parse_address)
+                    .transpose()
+                    .map_err(|e| anyhow!(e))?,
+                payee: payee
+                    .as_deref()
+                    .map(parse_address)
+                    .transpose()
+                    .map_err(|e| anyhow!(e))?,
+                min_amount: amount
+                    .as_deref()
+                    .map(parse_amount)
+                    .transpose()
+                    .map_err(|e| anyhow!(e))?,
                 nonce: invoice
                     .as_deref()
                     .map(|s| crate::cli::parse_invoice_id(s).map(B256::from))
@@ -230,7 +250,11 @@ pub async fn run(config: &Config, cmd: GoatCmd) -> Result<()> {
                     verified.block_number(),
                     verified.block_hash(),
                     verified.confirmations(),
-                    if verified.finalized() { "finalized" } else { "not finalized" }
+                    if verified.finalized() {
+                        "finalized"
+                    } else {
+                        "not finalized"
+                    }
                 );
                 println!(
                     "payment: {} base units of token {} from {} to {}{}",
@@ -284,7 +308,11 @@ async fn sync(config: &Config, follow: bool) -> Result<()> {
             }
             Err(GoatSyncError::Interrupted) => {
                 let tip = syncer.chain().tip();
-                println!("interrupted: store consistent at {} {}", tip.number(), tip.hash());
+                println!(
+                    "interrupted: store consistent at {} {}",
+                    tip.number(),
+                    tip.hash()
+                );
                 return Ok(());
             }
             Err(e) if follow && crate::error::Classify::is_transient(&e) => {
@@ -316,7 +344,9 @@ fn status(config: &Config, json: bool) -> Result<()> {
             config.store_dir().display()
         );
     };
-    let (tip_n, tip_hash) = store.goat_tip()?.ok_or_else(|| anyhow!("no GOAT tip stored"))?;
+    let (tip_n, tip_hash) = store
+        .goat_tip()?
+        .ok_or_else(|| anyhow!("no GOAT tip stored"))?;
     let (fin_n, fin_hash) = store
         .goat_finalized()?
         .ok_or_else(|| anyhow!("no GOAT finalized block stored"))?;
@@ -338,7 +368,10 @@ fn status(config: &Config, json: bool) -> Result<()> {
     } else {
         println!("chain id    {chain_id}");
         println!("checkpoint  {cp_n} {cp_hash}");
-        println!("tip         {tip_n} {tip_hash} ({} header)", tip.header().shape());
+        println!(
+            "tip         {tip_n} {tip_hash} ({} header)",
+            tip.header().shape()
+        );
         println!("tip time    {}", tip.header().timestamp);
         println!("finalized   {fin_n} {fin_hash} ({})", finality(config));
         println!("store       {}", config.store_dir().display());
@@ -353,10 +386,12 @@ async fn prove(config: &Config, tx: B256, out: Option<PathBuf>) -> Result<()> {
     }
     let source = source(config).await?;
     let store = crate::cli::open_store(config)?;
-    let loc = source
-        .tx_location(tx)
-        .await?
-        .ok_or_else(|| anyhow!("{}: transaction {tx} is not mined (no receipt)", source.endpoint()))?;
+    let loc = source.tx_location(tx).await?.ok_or_else(|| {
+        anyhow!(
+            "{}: transaction {tx} is not mined (no receipt)",
+            source.endpoint()
+        )
+    })?;
     let stored = store.goat_header(&loc.block_hash)?.ok_or_else(|| {
         anyhow!(
             "block {} ({}) is not in the store: run `gmrelay goat sync` first",
@@ -378,10 +413,13 @@ async fn prove(config: &Config, tx: B256, out: Option<PathBuf>) -> Result<()> {
         stored.header().receipts_root,
         &receipts,
     )?;
-    let receipt = block
-        .receipts()
-        .get(loc.tx_index as usize)
-        .ok_or_else(|| anyhow!("block {} has no transaction {}", loc.block_number, loc.tx_index))?;
+    let receipt = block.receipts().get(loc.tx_index as usize).ok_or_else(|| {
+        anyhow!(
+            "block {} has no transaction {}",
+            loc.block_number,
+            loc.tx_index
+        )
+    })?;
     let found = find_payments(receipt, loc.tx_index, &policy);
     let Some(payment) = found.first() else {
         bail!(
@@ -453,7 +491,12 @@ pub enum GoatDevnetCmd {
 }
 
 fn local_only(url: &str) -> Result<()> {
-    let local = ["http://127.0.0.1", "http://localhost", "ws://127.0.0.1", "ws://localhost"];
+    let local = [
+        "http://127.0.0.1",
+        "http://localhost",
+        "ws://127.0.0.1",
+        "ws://localhost",
+    ];
     if !local.iter().any(|p| url.starts_with(p)) {
         bail!("devnet goat commands run against a local node only (goat.rpc_url = {url})");
     }
@@ -465,7 +508,11 @@ pub async fn devnet(config: &Config, cmd: GoatDevnetCmd) -> Result<()> {
     let url = config.goat_rpc_url().replacen("ws://", "http://", 1);
     local_only(&url)?;
     match cmd {
-        GoatDevnetCmd::GoatDeploy { name, symbol, version } => {
+        GoatDevnetCmd::GoatDeploy {
+            name,
+            symbol,
+            version,
+        } => {
             let token = super::devnet::deploy_token(&url, &name, &symbol, &version).await?;
             println!("{token}");
             Ok(())
@@ -484,7 +531,9 @@ pub async fn devnet(config: &Config, cmd: GoatDevnetCmd) -> Result<()> {
             if !no_mint {
                 super::devnet::mint(&url, token, super::devnet::payer_address(), amount).await?;
             }
-            let paid = super::devnet::pay(&url, token, super::devnet::PAYER_KEY, to, amount, id, true).await?;
+            let paid =
+                super::devnet::pay(&url, token, super::devnet::PAYER_KEY, to, amount, id, true)
+                    .await?;
             println!("{}", paid.tx_hash);
             Ok(())
         }

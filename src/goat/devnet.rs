@@ -16,7 +16,7 @@ use alloy::sol_types::{eip712_domain, SolStruct};
 use thiserror::Error;
 
 alloy::sol!(
-    #[allow(missing_docs)]
+    #[allow(missing_docs, clippy::too_many_arguments)]
     #[sol(rpc)]
     TestStablecoin,
     "contracts/artifacts/TestStablecoin.json"
@@ -91,14 +91,21 @@ impl Anvil {
         let exe = anvil_exe();
         let port = crate::devnet::free_port();
         let child = Command::new(&exe)
-            .args(["--chain-id", &chain_id.to_string(), "--port", &port.to_string()])
+            .args([
+                "--chain-id",
+                &chain_id.to_string(),
+                "--port",
+                &port.to_string(),
+            ])
             .args(["--host", "127.0.0.1"])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .map_err(|e| GoatDevnetError::Start(format!("{}: {e} (set ANVIL_EXE)", exe.display())))?;
+            .map_err(|e| {
+                GoatDevnetError::Start(format!("{}: {e} (set ANVIL_EXE)", exe.display()))
+            })?;
         let mut anvil = Anvil {
             child: Some(child),
             port,
@@ -162,7 +169,12 @@ pub fn wallet_provider(url: &str, key: &str) -> Result<impl Provider + Clone, Go
 }
 
 /// Deploys a test stablecoin (`name`, `symbol`, EIP-712 `version`) from the relayer account.
-pub async fn deploy_token(url: &str, name: &str, symbol: &str, version: &str) -> Result<Address, GoatDevnetError> {
+pub async fn deploy_token(
+    url: &str,
+    name: &str,
+    symbol: &str,
+    version: &str,
+) -> Result<Address, GoatDevnetError> {
     let provider = wallet_provider(url, RELAYER_KEY)?;
     let token = TestStablecoin::deploy(
         provider,
@@ -176,7 +188,12 @@ pub async fn deploy_token(url: &str, name: &str, symbol: &str, version: &str) ->
 }
 
 /// Mints `amount` base units of `token` to `to` (the relayer deployed it).
-pub async fn mint(url: &str, token: Address, to: Address, amount: U256) -> Result<B256, GoatDevnetError> {
+pub async fn mint(
+    url: &str,
+    token: Address,
+    to: Address,
+    amount: U256,
+) -> Result<B256, GoatDevnetError> {
     let provider = wallet_provider(url, RELAYER_KEY)?;
     let t = TestStablecoin::new(token, provider);
     let receipt = t
@@ -252,7 +269,11 @@ pub async fn pay(
         .await
         .map_err(|e| call_err("eth_chainId")(e.to_string()))?;
     let t = TestStablecoin::new(token, provider.clone());
-    let name = t.name().call().await.map_err(|e| call_err("name()")(e.to_string()))?;
+    let name = t
+        .name()
+        .call()
+        .await
+        .map_err(|e| call_err("name()")(e.to_string()))?;
     let version = t
         .version()
         .call()
@@ -343,7 +364,18 @@ mod tests {
         let a = authorization_hash("USD Coin", "2", 2345, Address::repeat_byte(9), &auth);
         let b = authorization_hash("USD Coin", "2", 48816, Address::repeat_byte(9), &auth);
         assert_ne!(a, b, "the chain id is part of the domain");
-        let sig = sign_authorization(&signer(PAYER_KEY), "USD Coin", "2", 2345, Address::repeat_byte(9), &auth).unwrap();
-        assert_eq!(sig.recover_address_from_prehash(&a).unwrap(), payer_address());
+        let sig = sign_authorization(
+            &signer(PAYER_KEY),
+            "USD Coin",
+            "2",
+            2345,
+            Address::repeat_byte(9),
+            &auth,
+        )
+        .unwrap();
+        assert_eq!(
+            sig.recover_address_from_prehash(&a).unwrap(),
+            payer_address()
+        );
     }
 }

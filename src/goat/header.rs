@@ -309,9 +309,12 @@ fn hex_str<'a>(
         field,
         message,
     };
-    let s = v
-        .as_str()
-        .ok_or_else(|| bad(format!("expected a 0x-prefixed hex string, got {}", json_kind(v))))?;
+    let s = v.as_str().ok_or_else(|| {
+        bad(format!(
+            "expected a 0x-prefixed hex string, got {}",
+            json_kind(v)
+        ))
+    })?;
     let digits = s
         .strip_prefix("0x")
         .ok_or_else(|| bad(format!("`{s}` lacks the 0x prefix")))?;
@@ -390,10 +393,9 @@ impl GoatHeader {
             }
         };
         let n = Some(number);
-        if let Some(key) = obj
-            .keys()
-            .find(|k| !HEADER_FIELDS.contains(&k.as_str()) && !IGNORED_RPC_KEYS.contains(&k.as_str()))
-        {
+        if let Some(key) = obj.keys().find(|k| {
+            !HEADER_FIELDS.contains(&k.as_str()) && !IGNORED_RPC_KEYS.contains(&k.as_str())
+        }) {
             return Err(HeaderError::UnknownField {
                 number: n,
                 field: key.clone(),
@@ -501,7 +503,10 @@ impl GoatHeader {
             ("withdrawalsRoot", self.withdrawals_root.is_some()),
             ("blobGasUsed", self.blob_gas_used.is_some()),
             ("excessBlobGas", self.excess_blob_gas.is_some()),
-            ("parentBeaconBlockRoot", self.parent_beacon_block_root.is_some()),
+            (
+                "parentBeaconBlockRoot",
+                self.parent_beacon_block_root.is_some(),
+            ),
             ("requestsHash", self.requests_hash.is_some()),
         ];
         let mut missing = None;
@@ -701,7 +706,11 @@ pub(crate) mod tests {
                 parsed.check()
             );
             let rlp = parsed.header.rlp();
-            assert_eq!(GoatHeader::decode_rlp(&rlp).unwrap(), parsed.header, "{name}");
+            assert_eq!(
+                GoatHeader::decode_rlp(&rlp).unwrap(),
+                parsed.header,
+                "{name}"
+            );
         }
     }
 
@@ -723,7 +732,14 @@ pub(crate) mod tests {
         v.as_object_mut().unwrap().remove("withdrawalsRoot");
         let err = GoatHeader::from_rpc_json(&v).unwrap_err();
         assert!(
-            matches!(err, HeaderError::OutOfOrder { field: "blobGasUsed", missing: "withdrawalsRoot", .. }),
+            matches!(
+                err,
+                HeaderError::OutOfOrder {
+                    field: "blobGasUsed",
+                    missing: "withdrawalsRoot",
+                    ..
+                }
+            ),
             "{err}"
         );
         let mut v = fixture("cancun");
@@ -743,7 +759,10 @@ pub(crate) mod tests {
         let mut v = fixture("london");
         v["miner"] = Value::String("0x1234".into());
         let err = GoatHeader::from_rpc_json(&v).unwrap_err().to_string();
-        assert!(err.contains("miner") && err.contains("2 bytes, expected 20"), "{err}");
+        assert!(
+            err.contains("miner") && err.contains("2 bytes, expected 20"),
+            "{err}"
+        );
         let mut v = fixture("london");
         v.as_object_mut().unwrap().remove("mixHash");
         let err = GoatHeader::from_rpc_json(&v).unwrap_err().to_string();
@@ -756,7 +775,16 @@ pub(crate) mod tests {
         v["gasUsed"] = Value::String("0x1".into());
         let parsed = RpcHeader::parse(&v).unwrap();
         let err = parsed.verified().unwrap_err();
-        assert!(matches!(err, HeaderError::HashMismatch { number: 17034871, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                HeaderError::HashMismatch {
+                    number: 17034871,
+                    ..
+                }
+            ),
+            "{err}"
+        );
     }
 
     #[test]

@@ -12,13 +12,13 @@
 //! * [`sync`]: the sync runner (batched header fetching, retries, finality).
 //! * [`devnet`]: anvil, the test stablecoin and EIP-3009 signing for demos and tests.
 
-pub mod header;
-pub mod receipts;
 pub mod chain;
+pub mod checkpoint;
+pub mod cmd;
+pub mod devnet;
+pub mod header;
 pub mod payment;
 pub mod proof;
-pub mod checkpoint;
+pub mod receipts;
 pub mod source;
 pub mod sync;
-pub mod devnet;
-pub mod cmd;

@@ -189,7 +189,10 @@ fn log_at(receipt: &GoatReceipt, index: u64) -> Result<&ReceiptLog, PaymentError
 
 /// Decodes an ERC-20 `Transfer` strictly: three topics, 32 bytes of data,
 /// clean address words. Returns `(from, to, value)`.
-pub fn decode_transfer(log: &ReceiptLog, index: u64) -> Result<(Address, Address, U256), PaymentError> {
+pub fn decode_transfer(
+    log: &ReceiptLog,
+    index: u64,
+) -> Result<(Address, Address, U256), PaymentError> {
     let bad = |message: &str| PaymentError::NotEvent {
         index,
         event: "Transfer",
@@ -210,7 +213,10 @@ pub fn decode_transfer(log: &ReceiptLog, index: u64) -> Result<(Address, Address
 }
 
 /// Decodes an EIP-3009 `AuthorizationUsed` strictly. Returns `(authorizer, nonce)`.
-pub fn decode_authorization_used(log: &ReceiptLog, index: u64) -> Result<(Address, B256), PaymentError> {
+pub fn decode_authorization_used(
+    log: &ReceiptLog,
+    index: u64,
+) -> Result<(Address, B256), PaymentError> {
     let bad = |message: &str| PaymentError::NotEvent {
         index,
         event: "AuthorizationUsed",
@@ -269,7 +275,11 @@ pub fn payment_at(
 /// token and authorizer to an accepted payee (the nearest one after it);
 /// then, when allowed, plain transfers of configured tokens to accepted
 /// payees that no authorization claimed.
-pub fn find_payments(receipt: &GoatReceipt, tx_index: u64, policy: &PaymentPolicy) -> Vec<FoundPayment> {
+pub fn find_payments(
+    receipt: &GoatReceipt,
+    tx_index: u64,
+    policy: &PaymentPolicy,
+) -> Vec<FoundPayment> {
     let mut out = Vec::new();
     if !receipt.succeeded() {
         return out;
@@ -446,10 +456,19 @@ mod tests {
     #[test]
     fn eip3009_payment_is_found() {
         let nonce = B256::repeat_byte(0xaa);
-        let r = receipt(vec![auth(TOKEN, PAYER, nonce), transfer(TOKEN, PAYER, PAYEE, 5)]);
+        let r = receipt(vec![
+            auth(TOKEN, PAYER, nonce),
+            transfer(TOKEN, PAYER, PAYEE, 5),
+        ]);
         let found = find_payments(&r, 3, &policy());
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].log_indexes, LogIndexes { authorization_used: Some(0), transfer: 1 });
+        assert_eq!(
+            found[0].log_indexes,
+            LogIndexes {
+                authorization_used: Some(0),
+                transfer: 1
+            }
+        );
         assert_eq!(found[0].summary.nonce, Some(nonce));
         assert_eq!(found[0].summary.value, U256::from(5));
         let inv = Invoice {
@@ -459,9 +478,15 @@ mod tests {
             nonce: Some(nonce),
         };
         check_invoice(&found[0].summary, &inv).unwrap();
-        let too_much = Invoice { min_amount: Some(U256::from(6)), ..inv.clone() };
+        let too_much = Invoice {
+            min_amount: Some(U256::from(6)),
+            ..inv.clone()
+        };
         assert!(check_invoice(&found[0].summary, &too_much).is_err());
-        let other_id = Invoice { nonce: Some(B256::ZERO), ..inv };
+        let other_id = Invoice {
+            nonce: Some(B256::ZERO),
+            ..inv
+        };
         assert!(check_invoice(&found[0].summary, &other_id).is_err());
     }
 
@@ -469,12 +494,21 @@ mod tests {
     fn look_alike_token_never_counts() {
         let nonce = B256::repeat_byte(0xaa);
         // Both logs from the look-alike.
-        let r = receipt(vec![auth(FAKE, PAYER, nonce), transfer(FAKE, PAYER, PAYEE, 5)]);
+        let r = receipt(vec![
+            auth(FAKE, PAYER, nonce),
+            transfer(FAKE, PAYER, PAYEE, 5),
+        ]);
         assert!(find_payments(&r, 0, &policy()).is_empty());
         // Authorization from the real token, transfer from the look-alike.
-        let r = receipt(vec![auth(TOKEN, PAYER, nonce), transfer(FAKE, PAYER, PAYEE, 5)]);
+        let r = receipt(vec![
+            auth(TOKEN, PAYER, nonce),
+            transfer(FAKE, PAYER, PAYEE, 5),
+        ]);
         assert!(find_payments(&r, 0, &policy()).is_empty());
-        let idx = LogIndexes { authorization_used: Some(0), transfer: 1 };
+        let idx = LogIndexes {
+            authorization_used: Some(0),
+            transfer: 1,
+        };
         assert!(matches!(
             payment_at(&r, &idx, false),
             Err(PaymentError::DifferentEmitters { .. })
@@ -494,7 +528,10 @@ mod tests {
             transfer(TOKEN, Address::repeat_byte(8), PAYEE, 5),
         ]);
         assert!(find_payments(&r, 0, &policy()).is_empty());
-        let idx = LogIndexes { authorization_used: Some(0), transfer: 1 };
+        let idx = LogIndexes {
+            authorization_used: Some(0),
+            transfer: 1,
+        };
         assert!(matches!(
             payment_at(&r, &idx, false),
             Err(PaymentError::AuthorizerMismatch { .. })
@@ -510,14 +547,23 @@ mod tests {
         let found = find_payments(&r, 0, &p);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].summary.nonce, None);
-        let idx = LogIndexes { authorization_used: None, transfer: 0 };
-        assert_eq!(payment_at(&r, &idx, false), Err(PaymentError::PlainTransferRefused));
+        let idx = LogIndexes {
+            authorization_used: None,
+            transfer: 0,
+        };
+        assert_eq!(
+            payment_at(&r, &idx, false),
+            Err(PaymentError::PlainTransferRefused)
+        );
     }
 
     #[test]
     fn failed_receipt_pays_nothing_and_malformed_logs_are_refused() {
         let nonce = B256::repeat_byte(0xaa);
-        let mut r = receipt(vec![auth(TOKEN, PAYER, nonce), transfer(TOKEN, PAYER, PAYEE, 5)]);
+        let mut r = receipt(vec![
+            auth(TOKEN, PAYER, nonce),
+            transfer(TOKEN, PAYER, PAYEE, 5),
+        ]);
         r.outcome = ReceiptOutcome::Status(false);
         assert!(find_payments(&r, 0, &policy()).is_empty());
         let mut t = transfer(TOKEN, PAYER, PAYEE, 5);

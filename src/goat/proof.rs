@@ -22,7 +22,9 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::header::{GoatHeader, HeaderError};
-use super::payment::{check_invoice, payment_at, FoundPayment, Invoice, LogIndexes, PaymentError, PaymentSummary};
+use super::payment::{
+    check_invoice, payment_at, FoundPayment, Invoice, LogIndexes, PaymentError, PaymentSummary,
+};
 use super::receipts::{verify_receipt_proof, BlockReceipts, GoatReceipt, ReceiptError};
 use crate::store::{Store, StoreError};
 
@@ -113,7 +115,9 @@ pub enum GoatProofError {
         finalized: u64,
     },
     /// Not enough confirmations.
-    #[error("block {hash} at height {number} has {confirmations} confirmations, {required} required")]
+    #[error(
+        "block {hash} at height {number} has {confirmations} confirmations, {required} required"
+    )]
     TooFewConfirmations {
         /// The block.
         hash: B256,
@@ -131,7 +135,7 @@ pub enum GoatProofError {
         number: u64,
         /// The failure.
         #[source]
-        source: ReceiptError,
+        source: Box<ReceiptError>,
     },
     /// The transaction reverted.
     #[error("block {number}, transaction {tx_index}: the receipt's status is not 1 (the transaction failed)")]
@@ -181,7 +185,11 @@ pub struct GoatReplayKey {
 
 impl std::fmt::Display for GoatReplayKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}", self.block_hash, self.tx_index, self.log_index)
+        write!(
+            f,
+            "{}:{}:{}",
+            self.block_hash, self.tx_index, self.log_index
+        )
     }
 }
 
@@ -268,7 +276,10 @@ pub fn build_goat_proof(
 
 /// Checks everything a proof shows on its own: the header hash, the
 /// receipt's inclusion, its status and the payment logs.
-pub fn verify_standalone(p: &GoatProof, allow_plain: bool) -> Result<StandaloneCheck, GoatProofError> {
+pub fn verify_standalone(
+    p: &GoatProof,
+    allow_plain: bool,
+) -> Result<StandaloneCheck, GoatProofError> {
     let header = GoatHeader::decode_rlp(&p.header_rlp)?;
     let computed = keccak256(&p.header_rlp);
     if computed != p.block_hash {
@@ -285,7 +296,10 @@ pub fn verify_standalone(p: &GoatProof, allow_plain: bool) -> Result<StandaloneC
         });
     }
     let number = header.number;
-    let receipt_err = |source| GoatProofError::Receipt { number, source };
+    let receipt_err = |source| GoatProofError::Receipt {
+        number,
+        source: Box::new(source),
+    };
     verify_receipt_proof(header.receipts_root, p.tx_index, &p.receipt, &p.proof_nodes)
         .map_err(receipt_err)?;
     let receipt = GoatReceipt::decode_2718(&p.receipt).map_err(receipt_err)?;
@@ -395,8 +409,10 @@ pub fn parse_address(s: &str) -> Result<Address, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::goat::chain::{synthetic_headers, GoatChain, Finality, ValidatedGoatHeader};
-    use crate::goat::payment::{find_payments, PaymentPolicy, AUTHORIZATION_USED_TOPIC, TRANSFER_TOPIC};
+    use crate::goat::chain::{synthetic_headers, Finality, GoatChain, ValidatedGoatHeader};
+    use crate::goat::payment::{
+        find_payments, PaymentPolicy, AUTHORIZATION_USED_TOPIC, TRANSFER_TOPIC,
+    };
     use crate::goat::receipts::{receipts_root_and_proof, ReceiptLog};
     use crate::store::MemStore;
 
@@ -431,7 +447,9 @@ mod tests {
         g.number = 100;
         let cp = ValidatedGoatHeader::checkpoint(g.clone(), g.hash_slow()).unwrap();
         let mut chain = GoatChain::from_checkpoint(cp, Finality::Depth(2));
-        store.goat_init(2345, (100, g.hash_slow()), &chain.anchor_changes()).unwrap();
+        store
+            .goat_init(2345, (100, g.hash_slow()), &chain.anchor_changes())
+            .unwrap();
         let mut receipts: Vec<GoatReceipt> = (0..40)
             .map(|i| crate::goat::receipts::tests::synthetic([0, 1, 2][i % 3], i as u64, 1))
             .collect();
@@ -447,7 +465,8 @@ mod tests {
         hs.extend(tail);
         let out = chain.connect(&hs).unwrap();
         store.goat_apply(&out.changes).unwrap();
-        let block = BlockReceipts::from_receipts(102, hs[1].hash_slow(), root, receipts.clone()).unwrap();
+        let block =
+            BlockReceipts::from_receipts(102, hs[1].hash_slow(), root, receipts.clone()).unwrap();
         let policy = PaymentPolicy {
             tokens: vec![TOKEN],
             payees: vec![PAYEE],
@@ -498,7 +517,8 @@ mod tests {
     #[test]
     fn every_tampered_byte_fails() {
         let (store, proof) = fixture();
-        let check = |p: &GoatProof| verify_goat_proof(p, &store, 2345, Acceptance::Finalized, false);
+        let check =
+            |p: &GoatProof| verify_goat_proof(p, &store, 2345, Acceptance::Finalized, false);
         for i in 0..proof.receipt.len() {
             let mut p = proof.clone();
             let mut b = p.receipt.to_vec();

@@ -82,7 +82,8 @@ pub enum ReceiptError {
 }
 
 fn at_tx(i: Option<u64>) -> String {
-    i.map(|i| format!(" of transaction {i}")).unwrap_or_default()
+    i.map(|i| format!(" of transaction {i}"))
+        .unwrap_or_default()
 }
 
 /// The first field of a receipt.
@@ -107,7 +108,9 @@ pub struct ReceiptLog {
 
 impl ReceiptLog {
     fn payload_length(&self) -> usize {
-        self.address.length() + alloy_rlp::list_length::<B256, B256>(&self.topics) + self.data.length()
+        self.address.length()
+            + alloy_rlp::list_length::<B256, B256>(&self.topics)
+            + self.data.length()
     }
 }
 
@@ -193,7 +196,9 @@ fn hex_digits<'a>(
         field: name,
         message,
     };
-    let s = v.as_str().ok_or_else(|| bad("expected a 0x-prefixed hex string".into()))?;
+    let s = v
+        .as_str()
+        .ok_or_else(|| bad("expected a 0x-prefixed hex string".into()))?;
     s.strip_prefix("0x")
         .ok_or_else(|| bad(format!("`{s}` lacks the 0x prefix")))
 }
@@ -237,7 +242,11 @@ impl GoatReceipt {
     /// irrelevant to the encoding (and a wrong encoding is caught by the
     /// receipts-root check).
     pub fn from_rpc_json(v: &Value) -> Result<(u64, Self), ReceiptError> {
-        let tx_index = quantity(field(v, "transactionIndex", None)?, "transactionIndex", None)?;
+        let tx_index = quantity(
+            field(v, "transactionIndex", None)?,
+            "transactionIndex",
+            None,
+        )?;
         let i = Some(tx_index);
         let tx_type = match v.get("type").filter(|t| !t.is_null()) {
             None => 0,
@@ -401,9 +410,9 @@ impl GoatReceipt {
             r if r.len() == 32 && tx_type == 0 => ReceiptOutcome::StateRoot(B256::from_slice(r)),
             other => {
                 return Err(ReceiptError::Decode(format!(
-                    "status field of {} bytes is neither 0, 1 nor (legacy only) a 32-byte state root",
-                    other.len()
-                )))
+                "status field of {} bytes is neither 0, 1 nor (legacy only) a 32-byte state root",
+                other.len()
+            )))
             }
         };
         let receipt = GoatReceipt {
@@ -441,7 +450,7 @@ pub fn receipts_root_and_proof(encoded: &[Vec<u8>], target: Option<u64>) -> (B25
     }
     let target_key = target.map(trie_key);
     let mut hb = match &target_key {
-        Some(k) => HashBuilder::default().with_proof_retainer(ProofRetainer::new(vec![k.clone()])),
+        Some(k) => HashBuilder::default().with_proof_retainer(ProofRetainer::new(vec![*k])),
         None => HashBuilder::default(),
     };
     let n = encoded.len();
@@ -612,7 +621,9 @@ pub(crate) mod tests {
             logs: (0..logs)
                 .map(|l| ReceiptLog {
                     address: Address::repeat_byte((l + 1) as u8),
-                    topics: (0..=(l % 4)).map(|t| B256::repeat_byte(t as u8 + 9)).collect(),
+                    topics: (0..=(l % 4))
+                        .map(|t| B256::repeat_byte(t as u8 + 9))
+                        .collect(),
                     data: Bytes::from(vec![i as u8; 32 * (l % 3)]),
                 })
                 .collect(),
@@ -660,7 +671,11 @@ pub(crate) mod tests {
                 .map(|i| synthetic([0, 1, 2, 0x60][i % 4], i as u64, i % 5).encode_2718())
                 .collect();
             let (root, _) = receipts_root_and_proof(&enc, None);
-            assert_eq!(root, alloy_trie::root::ordered_trie_root_encoded(&enc), "n={n}");
+            assert_eq!(
+                root,
+                alloy_trie::root::ordered_trie_root_encoded(&enc),
+                "n={n}"
+            );
             for t in [0, n / 2, n - 1] {
                 let (root2, proof) = receipts_root_and_proof(&enc, Some(t as u64));
                 assert_eq!(root2, root);
@@ -684,7 +699,9 @@ pub(crate) mod tests {
             cumulative_gas_used: 0,
             logs_bloom: Bloom::repeat_byte(0x10),
             logs: vec![ReceiptLog {
-                address: "0xbc10000000000000000000000000000000000003".parse().unwrap(),
+                address: "0xbc10000000000000000000000000000000000003"
+                    .parse()
+                    .unwrap(),
                 topics: vec![B256::repeat_byte(0xb7), B256::with_last_byte(0x22)],
                 data: Bytes::from(vec![0xbb; 96]),
             }],
@@ -711,7 +728,10 @@ pub(crate) mod tests {
         let mut as_eip1559 = rs.clone();
         as_eip1559[0].tx_type = 2;
         let err = BlockReceipts::from_receipts(7, B256::ZERO, root, as_eip1559).unwrap_err();
-        assert!(matches!(err, ReceiptError::RootMismatch { number: 7, .. }), "{err}");
+        assert!(
+            matches!(err, ReceiptError::RootMismatch { number: 7, .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -121,7 +121,9 @@ pub trait GoatSource: Sync {
     fn head_number(&self) -> impl Future<Output = Result<u64, GoatSourceError>> + Send;
     /// The block the node tags `finalized` (number, hash computed by gmrelay),
     /// or `None` when it has none.
-    fn finalized(&self) -> impl Future<Output = Result<Option<(u64, B256)>, GoatSourceError>> + Send;
+    fn finalized(
+        &self,
+    ) -> impl Future<Output = Result<Option<(u64, B256)>, GoatSourceError>> + Send;
     /// Canonical headers `from .. from + count` in one batched request
     /// (fewer when the node's chain is shorter). Each is parsed strictly and
     /// hashes to the hash the node claims.
@@ -232,11 +234,17 @@ impl GoatRpc {
                     message: format!("HTTP {}", h.status),
                 }
             }
-            RpcError::Transport(TransportErrorKind::HttpError(h)) if h.status < 500 && h.status != 429 => {
+            RpcError::Transport(TransportErrorKind::HttpError(h))
+                if h.status < 500 && h.status != 429 =>
+            {
                 GoatSourceError::Malformed {
                     endpoint,
                     method: method.into(),
-                    message: format!("HTTP {}: {}", h.status, h.body.chars().take(200).collect::<String>()),
+                    message: format!(
+                        "HTTP {}: {}",
+                        h.status,
+                        h.body.chars().take(200).collect::<String>()
+                    ),
                 }
             }
             RpcError::Transport(k) => GoatSourceError::Unavailable {
@@ -302,7 +310,10 @@ impl GoatRpc {
             .await
             .map_err(|_| GoatSourceError::Unavailable {
                 endpoint: self.url.clone(),
-                message: format!("{method} batch of {}: timed out after {timeout:?}", params.len()),
+                message: format!(
+                    "{method} batch of {}: timed out after {timeout:?}",
+                    params.len()
+                ),
             })?
     }
 
@@ -426,7 +437,10 @@ impl GoatSource for GoatRpc {
 
     async fn block_receipts(&self, hash: B256) -> Result<Vec<Value>, GoatSourceError> {
         if self.use_block_receipts {
-            match self.call::<_, Option<Vec<Value>>>("eth_getBlockReceipts", (hash,)).await {
+            match self
+                .call::<_, Option<Vec<Value>>>("eth_getBlockReceipts", (hash,))
+                .await
+            {
                 Ok(Some(v)) => return Ok(v),
                 Ok(None) => {
                     return Err(GoatSourceError::Inconsistent {
@@ -436,7 +450,10 @@ impl GoatSource for GoatRpc {
                 }
                 // Method not found / not supported: fall back.
                 Err(GoatSourceError::Rpc { code, .. }) if code == -32601 || code == -32602 => {
-                    tracing::debug!(code, "eth_getBlockReceipts unsupported; per-transaction fallback");
+                    tracing::debug!(
+                        code,
+                        "eth_getBlockReceipts unsupported; per-transaction fallback"
+                    );
                 }
                 Err(e) => return Err(e),
             }
@@ -456,11 +473,13 @@ impl GoatSource for GoatRpc {
             })?
             .iter()
             .map(|t| {
-                t.as_str().and_then(|s| s.parse().ok()).ok_or_else(|| GoatSourceError::Malformed {
-                    endpoint: self.url.clone(),
-                    method: "eth_getBlockByHash".into(),
-                    message: format!("transaction `{t}` is not a hash"),
-                })
+                t.as_str()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| GoatSourceError::Malformed {
+                        endpoint: self.url.clone(),
+                        method: "eth_getBlockByHash".into(),
+                        message: format!("transaction `{t}` is not a hash"),
+                    })
             })
             .collect::<Result<_, _>>()?;
         if txs.is_empty() {
@@ -493,7 +512,10 @@ impl GoatSource for GoatRpc {
             message: format!("receipt of {tx}: bad `{what}`"),
         };
         Ok(Some(TxLocation {
-            block_number: r.get("blockNumber").and_then(parse_quantity).ok_or_else(|| bad("blockNumber"))?,
+            block_number: r
+                .get("blockNumber")
+                .and_then(parse_quantity)
+                .ok_or_else(|| bad("blockNumber"))?,
             block_hash: r
                 .get("blockHash")
                 .and_then(Value::as_str)
@@ -510,7 +532,8 @@ impl GoatSource for GoatRpc {
         if self.ws && self.ensure_subscription().await {
             let mut guard = self.heads.lock().await;
             if let Some(sub) = guard.as_mut() {
-                match tokio::time::timeout(poll.max(Duration::from_secs(1)) * 10, sub.recv()).await {
+                match tokio::time::timeout(poll.max(Duration::from_secs(1)) * 10, sub.recv()).await
+                {
                     Ok(Ok(_)) | Err(_) => return,
                     Ok(Err(e)) => {
                         tracing::warn!(error = %e, "newHeads subscription ended; resubscribing");

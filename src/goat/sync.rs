@@ -59,7 +59,9 @@ pub enum GoatSyncError {
     #[error("the store's GOAT chain cannot be restored: {0}")]
     Restore(String),
     /// The node has no `finalized` block while finality = "finalized".
-    #[error("{endpoint} has no `finalized` block; set goat.finality = {{ depth = N }} for this node")]
+    #[error(
+        "{endpoint} has no `finalized` block; set goat.finality = {{ depth = N }} for this node"
+    )]
     NoFinalizedTag {
         /// The node.
         endpoint: String,
@@ -75,7 +77,10 @@ impl Classify for GoatSyncError {
             GoatSyncError::Source(e) => e.class(),
             // The node may have reorged between two batches: a new round re-reads it.
             GoatSyncError::Invalid { error, .. }
-                if matches!(error.rule, GoatRule::UnknownParent(_) | GoatRule::BrokenLink { .. }) =>
+                if matches!(
+                    error.rule,
+                    GoatRule::UnknownParent(_) | GoatRule::BrokenLink { .. }
+                ) =>
             {
                 ErrorClass::Transient
             }
@@ -119,7 +124,11 @@ pub struct GoatSyncReport {
 }
 
 /// Retries a source call with exponential backoff while its error is transient.
-pub async fn with_retry<T, F, Fut>(options: &GoatSyncOptions, what: &str, mut op: F) -> Result<T, GoatSourceError>
+pub async fn with_retry<T, F, Fut>(
+    options: &GoatSyncOptions,
+    what: &str,
+    mut op: F,
+) -> Result<T, GoatSourceError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, GoatSourceError>>,
@@ -200,7 +209,11 @@ impl<'a, S: GoatSource, St: Store> GoatSyncer<'a, S, St> {
             }
             None => {
                 let chain = GoatChain::from_checkpoint(anchor.clone(), finality);
-                store.goat_init(chain_id, (anchor.number(), anchor.hash()), &chain.anchor_changes())?;
+                store.goat_init(
+                    chain_id,
+                    (anchor.number(), anchor.hash()),
+                    &chain.anchor_changes(),
+                )?;
                 info!(chain = "goat", chain_id, height = anchor.number(), hash = %anchor.hash(), "new GOAT store anchored at checkpoint");
                 chain
             }
@@ -259,11 +272,13 @@ impl<'a, S: GoatSource, St: Store> GoatSyncer<'a, S, St> {
         metrics::gauge!("gmrelay_node_height", "chain" => "goat").set(head as f64);
         let final_tag = match self.chain.finality() {
             Finality::Tag => Some(
-                with_retry(&opts, "eth_getBlockByNumber(finalized)", || source.finalized())
-                    .await?
-                    .ok_or_else(|| GoatSyncError::NoFinalizedTag {
-                        endpoint: source.endpoint(),
-                    })?,
+                with_retry(&opts, "eth_getBlockByNumber(finalized)", || {
+                    source.finalized()
+                })
+                .await?
+                .ok_or_else(|| GoatSyncError::NoFinalizedTag {
+                    endpoint: source.endpoint(),
+                })?,
             ),
             Finality::Depth(_) => None,
         };
@@ -280,7 +295,10 @@ impl<'a, S: GoatSource, St: Store> GoatSyncer<'a, S, St> {
             self.check_stop()?;
             let count = (head - from + 1).min(opts.batch_size.max(1));
             let started = Instant::now();
-            let headers = with_retry(&opts, "eth_getBlockByNumber batch", || source.headers(from, count)).await?;
+            let headers = with_retry(&opts, "eth_getBlockByNumber batch", || {
+                source.headers(from, count)
+            })
+            .await?;
             if headers.is_empty() {
                 break;
             }
@@ -403,10 +421,12 @@ pub async fn fetch_checkpoint<S: GoatSource>(
                 hash,
                 message,
             };
-            let header = with_retry(options, "eth_getBlockByHash", || source.header_by_hash(hash))
-                .await
-                .map_err(|e| missing(e.to_string()))?
-                .ok_or_else(|| missing("no such block".into()))?;
+            let header = with_retry(options, "eth_getBlockByHash", || {
+                source.header_by_hash(hash)
+            })
+            .await
+            .map_err(|e| missing(e.to_string()))?
+            .ok_or_else(|| missing("no such block".into()))?;
             if header.number != number {
                 return Err(missing(format!("the block is at height {}", header.number)));
             }
@@ -416,7 +436,8 @@ pub async fn fetch_checkpoint<S: GoatSource>(
             })
         }
         GoatCheckpoint::DevnetGenesis => {
-            let mut hs = with_retry(options, "eth_getBlockByNumber(0)", || source.headers(0, 1)).await?;
+            let mut hs =
+                with_retry(options, "eth_getBlockByNumber(0)", || source.headers(0, 1)).await?;
             let g = hs.pop().ok_or_else(|| GoatSyncError::CheckpointMissing {
                 endpoint: source.endpoint(),
                 number: 0,
@@ -441,11 +462,13 @@ pub fn restore<St: Store>(store: &St, finality: Finality) -> Result<GoatChain, G
         .goat_finalized()?
         .ok_or_else(|| GoatSyncError::Restore("no finalized block recorded".into()))?;
     let headers = store.goat_best_range(fin, tip)?;
-    if headers.first().map(|h| h.hash()) != Some(fin_hash) || headers.len() as u64 != tip - fin + 1 {
+    if headers.first().map(|h| h.hash()) != Some(fin_hash) || headers.len() as u64 != tip - fin + 1
+    {
         return Err(GoatSyncError::Restore(format!(
             "best chain {fin}..={tip} is incomplete or does not start at the finalized block {fin_hash}"
         )));
     }
-    GoatChain::restore((cp_number, cp_hash), finality, headers)
-        .ok_or_else(|| GoatSyncError::Restore(format!("best chain {fin}..={tip} has a broken link")))
+    GoatChain::restore((cp_number, cp_hash), finality, headers).ok_or_else(|| {
+        GoatSyncError::Restore(format!("best chain {fin}..={tip} has a broken link"))
+    })
 }

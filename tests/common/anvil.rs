@@ -37,7 +37,14 @@ impl TestAnvil {
             .port();
         let exe = anvil_exe();
         let child = Command::new(&exe)
-            .args(["--chain-id", "2345", "--host", "127.0.0.1", "--port", &port.to_string()])
+            .args([
+                "--chain-id",
+                "2345",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -82,7 +89,9 @@ impl TestAnvil {
 
     /// A JSON-RPC call that must succeed.
     pub async fn rpc(&self, method: &str, params: Value) -> Value {
-        self.try_rpc(method, params).await.unwrap_or_else(|e| panic!("{e}"))
+        self.try_rpc(method, params)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Mines `n` blocks.

@@ -44,88 +44,106 @@ library MerklePatriciaProof {
         pure
         returns (uint256 valueOffset, uint256 valueLength)
     {
+        Walk memory w = Walk({key: key, keyNibbles: keyNibbles, keyPos: 0, used: 0});
         bytes32 expected = root;
         bool isInline;
-        uint256 used; // proof elements consumed
-        uint256 keyPos; // nibbles of the key consumed
         uint256 ptr; // current node item: [ptr, end)
         uint256 end;
         for (;;) {
             if (!isInline) {
-                if (used >= proof.length) revert MptMissingNode(used);
-                bytes calldata node = proof[used];
+                if (w.used >= proof.length) revert MptMissingNode(w.used);
+                bytes calldata node = proof[w.used];
                 assembly {
                     ptr := node.offset
                     end := add(ptr, node.length)
                 }
-                if (_keccak(ptr, node.length) != expected) revert MptNodeHashMismatch(used);
+                if (_keccak(ptr, node.length) != expected) revert MptNodeHashMismatch(w.used);
                 unchecked {
-                    ++used;
+                    ++w.used;
                 }
             }
-            (uint256 first, uint256 listEnd) = RlpCalldata.list(ptr, end);
-            if (listEnd != end) revert MptMalformedNode(used);
-
-            uint256 second = RlpCalldata.skip(first, listEnd);
-            uint256 third = RlpCalldata.skip(second, listEnd);
-            uint256 child; // offset of the child reference item
-            if (third == listEnd) {
-                // Leaf or extension: [path, value | child].
-                (bool leaf, uint256 pathNibbles) = _matchPath(first, listEnd, key, keyPos, keyNibbles, used);
-                keyPos += pathNibbles;
-                if (leaf) {
-                    if (keyPos != keyNibbles) revert MptKeyNotFound(used);
-                    (valueOffset, valueLength) = RlpCalldata.string_(second, listEnd);
-                    break;
-                }
-                if (pathNibbles == 0) revert MptMalformedNode(used);
-                child = second;
-            } else {
-                // Branch: 17 items.
-                uint256 slot = keyPos == keyNibbles ? 16 : _nibble(key, keyPos);
-                child = first;
-                for (uint256 i; i < slot; ++i) {
-                    child = RlpCalldata.skip(child, listEnd);
-                }
-                if (slot == 16) {
-                    (valueOffset, valueLength) = RlpCalldata.string_(child, listEnd);
-                    if (valueLength == 0) revert MptKeyNotFound(used);
-                    break;
-                }
-                unchecked {
-                    ++keyPos;
-                }
+            (bool found, uint256 a, uint256 b) = _step(w, ptr, end);
+            if (found) {
+                (valueOffset, valueLength) = (a, b);
+                break;
             }
-
-            // Follow the child reference.
-            (bool isList, uint256 payload, uint256 len) = RlpCalldata.item(child, listEnd);
-            if (isList) {
-                // Inline node: the embedded list itself, shorter than 32 bytes.
-                ptr = child;
-                end = payload + len;
-                if (end - ptr >= 32) revert MptMalformedNode(used);
-                isInline = true;
-            } else if (len == 32) {
-                assembly {
-                    expected := calldataload(payload)
-                }
-                isInline = false;
-            } else if (len == 0) {
-                revert MptKeyNotFound(used);
-            } else {
-                revert MptMalformedNode(used);
-            }
+            (isInline, expected, ptr, end) = _follow(a, b, w.used);
         }
-        if (used != proof.length) revert MptUnusedNodes(used, proof.length);
+        if (w.used != proof.length) revert MptUnusedNodes(w.used, proof.length);
+    }
+
+    /// @dev Walk state (memory keeps the stack shallow).
+    struct Walk {
+        bytes32 key;
+        uint256 keyNibbles;
+        uint256 keyPos;
+        uint256 used;
+    }
+
+    /// @dev Processes the node [ptr, end). Returns (true, valueOffset, valueLength) when the
+    ///      value is found, else (false, childRefOffset, nodeListEnd).
+    function _step(Walk memory w, uint256 ptr, uint256 end) private pure returns (bool found, uint256 a, uint256 b) {
+        (uint256 first, uint256 listEnd) = RlpCalldata.list(ptr, end);
+        if (listEnd != end) revert MptMalformedNode(w.used);
+        uint256 second = RlpCalldata.skip(first, listEnd);
+        uint256 third = RlpCalldata.skip(second, listEnd);
+        if (third == listEnd) {
+            // Leaf or extension: [path, value | child].
+            (bool leaf, uint256 pathNibbles) = _matchPath(first, listEnd, w);
+            w.keyPos += pathNibbles;
+            if (leaf) {
+                if (w.keyPos != w.keyNibbles) revert MptKeyNotFound(w.used);
+                (a, b) = RlpCalldata.string_(second, listEnd);
+                return (true, a, b);
+            }
+            if (pathNibbles == 0) revert MptMalformedNode(w.used);
+            return (false, second, listEnd);
+        }
+        // Branch: 17 items, children 0..15 then the value.
+        uint256 slot = w.keyPos == w.keyNibbles ? 16 : _nibble(w.key, w.keyPos);
+        uint256 child = first;
+        for (uint256 i; i < slot; ++i) {
+            child = RlpCalldata.skip(child, listEnd);
+        }
+        if (slot == 16) {
+            (a, b) = RlpCalldata.string_(child, listEnd);
+            if (b == 0) revert MptKeyNotFound(w.used);
+            return (true, a, b);
+        }
+        unchecked {
+            ++w.keyPos;
+        }
+        return (false, child, listEnd);
+    }
+
+    /// @dev Resolves the child reference item at `child` (inside a node ending at `end`).
+    function _follow(uint256 child, uint256 end, uint256 used)
+        private
+        pure
+        returns (bool isInline, bytes32 expected, uint256 ptr, uint256 nodeEnd)
+    {
+        (bool isList, uint256 payload, uint256 len) = RlpCalldata.item(child, end);
+        if (isList) {
+            // Inline node: the embedded list itself, shorter than 32 bytes.
+            nodeEnd = payload + len;
+            if (nodeEnd - child >= 32) revert MptMalformedNode(used);
+            return (true, bytes32(0), child, nodeEnd);
+        }
+        if (len == 32) {
+            assembly {
+                expected := calldataload(payload)
+            }
+            return (false, expected, 0, 0);
+        }
+        if (len == 0) revert MptKeyNotFound(used);
+        revert MptMalformedNode(used);
     }
 
     /// @dev Matches the hex-prefix path item at `ptr` against the key from `keyPos`.
     ///      Returns whether the node is a leaf and how many nibbles the path has.
-    function _matchPath(uint256 ptr, uint256 end, bytes32 key, uint256 keyPos, uint256 keyNibbles, uint256 used)
-        private
-        pure
-        returns (bool leaf, uint256 pathNibbles)
-    {
+    function _matchPath(uint256 ptr, uint256 end, Walk memory w) private pure returns (bool leaf, uint256 pathNibbles) {
+        uint256 used = w.used;
+        uint256 keyPos = w.keyPos;
         (uint256 payload, uint256 len) = RlpCalldata.string_(ptr, end);
         if (len == 0) revert MptMalformedNode(used);
         uint256 flag;
@@ -136,7 +154,7 @@ library MerklePatriciaProof {
         leaf = flag >= 2;
         uint256 odd = flag & 1;
         pathNibbles = 2 * len - 2 + odd;
-        if (keyPos + pathNibbles > keyNibbles) revert MptKeyNotFound(used);
+        if (keyPos + pathNibbles > w.keyNibbles) revert MptKeyNotFound(used);
         // Nibble j of the path is nibble (j + 2 - odd) of the payload.
         for (uint256 j; j < pathNibbles; ++j) {
             uint256 q = j + 2 - odd;
@@ -145,7 +163,7 @@ library MerklePatriciaProof {
                 b := byte(0, calldataload(add(payload, shr(1, q))))
             }
             uint256 pathNibble = (q & 1 == 0) ? b >> 4 : b & 0x0f;
-            if (pathNibble != _nibble(key, keyPos + j)) revert MptKeyNotFound(used);
+            if (pathNibble != _nibble(w.key, keyPos + j)) revert MptKeyNotFound(used);
         }
     }
 
