@@ -49,6 +49,8 @@ fmt: ## Format the code
 bench: build ## Run the benchmarks recorded in BENCHMARKS.md
 	$(BIN) bench headers --count 1000000
 	$(BIN) bench sync --blocks 10000
+	$(BIN) bench goat-proof --receipts 1000
+	$(BIN) bench goat-sync --blocks 10000
 
 demo: build ## Start a regtest devnet and run a payment end to end
 	@scripts/demo.sh

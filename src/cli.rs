@@ -62,6 +62,9 @@ pub struct GlobalArgs {
     /// Serve Prometheus metrics on this address (e.g. 127.0.0.1:9184).
     #[arg(long, global = true)]
     pub metrics: Option<String>,
+    /// GOAT JSON-RPC URL (http(s):// polls, ws(s):// subscribes), e.g. https://rpc.goat.network.
+    #[arg(long, global = true)]
+    pub goat_rpc: Option<String>,
 }
 
 fn parse_log_format(s: &str) -> Result<LogFormat, String> {
@@ -84,6 +87,9 @@ pub enum Command {
     /// Bitcoin payment proofs.
     #[command(subcommand)]
     Btc(BtcCmd),
+    /// GOAT Network: header light client and stablecoin payment proofs.
+    #[command(subcommand)]
+    Goat(crate::goat::cmd::GoatCmd),
     /// Regtest helpers for demos and integration testing.
     #[command(subcommand)]
     Devnet(DevnetCmd),
@@ -229,6 +235,9 @@ pub enum DevnetCmd {
         /// Depth.
         depth: u32,
     },
+    /// GOAT devnet (anvil) helpers.
+    #[command(flatten)]
+    Goat(crate::goat::cmd::GoatDevnetCmd),
 }
 
 /// Runs a parsed command line.
@@ -258,6 +267,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         btc_network: network_flag,
         log_format: g.log_format,
         metrics_listen: g.metrics.clone(),
+        goat_rpc: g.goat_rpc.clone(),
     };
     let config = Config::layered(g.config.as_deref(), |k| std::env::var(k).ok(), &overrides)?;
     crate::telemetry::init(config.log.format, &config.log.level);
@@ -272,6 +282,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Config(ConfigCmd::Validate { .. }) => unreachable!("handled above"),
         Command::Headers(cmd) => headers(&config, cmd).await,
         Command::Btc(cmd) => btc(&config, cmd).await,
+        Command::Goat(cmd) => crate::goat::cmd::run(&config, cmd).await,
+        Command::Devnet(DevnetCmd::Goat(cmd)) => crate::goat::cmd::devnet(&config, cmd).await,
         Command::Devnet(cmd) => devnet(&config, cmd).await,
         Command::Bench(cmd) => crate::bench::run(&config, cmd).await,
     }
@@ -316,7 +328,8 @@ fn sync_options(config: &Config) -> SyncOptions {
     }
 }
 
-fn stop_flag() -> Arc<AtomicBool> {
+/// A flag set by Ctrl-C (a second Ctrl-C exits at once).
+pub fn stop_flag() -> Arc<AtomicBool> {
     let flag = Arc::new(AtomicBool::new(false));
     let f = flag.clone();
     // A second Ctrl-C exits at once; the store is consistent either way
@@ -669,7 +682,15 @@ async fn btc(config: &Config, cmd: BtcCmd) -> Result<()> {
             json,
         } => {
             let file = ProofFile::load(&proof)?;
-            let ProofBody::Bitcoin(p) = &file.body;
+            let p = match &file.body {
+                ProofBody::Bitcoin(p) => p,
+                other => bail!(
+                    "{} is a {} proof, not a Bitcoin one: use `gmrelay {} verify`",
+                    proof.display(),
+                    other.chain(),
+                    other.chain()
+                ),
+            };
             let store = open_store(config)?;
             let min = min_confirmations.unwrap_or(config.btc.min_confirmations);
             let verified = verify_proof(p, &store, network, min)
@@ -802,6 +823,7 @@ async fn devnet(config: &Config, cmd: DevnetCmd) -> Result<()> {
             println!("{txid}");
             Ok(())
         }
+        DevnetCmd::Goat(_) => unreachable!("dispatched in run"),
         DevnetCmd::Reorg { depth } => {
             let source = btc_source(config)?;
             let node = crate::devnet::RpcNode::new(&source);

@@ -69,6 +69,117 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// The Bitcoin follower.
     pub btc: BtcConfig,
+    /// The GOAT Network follower.
+    pub goat: GoatConfig,
+}
+
+/// `[goat]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GoatConfig {
+    /// JSON-RPC URL (`http(s)://` polls, `ws(s)://` subscribes to new heads).
+    /// Default: <https://rpc.goat.network> for chain 2345,
+    /// <https://rpc.testnet3.goat.network> for 48816, else `http://127.0.0.1:8545`.
+    pub rpc_url: Option<String>,
+    /// The EVM chain id the node must report (2345 mainnet, 48816 testnet3, any on a devnet).
+    pub chain_id: u64,
+    /// `"finalized"` (the node's finalized tag; GOAT finalizes at head − 1) or `{ depth = N }`.
+    pub finality: GoatFinality,
+    /// Per-request timeout, seconds.
+    pub timeout_secs: u64,
+    /// Headers per batched JSON-RPC request (1..=2000).
+    pub batch_size: u32,
+    /// How long to keep retrying a transient failure, seconds.
+    pub max_retry_secs: u64,
+    /// Seconds between polls in `goat sync --follow` over HTTP.
+    pub poll_interval_secs: u64,
+    /// A checkpoint file to use instead of the built-in `headers/goat-<network>.json`.
+    pub checkpoint_file: Option<PathBuf>,
+    /// Token contracts whose payments count (EIP-3009 / ERC-20).
+    pub tokens: Vec<String>,
+    /// Payees whose incoming payments count (empty: any payee).
+    pub payees: Vec<String>,
+    /// Also accept plain ERC-20 transfers (without an EIP-3009 authorization).
+    pub allow_plain_transfers: bool,
+}
+
+/// `goat.finality`: `"finalized"` or `{ depth = N }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoatFinality {
+    /// The node's `finalized` block tag.
+    Finalized,
+    /// N blocks below the tip.
+    Depth(u64),
+}
+
+impl Serialize for GoatFinality {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        match self {
+            GoatFinality::Finalized => s.serialize_str("finalized"),
+            GoatFinality::Depth(n) => {
+                let mut m = s.serialize_map(Some(1))?;
+                m.serialize_entry("depth", n)?;
+                m.end()
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for GoatFinality {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = GoatFinality;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"finalized\" or { depth = N }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<GoatFinality, E> {
+                match v {
+                    "finalized" => Ok(GoatFinality::Finalized),
+                    other => Err(E::custom(format!(
+                        "`{other}`: expected \"finalized\" or {{ depth = N }}"
+                    ))),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<GoatFinality, A::Error> {
+                let mut depth = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key != "depth" {
+                        return Err(serde::de::Error::custom(format!(
+                            "unknown key `{key}` in goat.finality (expected `depth`)"
+                        )));
+                    }
+                    depth = Some(map.next_value::<u64>()?);
+                }
+                depth
+                    .map(GoatFinality::Depth)
+                    .ok_or_else(|| serde::de::Error::custom("goat.finality table needs `depth`"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Default for GoatConfig {
+    fn default() -> Self {
+        GoatConfig {
+            rpc_url: None,
+            chain_id: 2345,
+            finality: GoatFinality::Finalized,
+            timeout_secs: 30,
+            batch_size: 200,
+            max_retry_secs: 60,
+            poll_interval_secs: 3,
+            checkpoint_file: None,
+            tokens: Vec::new(),
+            payees: Vec::new(),
+            allow_plain_transfers: false,
+        }
+    }
 }
 
 /// `[log]`
@@ -185,11 +296,18 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
     /// `--metrics`
     pub metrics_listen: Option<String>,
+    /// `--goat-rpc`
+    pub goat_rpc: Option<String>,
 }
 
 enum Kind {
     Str,
     Int,
+    Bool,
+    /// Comma-separated strings.
+    List,
+    /// `finalized`, or a whole number N for `{ depth = N }`.
+    Finality,
 }
 
 /// Environment variables and the keys they set.
@@ -209,10 +327,34 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("GMRELAY_BTC_POLL_INTERVAL_SECS", "btc.poll_interval_secs"),
     ("GMRELAY_BTC_CHECKPOINT_FILE", "btc.checkpoint_file"),
     ("GMRELAY_BTC_MIN_CONFIRMATIONS", "btc.min_confirmations"),
+    ("GMRELAY_GOAT_RPC_URL", "goat.rpc_url"),
+    ("GMRELAY_GOAT_CHAIN_ID", "goat.chain_id"),
+    ("GMRELAY_GOAT_FINALITY", "goat.finality"),
+    ("GMRELAY_GOAT_TIMEOUT_SECS", "goat.timeout_secs"),
+    ("GMRELAY_GOAT_BATCH_SIZE", "goat.batch_size"),
+    ("GMRELAY_GOAT_MAX_RETRY_SECS", "goat.max_retry_secs"),
+    ("GMRELAY_GOAT_POLL_INTERVAL_SECS", "goat.poll_interval_secs"),
+    ("GMRELAY_GOAT_CHECKPOINT_FILE", "goat.checkpoint_file"),
+    ("GMRELAY_GOAT_TOKENS", "goat.tokens"),
+    ("GMRELAY_GOAT_PAYEES", "goat.payees"),
+    (
+        "GMRELAY_GOAT_ALLOW_PLAIN_TRANSFERS",
+        "goat.allow_plain_transfers",
+    ),
 ];
 
 fn kind_of(key: &str) -> Kind {
-    if key.ends_with("_secs") || key.ends_with("batch_size") || key.ends_with("min_confirmations") {
+    if key == "goat.finality" {
+        Kind::Finality
+    } else if key == "goat.tokens" || key == "goat.payees" {
+        Kind::List
+    } else if key == "goat.allow_plain_transfers" {
+        Kind::Bool
+    } else if key.ends_with("_secs")
+        || key.ends_with("batch_size")
+        || key.ends_with("min_confirmations")
+        || key.ends_with("chain_id")
+    {
         Kind::Int
     } else {
         Kind::Str
@@ -281,6 +423,38 @@ impl Config {
                     })?)
                 }
                 Kind::Str => toml::Value::String(value),
+                Kind::Bool => match value.trim() {
+                    "true" | "1" => toml::Value::Boolean(true),
+                    "false" | "0" => toml::Value::Boolean(false),
+                    other => {
+                        return Err(ConfigError::Env {
+                            var: var.to_string(),
+                            message: format!("`{other}` is not true or false (sets {key})"),
+                        })
+                    }
+                },
+                Kind::List => toml::Value::Array(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|s| !s.is_empty())
+                        .map(|s| toml::Value::String(s.to_string()))
+                        .collect(),
+                ),
+                Kind::Finality => match value.trim() {
+                    "finalized" => toml::Value::String("finalized".into()),
+                    n => {
+                        let depth: i64 = n.parse().map_err(|_| ConfigError::Env {
+                            var: var.to_string(),
+                            message: format!(
+                                "`{n}` is neither `finalized` nor a depth (whole number) (sets {key})"
+                            ),
+                        })?;
+                        let mut t = toml::Table::new();
+                        t.insert("depth".into(), toml::Value::Integer(depth));
+                        toml::Value::Table(t)
+                    }
+                },
             };
             set_path(&mut table, key, v);
         }
@@ -316,6 +490,9 @@ impl Config {
         }
         if let Some(v) = &o.metrics_listen {
             config.metrics.listen = Some(v.clone());
+        }
+        if let Some(v) = &o.goat_rpc {
+            config.goat.rpc_url = Some(v.clone());
         }
         config.validate("settings (file, environment and flags)")?;
         Ok(config)
@@ -357,6 +534,37 @@ impl Config {
         }
         if b.timeout_secs == 0 {
             return Err(invalid("btc.timeout_secs", "must be at least 1".into()));
+        }
+        let g = &self.goat;
+        if let Some(url) = &g.rpc_url {
+            let ok = ["http://", "https://", "ws://", "wss://"]
+                .iter()
+                .any(|p| url.starts_with(p));
+            if !ok {
+                return Err(invalid(
+                    "goat.rpc_url",
+                    format!("`{url}` is not an http(s):// or ws(s):// URL"),
+                ));
+            }
+        }
+        if !(1..=2000).contains(&g.batch_size) {
+            return Err(invalid(
+                "goat.batch_size",
+                format!("{} is outside 1..=2000", g.batch_size),
+            ));
+        }
+        if g.timeout_secs == 0 {
+            return Err(invalid("goat.timeout_secs", "must be at least 1".into()));
+        }
+        if g.chain_id == 0 {
+            return Err(invalid("goat.chain_id", "must not be 0".into()));
+        }
+        for (key, list) in [("goat.tokens", &g.tokens), ("goat.payees", &g.payees)] {
+            for a in list.iter() {
+                if a.parse::<alloy::primitives::Address>().is_err() {
+                    return Err(invalid(key, format!("`{a}` is not a 20-byte 0x address")));
+                }
+            }
         }
         if let Some(l) = &self.metrics.listen {
             if l.parse::<std::net::SocketAddr>().is_err() {
@@ -400,6 +608,36 @@ impl Config {
     /// The per-request timeout.
     pub fn btc_timeout(&self) -> Duration {
         Duration::from_secs(self.btc.timeout_secs)
+    }
+
+    /// The GOAT node's URL, defaulted from the chain id.
+    pub fn goat_rpc_url(&self) -> String {
+        self.goat.rpc_url.clone().unwrap_or_else(|| {
+            match self.goat.chain_id {
+                crate::goat::checkpoint::GOAT_MAINNET => "https://rpc.goat.network",
+                crate::goat::checkpoint::GOAT_TESTNET3 => "https://rpc.testnet3.goat.network",
+                _ => "http://127.0.0.1:8545",
+            }
+            .to_string()
+        })
+    }
+
+    /// The GOAT token contracts (validated addresses).
+    pub fn goat_tokens(&self) -> Vec<alloy::primitives::Address> {
+        self.goat
+            .tokens
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect()
+    }
+
+    /// The GOAT payees (validated addresses).
+    pub fn goat_payees(&self) -> Vec<alloy::primitives::Address> {
+        self.goat
+            .payees
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect()
     }
 }
 
@@ -511,6 +749,55 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("GMRELAY_BTC_BATCH_SIZE"), "{err}");
+    }
+
+    #[test]
+    fn goat_section_parses_and_layers() {
+        let c = Config::parse(
+            "[goat]\nchain_id = 48816\nfinality = { depth = 12 }\ntokens = [\"0x5FbDB2315678afecb367f032d93F642f64180aa3\"]\n",
+            "c.toml",
+        )
+        .unwrap();
+        assert_eq!(c.goat.finality, GoatFinality::Depth(12));
+        assert_eq!(c.goat_rpc_url(), "https://rpc.testnet3.goat.network");
+        assert_eq!(c.goat_tokens().len(), 1);
+        let err = Config::parse("[goat]\nfinality = \"safe\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("c.toml:2:") && err.contains("safe"), "{err}");
+        let err = Config::parse("[goat]\ntokens = [\"0x12\"]\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("goat.tokens"), "{err}");
+        let err = Config::parse("[goat]\nrpc = \"x\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rpc"), "{err}");
+        let env = |k: &str| {
+            match k {
+            "GMRELAY_GOAT_FINALITY" => Some("5".to_string()),
+            "GMRELAY_GOAT_PAYEES" => Some(
+                "0x70997970C51812dc3A010C7d01b50e0d17dc79C8, 0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+                    .to_string(),
+            ),
+            "GMRELAY_GOAT_ALLOW_PLAIN_TRANSFERS" => Some("true".to_string()),
+            "GMRELAY_GOAT_CHAIN_ID" => Some("31337".to_string()),
+            _ => None,
+        }
+        };
+        let o = Overrides {
+            goat_rpc: Some("ws://127.0.0.1:9".into()),
+            ..Overrides::default()
+        };
+        let c = Config::layered(None, env, &o).unwrap();
+        assert_eq!(c.goat.finality, GoatFinality::Depth(5));
+        assert_eq!(c.goat_payees().len(), 2);
+        assert!(c.goat.allow_plain_transfers);
+        assert_eq!(c.goat.chain_id, 31337);
+        assert_eq!(c.goat_rpc_url(), "ws://127.0.0.1:9");
+        let c = Config::layered(None, no_env, &Overrides::default()).unwrap();
+        assert_eq!(c.goat_rpc_url(), "https://rpc.goat.network");
+        assert_eq!(c.goat.finality, GoatFinality::Finalized);
     }
 
     #[test]

@@ -9,6 +9,9 @@
 //! * [`btc`]: Bitcoin header chain (proof of work, retargets, median time
 //!   past, chainwork, reorgs), the bitcoind source, the sync runner and
 //!   payment proofs.
+//! * [`goat`]: GOAT Network header light client (strict header hashing,
+//!   links, finality, reorgs), receipts-trie proofs and EIP-3009 stablecoin
+//!   payment proofs.
 //! * [`store`]: RocksDB persistence with named column families and a schema
 //!   version.
 //! * [`config`]: layered settings (defaults < file < environment < flags).
@@ -19,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod devnet;
 pub mod error;
+pub mod goat;
 pub mod metrics;
 pub mod proof;
 pub mod store;

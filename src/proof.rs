@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::btc::proof::{BtcProof, PROOF_FORMAT, PROOF_VERSION};
+use crate::goat::proof::GoatProof;
 
 /// A proof file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +32,18 @@ pub struct ProofFile {
 pub enum ProofBody {
     /// A Bitcoin transaction's inclusion.
     Bitcoin(BtcProof),
+    /// A GOAT Network stablecoin payment (a receipt in the receipts trie).
+    Goat(GoatProof),
+}
+
+impl ProofBody {
+    /// The `chain` tag of this body.
+    pub fn chain(&self) -> &'static str {
+        match self {
+            ProofBody::Bitcoin(_) => "bitcoin",
+            ProofBody::Goat(_) => "goat",
+        }
+    }
 }
 
 /// A proof file that cannot be read.
@@ -76,6 +89,15 @@ impl ProofFile {
             format: PROOF_FORMAT.into(),
             version: PROOF_VERSION,
             body: ProofBody::Bitcoin(proof),
+        }
+    }
+
+    /// Wraps a GOAT proof.
+    pub fn goat(proof: GoatProof) -> Self {
+        ProofFile {
+            format: PROOF_FORMAT.into(),
+            version: PROOF_VERSION,
+            body: ProofBody::Goat(proof),
         }
     }
 

@@ -11,6 +11,12 @@
 //! | `meta`          | `btc/tip`              | height (u32 BE) ‖ hash (32)                  |
 //! | `btc_headers`   | block hash (32)        | header (80) ‖ height (u32 BE) ‖ chainwork (32 BE) |
 //! | `btc_best`      | height (u32 BE)        | block hash (32)                              |
+//! | `meta`          | `goat/chain_id`        | u64 BE                                       |
+//! | `meta`          | `goat/checkpoint`      | number (u64 BE) ‖ hash (32)                  |
+//! | `meta`          | `goat/tip`             | number (u64 BE) ‖ hash (32)                  |
+//! | `meta`          | `goat/finalized`       | number (u64 BE) ‖ hash (32)                  |
+//! | `goat_headers`  | block hash (32)        | rlp(header) (the hash is recomputed on read) |
+//! | `goat_best`     | number (u64 BE)        | block hash (32)                              |
 //!
 //! Every [`ChangeSet`] is written in one atomic write batch, so a crash or a
 //! Ctrl-C leaves either the old chain or the new one, never half of each.
@@ -29,6 +35,8 @@ use thiserror::Error;
 
 use crate::btc::chain::{ChangeSet, ValidatedHeader};
 use crate::btc::network::BtcNetwork;
+use crate::goat::chain::{GoatChangeSet, ValidatedGoatHeader};
+use alloy::primitives::B256;
 
 /// The schema this build reads and writes. A store with another version is
 /// refused rather than misread.
@@ -53,6 +61,10 @@ const KEY_SCHEMA: &[u8] = b"schema_version";
 const KEY_BTC_NETWORK: &[u8] = b"btc/network";
 const KEY_BTC_CHECKPOINT: &[u8] = b"btc/checkpoint";
 const KEY_BTC_TIP: &[u8] = b"btc/tip";
+const KEY_GOAT_CHAIN_ID: &[u8] = b"goat/chain_id";
+const KEY_GOAT_CHECKPOINT: &[u8] = b"goat/checkpoint";
+const KEY_GOAT_TIP: &[u8] = b"goat/tip";
+const KEY_GOAT_FINALIZED: &[u8] = b"goat/finalized";
 
 /// A store failure.
 #[derive(Debug, Error)]
@@ -99,6 +111,24 @@ pub enum StoreError {
         expected_height: u32,
         /// Checkpoint hash asked for.
         expected_hash: BlockHash,
+    },
+    /// The store follows another GOAT chain or checkpoint.
+    #[error("database {path} follows GOAT chain {found_chain_id} from checkpoint {found_number} ({found_hash}), not chain {expected_chain_id} from {expected_number} ({expected_hash}) (use another --data-dir)")]
+    GoatOriginMismatch {
+        /// The database directory.
+        path: PathBuf,
+        /// Chain id on disk.
+        found_chain_id: u64,
+        /// Checkpoint number on disk.
+        found_number: u64,
+        /// Checkpoint hash on disk.
+        found_hash: B256,
+        /// Chain id asked for.
+        expected_chain_id: u64,
+        /// Checkpoint number asked for.
+        expected_number: u64,
+        /// Checkpoint hash asked for.
+        expected_hash: B256,
     },
     /// A record that does not decode.
     #[error("database {path}: corrupt record in `{cf}` at key {key}: {what}")]
@@ -157,6 +187,54 @@ pub trait Store {
         };
         Ok((self.btc_best_hash(v.height())? == Some(*hash)).then_some(v.height()))
     }
+
+    /// The GOAT chain id and checkpoint (number, hash) the store was started from, if any.
+    fn goat_origin(&self) -> Result<Option<(u64, u64, B256)>, StoreError>;
+    /// Records the GOAT chain id and checkpoint of a new store, with the anchor's changes.
+    fn goat_init(
+        &self,
+        chain_id: u64,
+        checkpoint: (u64, B256),
+        anchor: &GoatChangeSet,
+    ) -> Result<(), StoreError>;
+    /// Persists a GOAT change-set atomically.
+    fn goat_apply(&self, changes: &GoatChangeSet) -> Result<(), StoreError>;
+    /// The GOAT best tip (number, hash).
+    fn goat_tip(&self) -> Result<Option<(u64, B256)>, StoreError>;
+    /// The GOAT finalized block (number, hash).
+    fn goat_finalized(&self) -> Result<Option<(u64, B256)>, StoreError>;
+    /// A stored GOAT header by hash (best chain or reverted).
+    fn goat_header(&self, hash: &B256) -> Result<Option<ValidatedGoatHeader>, StoreError>;
+    /// The GOAT best chain's hash at `number`.
+    fn goat_best_hash(&self, number: u64) -> Result<Option<B256>, StoreError>;
+    /// GOAT best-chain headers in `from..=to`, lowest first (missing ones skipped).
+    fn goat_best_range(&self, from: u64, to: u64) -> Result<Vec<ValidatedGoatHeader>, StoreError> {
+        let mut out = Vec::new();
+        for n in from..=to {
+            let Some(hash) = self.goat_best_hash(n)? else {
+                continue;
+            };
+            if let Some(v) = self.goat_header(&hash)? {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn encode_goat_id(number: u64, hash: &B256) -> [u8; 40] {
+    let mut out = [0u8; 40];
+    out[..8].copy_from_slice(&number.to_be_bytes());
+    out[8..].copy_from_slice(hash.as_slice());
+    out
+}
+
+fn decode_goat_id(v: &[u8]) -> Option<(u64, B256)> {
+    if v.len() != 40 {
+        return None;
+    }
+    let number = u64::from_be_bytes(v[..8].try_into().ok()?);
+    Some((number, B256::from_slice(&v[8..])))
 }
 
 fn height_key(h: u32) -> [u8; 4] {
@@ -326,6 +404,39 @@ impl RocksStore {
         }
     }
 
+    fn write_goat_changes(&self, batch: &mut WriteBatch, changes: &GoatChangeSet) {
+        let headers = self.cf(CF_GOAT_HEADERS);
+        let best = self.cf(CF_GOAT_BEST);
+        for v in &changes.headers {
+            batch.put_cf(headers, v.hash().as_slice(), v.rlp());
+        }
+        if let Some(n) = changes.truncate_best_above {
+            if let Some(from) = n.checked_add(1) {
+                // Keys are 8 bytes; a 9-byte end key sorts after all of them.
+                batch.delete_range_cf(best, &from.to_be_bytes()[..], &[0xffu8; 9][..]);
+            }
+        }
+        for (n, hash) in &changes.best {
+            batch.put_cf(best, n.to_be_bytes(), hash.as_slice());
+        }
+        let meta = self.cf(CF_META);
+        if let Some((n, hash)) = changes.tip {
+            batch.put_cf(meta, KEY_GOAT_TIP, encode_goat_id(n, &hash));
+        }
+        if let Some((n, hash)) = changes.finalized {
+            batch.put_cf(meta, KEY_GOAT_FINALIZED, encode_goat_id(n, &hash));
+        }
+    }
+
+    fn goat_meta_id(&self, key: &'static [u8]) -> Result<Option<(u64, B256)>, StoreError> {
+        match self.get(CF_META, key)? {
+            None => Ok(None),
+            Some(v) => decode_goat_id(&v)
+                .map(Some)
+                .ok_or_else(|| self.corrupt(CF_META, key, "bad length")),
+        }
+    }
+
     /// Writes a schema version, for tests of the refusal path.
     #[doc(hidden)]
     pub fn force_schema_version(&self, version: u32) -> Result<(), StoreError> {
@@ -445,6 +556,114 @@ impl Store for RocksStore {
         }
         Ok(out)
     }
+
+    fn goat_origin(&self) -> Result<Option<(u64, u64, B256)>, StoreError> {
+        let Some(id) = self.get(CF_META, KEY_GOAT_CHAIN_ID)? else {
+            return Ok(None);
+        };
+        let chain_id = <[u8; 8]>::try_from(id.as_slice())
+            .map(u64::from_be_bytes)
+            .map_err(|_| self.corrupt(CF_META, KEY_GOAT_CHAIN_ID, "not a u64"))?;
+        let (n, hash) = self
+            .goat_meta_id(KEY_GOAT_CHECKPOINT)?
+            .ok_or_else(|| self.corrupt(CF_META, KEY_GOAT_CHECKPOINT, "missing"))?;
+        Ok(Some((chain_id, n, hash)))
+    }
+
+    fn goat_init(
+        &self,
+        chain_id: u64,
+        checkpoint: (u64, B256),
+        anchor: &GoatChangeSet,
+    ) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        let meta = self.cf(CF_META);
+        batch.put_cf(meta, KEY_GOAT_CHAIN_ID, chain_id.to_be_bytes());
+        batch.put_cf(
+            meta,
+            KEY_GOAT_CHECKPOINT,
+            encode_goat_id(checkpoint.0, &checkpoint.1),
+        );
+        self.write_goat_changes(&mut batch, anchor);
+        self.db.write(batch).map_err(|e| self.db_err(e))
+    }
+
+    fn goat_apply(&self, changes: &GoatChangeSet) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        self.write_goat_changes(&mut batch, changes);
+        self.db.write(batch).map_err(|e| self.db_err(e))
+    }
+
+    fn goat_tip(&self) -> Result<Option<(u64, B256)>, StoreError> {
+        self.goat_meta_id(KEY_GOAT_TIP)
+    }
+
+    fn goat_finalized(&self) -> Result<Option<(u64, B256)>, StoreError> {
+        self.goat_meta_id(KEY_GOAT_FINALIZED)
+    }
+
+    fn goat_header(&self, hash: &B256) -> Result<Option<ValidatedGoatHeader>, StoreError> {
+        let key = hash.as_slice();
+        match self.get(CF_GOAT_HEADERS, key)? {
+            None => Ok(None),
+            Some(v) => ValidatedGoatHeader::from_store(&v, *hash)
+                .map(Some)
+                .map_err(|what| self.corrupt(CF_GOAT_HEADERS, key, what)),
+        }
+    }
+
+    fn goat_best_hash(&self, number: u64) -> Result<Option<B256>, StoreError> {
+        self.goat_best_hash_inner(number)
+    }
+
+    fn goat_best_range(&self, from: u64, to: u64) -> Result<Vec<ValidatedGoatHeader>, StoreError> {
+        let iter = self.db.iterator_cf(
+            self.cf(CF_GOAT_BEST),
+            rocksdb::IteratorMode::From(&from.to_be_bytes(), rocksdb::Direction::Forward),
+        );
+        let mut hashes = Vec::new();
+        for item in iter {
+            let (k, v) = item.map_err(|e| self.db_err(e))?;
+            let n = <[u8; 8]>::try_from(&k[..])
+                .map(u64::from_be_bytes)
+                .map_err(|_| self.corrupt(CF_GOAT_BEST, &k, "key is not a u64"))?;
+            if n > to {
+                break;
+            }
+            if v.len() != 32 {
+                return Err(self.corrupt(CF_GOAT_BEST, &k, "not a 32-byte hash"));
+            }
+            hashes.push(B256::from_slice(&v));
+        }
+        let cf = self.cf(CF_GOAT_HEADERS);
+        let keys: Vec<_> = hashes.iter().map(|h| (cf, h.as_slice().to_vec())).collect();
+        let mut out = Vec::with_capacity(hashes.len());
+        for (hash, res) in hashes.iter().zip(self.db.multi_get_cf(keys)) {
+            let key = hash.as_slice();
+            let v = res
+                .map_err(|e| self.db_err(e))?
+                .ok_or_else(|| self.corrupt(CF_GOAT_HEADERS, key, "best-chain header missing"))?;
+            out.push(
+                ValidatedGoatHeader::from_store(&v, *hash)
+                    .map_err(|w| self.corrupt(CF_GOAT_HEADERS, key, w))?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+impl RocksStore {
+    fn goat_best_hash_inner(&self, number: u64) -> Result<Option<B256>, StoreError> {
+        let key = number.to_be_bytes();
+        match self.get(CF_GOAT_BEST, &key)? {
+            None => Ok(None),
+            Some(v) if v.len() == 32 => Ok(Some(B256::from_slice(&v))),
+            Some(_) => Err(self.corrupt(CF_GOAT_BEST, &key, "not a 32-byte hash")),
+        }
+    }
 }
 
 /// An in-memory store with the same semantics, for unit tests and benchmarks
@@ -460,6 +679,11 @@ struct MemInner {
     headers: HashMap<BlockHash, ValidatedHeader>,
     best: BTreeMap<u32, BlockHash>,
     tip: Option<(u32, BlockHash)>,
+    goat_origin: Option<(u64, u64, B256)>,
+    goat_headers: HashMap<B256, ValidatedGoatHeader>,
+    goat_best: BTreeMap<u64, B256>,
+    goat_tip: Option<(u64, B256)>,
+    goat_finalized: Option<(u64, B256)>,
 }
 
 impl MemInner {
@@ -475,6 +699,26 @@ impl MemInner {
         }
         if changes.tip.is_some() {
             self.tip = changes.tip;
+        }
+    }
+}
+
+impl MemInner {
+    fn goat_apply(&mut self, changes: &GoatChangeSet) {
+        for v in &changes.headers {
+            self.goat_headers.insert(v.hash(), v.clone());
+        }
+        if let Some(n) = changes.truncate_best_above {
+            self.goat_best.retain(|k, _| *k <= n);
+        }
+        for (n, hash) in &changes.best {
+            self.goat_best.insert(*n, *hash);
+        }
+        if changes.tip.is_some() {
+            self.goat_tip = changes.tip;
+        }
+        if changes.finalized.is_some() {
+            self.goat_finalized = changes.finalized;
         }
     }
 }
@@ -512,5 +756,35 @@ impl Store for MemStore {
     }
     fn btc_best_hash(&self, height: u32) -> Result<Option<BlockHash>, StoreError> {
         Ok(self.lock().best.get(&height).copied())
+    }
+    fn goat_origin(&self) -> Result<Option<(u64, u64, B256)>, StoreError> {
+        Ok(self.lock().goat_origin)
+    }
+    fn goat_init(
+        &self,
+        chain_id: u64,
+        checkpoint: (u64, B256),
+        anchor: &GoatChangeSet,
+    ) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        inner.goat_origin = Some((chain_id, checkpoint.0, checkpoint.1));
+        inner.goat_apply(anchor);
+        Ok(())
+    }
+    fn goat_apply(&self, changes: &GoatChangeSet) -> Result<(), StoreError> {
+        self.lock().goat_apply(changes);
+        Ok(())
+    }
+    fn goat_tip(&self) -> Result<Option<(u64, B256)>, StoreError> {
+        Ok(self.lock().goat_tip)
+    }
+    fn goat_finalized(&self) -> Result<Option<(u64, B256)>, StoreError> {
+        Ok(self.lock().goat_finalized)
+    }
+    fn goat_header(&self, hash: &B256) -> Result<Option<ValidatedGoatHeader>, StoreError> {
+        Ok(self.lock().goat_headers.get(hash).cloned())
+    }
+    fn goat_best_hash(&self, number: u64) -> Result<Option<B256>, StoreError> {
+        Ok(self.lock().goat_best.get(&number).copied())
     }
 }
