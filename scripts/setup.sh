@@ -21,9 +21,6 @@ fi
 exe="$(scripts/build-bitcoind.sh)"
 echo "setup: bitcoind $exe"
 
-if [[ -n "${ANVIL_EXE:-}" ]]; then
-  echo "setup: anvil $ANVIL_EXE (ANVIL_EXE)"
-fi
 if ! cmp -s tools/package.json tools/node_modules/.gmrelay-installed 2>/dev/null; then
   echo "setup: installing pinned npm tools (anvil, cast, solc-js)"
   (cd tools && npm install --no-audit --no-fund --loglevel=error >/dev/null)

@@ -25,5 +25,6 @@ pub mod error;
 pub mod goat;
 pub mod metrics;
 pub mod proof;
+pub mod retry;
 pub mod store;
 pub mod telemetry;

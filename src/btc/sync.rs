@@ -4,7 +4,6 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use backoff::ExponentialBackoff;
 use bitcoin::block::Header;
 use bitcoin::BlockHash;
 use thiserror::Error;
@@ -138,42 +137,19 @@ fn now_secs() -> u32 {
         .unwrap_or(0)
 }
 
-/// Retries a source call with exponential backoff while its error is transient.
+/// Retries a source call with exponential backoff while its error is
+/// transient (see [`crate::retry`]).
 pub async fn with_retry<T, F, Fut>(
     options: &SyncOptions,
     what: &str,
-    mut op: F,
+    op: F,
 ) -> Result<T, SourceError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, SourceError>>,
 {
-    let policy = ExponentialBackoff {
-        initial_interval: options.initial_retry,
-        max_interval: Duration::from_secs(10),
-        max_elapsed_time: Some(options.max_retry),
-        ..ExponentialBackoff::default()
-    };
-    backoff::future::retry_notify(
-        policy,
-        || {
-            let fut = op();
-            async move {
-                fut.await.map_err(|e| {
-                    if e.is_transient() {
-                        backoff::Error::transient(e)
-                    } else {
-                        backoff::Error::permanent(e)
-                    }
-                })
-            }
-        },
-        |e: SourceError, wait: Duration| {
-            metrics::counter!("gmrelay_source_retries_total", "chain" => "bitcoin").increment(1);
-            warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "{what}: transient failure, retrying");
-        },
-    )
-    .await
+    let policy = crate::retry::RetryPolicy::new(options.initial_retry, options.max_retry);
+    crate::retry::with_retry(policy, "bitcoin", what, op).await
 }
 
 impl<'a, S: BtcSource, St: Store> Syncer<'a, S, St> {

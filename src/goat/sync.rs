@@ -5,7 +5,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use alloy::primitives::B256;
-use backoff::ExponentialBackoff;
 use thiserror::Error;
 use tracing::{debug, info, info_span, warn, Instrument};
 
@@ -123,42 +122,19 @@ pub struct GoatSyncReport {
     pub finalized: (u64, B256),
 }
 
-/// Retries a source call with exponential backoff while its error is transient.
+/// Retries a source call with exponential backoff while its error is
+/// transient (see [`crate::retry`]).
 pub async fn with_retry<T, F, Fut>(
     options: &GoatSyncOptions,
     what: &str,
-    mut op: F,
+    op: F,
 ) -> Result<T, GoatSourceError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, GoatSourceError>>,
 {
-    let policy = ExponentialBackoff {
-        initial_interval: options.initial_retry,
-        max_interval: Duration::from_secs(10),
-        max_elapsed_time: Some(options.max_retry),
-        ..ExponentialBackoff::default()
-    };
-    backoff::future::retry_notify(
-        policy,
-        || {
-            let fut = op();
-            async move {
-                fut.await.map_err(|e| {
-                    if e.is_transient() {
-                        backoff::Error::transient(e)
-                    } else {
-                        backoff::Error::permanent(e)
-                    }
-                })
-            }
-        },
-        |e: GoatSourceError, wait: Duration| {
-            metrics::counter!("gmrelay_source_retries_total", "chain" => "goat").increment(1);
-            warn!(chain = "goat", error = %e, retry_in_ms = wait.as_millis() as u64, "{what}: transient failure, retrying");
-        },
-    )
-    .await
+    let policy = crate::retry::RetryPolicy::new(options.initial_retry, options.max_retry);
+    crate::retry::with_retry(policy, "goat", what, op).await
 }
 
 /// Follows one GOAT source into one store.
