@@ -264,3 +264,75 @@ async fn ctrl_c_during_sync_leaves_a_consistent_store() {
         text(&o)
     );
 }
+
+/// Reads one metric's value from a Prometheus text endpoint.
+async fn metric(port: u16, name: &str, chain: &str) -> Option<f64> {
+    let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    body.lines()
+        .find(|l| l.starts_with(name) && l.contains(&format!("chain=\"{chain}\"")))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_mode_tracks_new_blocks_and_serves_metrics() {
+    let node = Bitcoind::start_temp().await.unwrap();
+    let payer = Payer::from_seed([10; 32]);
+    node.node().mine(50, &payer.address).await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let port = gmrelay::devnet::free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gmrelay"))
+        .args([
+            "headers",
+            "sync",
+            "--follow",
+            "--metrics",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("GMRELAY_LOG_LEVEL", "warn")
+        .env("GMRELAY_DATA_DIR", data.path())
+        .env("GMRELAY_BTC_RPC_URL", node.rpc_url())
+        .env("GMRELAY_BTC_COOKIE_FILE", node.cookie_file())
+        .env("GMRELAY_BTC_POLL_INTERVAL_SECS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let wait_for = |height: f64| async move {
+        for _ in 0..100 {
+            if metric(port, "gmrelay_tip_height", "bitcoin").await == Some(height) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    };
+    let reached_50 = wait_for(50.0).await;
+    node.node().mine(7, &payer.address).await.unwrap();
+    let reached_57 = wait_for(57.0).await;
+    let reorgs_before = metric(port, "gmrelay_reorgs_total", "bitcoin")
+        .await
+        .unwrap_or(0.0);
+    node.node().reorg(3, 1).await.unwrap();
+    let reached_58 = wait_for(58.0).await;
+    let reorgs_after = metric(port, "gmrelay_reorgs_total", "bitcoin").await;
+    let accepted = metric(port, "gmrelay_headers_accepted_total", "bitcoin").await;
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(
+        reached_50 && reached_57 && reached_58,
+        "{reached_50} {reached_57} {reached_58}"
+    );
+    assert_eq!(reorgs_after, Some(reorgs_before + 1.0));
+    // 57 headers above genesis, then the 4 of the heavier fork.
+    assert_eq!(accepted, Some(61.0));
+    assert!(status.success());
+}
