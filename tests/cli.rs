@@ -336,3 +336,58 @@ async fn follow_mode_tracks_new_blocks_and_serves_metrics() {
     assert_eq!(accepted, Some(61.0));
     assert!(status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_mode_survives_a_node_restart_with_a_new_cookie() {
+    let node_dir = tempfile::tempdir().unwrap();
+    let rpc_port = gmrelay::devnet::free_port();
+    let mut node = Bitcoind::start_in(node_dir.path(), rpc_port).await.unwrap();
+    let payer = Payer::from_seed([11; 32]);
+    node.node().mine(20, &payer.address).await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let port = gmrelay::devnet::free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gmrelay"))
+        .args([
+            "headers",
+            "sync",
+            "--follow",
+            "--metrics",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .env("GMRELAY_LOG_LEVEL", "warn")
+        .env("GMRELAY_DATA_DIR", data.path())
+        .env("GMRELAY_BTC_RPC_URL", node.rpc_url())
+        .env("GMRELAY_BTC_COOKIE_FILE", node.cookie_file())
+        .env("GMRELAY_BTC_POLL_INTERVAL_SECS", "1")
+        .env("GMRELAY_BTC_MAX_RETRY_SECS", "2")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let wait_for = |height: f64| async move {
+        for _ in 0..150 {
+            if metric(port, "gmrelay_tip_height", "bitcoin").await == Some(height) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    };
+    let before = wait_for(20.0).await;
+    // The node goes away for longer than the retry budget, then comes back
+    // with a new cookie: the follower logs, keeps polling, and catches up.
+    node.stop();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let node = Bitcoind::start_in(node_dir.path(), rpc_port).await.unwrap();
+    node.node().mine(5, &payer.address).await.unwrap();
+    let after = wait_for(25.0).await;
+    let errors = metric(port, "gmrelay_sync_errors_total", "bitcoin").await;
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(before && after, "{before} {after}");
+    assert!(errors.unwrap_or(0.0) >= 1.0, "{errors:?}");
+    assert!(status.success());
+}
