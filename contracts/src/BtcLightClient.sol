@@ -19,8 +19,9 @@ import {IBtcLightClient} from "./interfaces/IBtcLightClient.sol";
  *                    That is everything needed to validate a child: the parent's bits and
  *                    timestamp, and the period start for the next retarget. A non-zero
  *                    slot means "stored" (chainwork is never zero).
- *    _links[hash]    the nearest stored ancestor known when the tip was stored (the batch's
- *                    anchor, or the previous best tip if the batch re-validated through it).
+ *    _links[hash]    the nearest stored ancestor known when the tip was stored: the highest
+ *                    header of the batch that was indexed on the best chain (_bestAt) when
+ *                    the batch was submitted, or else the batch's anchor.
  *                    Stored headers and links form a tree rooted at the checkpoint.
  *    _bestAt[height] the stored headers of the best chain, by height: exactly the link
  *                    chain best -> link(best) -> ... -> checkpoint (kept exact on reorgs).
@@ -28,7 +29,13 @@ import {IBtcLightClient} from "./interfaces/IBtcLightClient.sol";
  *
  *  A batch must start from ANY stored header (its first header's prevHash); each next
  *  header must link to the previous. To fork from a header in the middle of an old
- *  batch, resubmit from the closest stored ancestor. Per batch the contract writes three
+ *  batch, resubmit from the closest stored ancestor. A batch holds at most
+ *  MAX_BATCH_HEADERS (500) headers: headers inside a batch never become proof anchors,
+ *  so the cap bounds proofs. Every link spans at most 500 heights and _bestAt holds the
+ *  whole link chain of the best tip, so every block of the best chain (between the
+ *  checkpoint and the tip) is at most 500 headers below an indexed best-chain header,
+ *  and a proof needs at most 501 headers (~40 kB of calldata), whatever batches a
+ *  front-runner submitted. Per batch the contract writes three
  *  fresh slots (~66k gas) plus a few warm updates, independent of the batch size; per
  *  header it pays calldata (80 bytes, ~1.2k gas), two SHA-256 precompile calls and the
  *  checks (~1.5k gas). A 100-header batch costs roughly 3-4k gas per header all-in,
@@ -48,6 +55,19 @@ import {IBtcLightClient} from "./interfaces/IBtcLightClient.sol";
  *  that ancestor deleting its stale _bestAt entries. An extension of the best tip costs
  *  one SLOAD for this. The walks are bounded by the number of batches stored on each
  *  branch since the fork, which an attacker can only grow with real proof-of-work.
+ *  So that the clean-up walk never deletes an indexed header the new batch passes
+ *  through (e.g. a batch anchored below a stored best tip T1 that re-validates T1 and
+ *  forks above it), the new tip links to the HIGHEST header of its batch that is
+ *  indexed on the best chain, not to its anchor: the walk then stops there. Finding it
+ *  costs one cold SLOAD (_bestAt[height]) per batch header at a height in
+ *  (anchor, best height], stopping at the first height indexed with another hash (the
+ *  batch has left the best chain); extending the best tip checks nothing.
+ *  Residual false negative (never a false positive): a batch anchored at a stored header
+ *  that is NOT indexed links to that anchor, whose own link may skip an indexed best-chain
+ *  header stored later below it; a reorg to such a batch can drop that header's index
+ *  entry although it stays an ancestor of the new best. Proofs then anchor at the next
+ *  indexed header above it, still at most 500 headers away; _bestAt only ever holds
+ *  best-chain headers.
  *
  *  Consensus rules checked per header: link to the parent, double-SHA256 <= target,
  *  target <= pow limit, and `bits` equal to the expected value: the parent's bits inside a
@@ -86,8 +106,12 @@ import {IBtcLightClient} from "./interfaces/IBtcLightClient.sol";
  *      did not tie the coinbase proof's depth and index to the transaction's.)
  *    - CVE-2017-12842, node posing as a leaf: rawTx.length == 64 is refused, so the txid
  *      cannot be an inner node (that would need a SHA-256 collision between a 64-byte
- *      node preimage and a transaction of another length); a shallower fake depth is
- *      refused by the depth equality as well.
+ *      node preimage and a transaction of another length). The depth equality does NOT
+ *      help here: a matching shallower coinbase proof is easy to build (take an inner node
+ *      of the coinbase's path as the "coinbase leaf", with coinbasePreimage = sha256 of
+ *      its two 32-byte children), so a 64-byte "transaction" made of an inner node's two
+ *      children would prove at that shallower depth. The 64-byte refusal is the ONLY
+ *      check that stops this: do not remove or relax it.
  *    - CVE-2012-2459, duplicated nodes: Bitcoin pads odd levels by duplicating the last
  *      node, so positions past the end of a level are copies of their left sibling. With
  *      the depth fixed and txIndex < 2^depth, the proof is refused when, at any level, the
@@ -127,6 +151,10 @@ contract BtcLightClient is IBtcLightClient {
     /// @dev Clamp of the measured timespan: [TARGET_TIMESPAN / 4, TARGET_TIMESPAN * 4].
     int256 private constant MIN_TIMESPAN = 302_400;
     int256 private constant MAX_TIMESPAN = 4_838_400;
+
+    /// @notice Most headers accepted in one submitHeaders batch. Headers inside a batch are
+    ///         not proof anchors, so this bounds the headers a proof must carry (<= 501).
+    uint256 public constant MAX_BATCH_HEADERS = 500;
 
     /// @dev Deepest Merkle branch accepted (2^32 transactions).
     uint256 private constant MAX_MERKLE_DEPTH = 32;
@@ -209,6 +237,9 @@ contract BtcLightClient is IBtcLightClient {
 
     /// @notice Header data is empty or not a multiple of 80 bytes.
     error BadLength(uint256 length);
+
+    /// @notice A batch holds more than MAX_BATCH_HEADERS headers.
+    error BatchTooLarge(uint256 count, uint256 max);
 
     /// @notice The first header's parent is not a stored header.
     error UnknownParent(bytes32 prevHash);
@@ -333,12 +364,15 @@ contract BtcLightClient is IBtcLightClient {
 
     /// @notice Validates a batch of consecutive headers and stores its last header. Anyone may call.
     /// @dev The first header must extend any stored header; the best tip moves to the batch's
-    ///      tip if that has strictly more chainwork (reorgs included).
-    /// @param headers Concatenated 80-byte headers, oldest first.
+    ///      tip if that has strictly more chainwork (reorgs included). At most
+    ///      MAX_BATCH_HEADERS headers (BatchTooLarge).
+    /// @param headers Concatenated 80-byte headers, oldest first (1 to 500 of them).
     /// @return tip Hash of the last header of the batch.
     function submitHeaders(bytes calldata headers) external returns (bytes32 tip) {
         uint256 length = headers.length;
         if (length == 0 || length % HEADER_LENGTH != 0) revert BadLength(length);
+        uint256 count = length / HEADER_LENGTH;
+        if (count > MAX_BATCH_HEADERS) revert BatchTooLarge(count, MAX_BATCH_HEADERS);
         uint256 ptr;
         assembly {
             ptr := headers.offset
@@ -353,37 +387,46 @@ contract BtcLightClient is IBtcLightClient {
         }
         bytes32 oldBest = _bestHash;
         uint256 oldBestPacked = _headers[oldBest];
-        bool passedBest = _validateBatch(c, ptr, ptr + length, oldBest, _unpackHeight(oldBestPacked));
+        bytes32 link = _validateBatch(c, ptr, ptr + length, _unpackHeight(oldBestPacked));
 
         tip = c.hash;
         if (_headers[tip] != 0) revert HeaderAlreadyStored(tip);
         if (c.chainwork > type(uint128).max) revert ChainworkOverflow(c.height);
         if (c.height > type(uint32).max) revert HeightOverflow(c.height);
         _headers[tip] = _pack(c.chainwork, c.height, c.time, c.bits, c.periodStart);
-        // A batch that re-validated the best tip descends from it: link to it so that the
-        // best chain's stored headers stay on one link chain.
-        _links[tip] = passedBest ? oldBest : anchor;
+        // Link to the highest header of the batch indexed on the best chain (else the
+        // anchor), so that the best chain's indexed headers the batch passed through stay on
+        // its link chain and a reorg to it never drops them.
+        _links[tip] = link;
 
         bytes32 bestTip = oldBest;
         if (c.chainwork > _unpackChainwork(oldBestPacked)) {
             _setBest(tip, c.height, oldBest);
             bestTip = tip;
         }
-        uint256 count = length / HEADER_LENGTH;
         emit HeadersSubmitted(tip, c.height + 1 - count, count, anchor, bestTip);
     }
 
-    /// @dev Validates the headers in calldata [ptr, end) on top of the cursor; returns whether
-    ///      the batch went through the current best tip.
-    function _validateBatch(Cursor memory c, uint256 ptr, uint256 end, bytes32 oldBest, uint256 oldBestHeight)
+    /// @dev Validates the headers in calldata [ptr, end) on top of the cursor (at the anchor);
+    ///      returns the highest header of the batch indexed on the best chain, or the anchor.
+    ///      Only heights up to the best height can be indexed; the scan stops at the first
+    ///      height indexed with another hash (the batch has left the best chain there).
+    function _validateBatch(Cursor memory c, uint256 ptr, uint256 end, uint256 oldBestHeight)
         private
         view
-        returns (bool passedBest)
+        returns (bytes32 link)
     {
+        link = c.hash;
+        bool scan = c.height < oldBestHeight;
         for (; ptr < end; ptr += HEADER_LENGTH) {
             if (_prevHashAt(ptr) != c.hash) revert BrokenLink(c.height + 1);
             _advance(c, ptr);
-            if (c.height == oldBestHeight && c.hash == oldBest) passedBest = true;
+            if (scan) {
+                bytes32 atHeight = _bestAt[c.height];
+                if (atHeight == c.hash) link = atHeight;
+                else if (atHeight != bytes32(0)) scan = false;
+                if (c.height >= oldBestHeight) scan = false;
+            }
         }
     }
 

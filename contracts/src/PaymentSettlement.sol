@@ -26,12 +26,15 @@ import {RlpCalldata} from "./lib/RlpCalldata.sol";
  *     22,100 gas per settlement) would add nothing; they are reported in InvoiceSettled
  *     through sourceTx / sourceIndex instead. The same transaction seen in two attested
  *     GOAT blocks (or a Bitcoin reorg) still names the same invoice, which settles once;
- *   - an invoice settles only while block.timestamp <= expiry (Metis time).
+ *   - an invoice settles only while block.timestamp <= expiry (Metis time). Expiry is judged
+ *     when settleBtc / settleGoat runs, not when the payment was made: set it with room for
+ *     the confirmations, the relayer's header submission and (GOAT) the committee's
+ *     attestation lag, or a timely payment can become unsettleable.
  *
  * Storage for gas: an invoice keeps keccak256(payee) in one slot and amount (96 bits),
  * expiry, rail and status in a second, so BTC settlement reads two slots and rewrites one;
- * GOAT settlement also reads the asset slot. Payee bytes and serviceId are stored for the
- * views only. Proof bytes stay in calldata: the raw Bitcoin transaction, the receipt and
+ * GOAT settlement also reads the asset slot. Creator, payee bytes and serviceId are stored
+ * for the views only. Proof bytes stay in calldata: the raw Bitcoin transaction, the receipt and
  * the trie nodes are parsed in place.
  *
  * GOAT receipts: the Merkle-Patricia proof (key rlp(txIndex)) must lead from the attested
@@ -40,9 +43,14 @@ import {RlpCalldata} from "./lib/RlpCalldata.sol";
  * be emitted by the invoice's asset (a look-alike token at another address does not
  * count). Log indexes are positions in the receipt's log list, not block-wide indexes.
  *
- * Invoice creation is permissionless and first come, first served: an id can be taken only
- * once. Services should derive ids from data an outsider cannot predict before the
- * creating transaction is public (e.g. keccak256 of a server secret and the request).
+ * Invoice ids are derived on-chain from the creator: id = keccak256(abi.encode(creator, salt))
+ * (invoiceIdFor), where creator is msg.sender of createInvoice and salt is any bytes32 the
+ * creator picks (unique per invoice). Creation is permissionless, but nobody else can create
+ * an invoice under the id a service is about to use, so an id cannot be squatted (taken
+ * first with other terms and settled cheaply). The id is still what the payment carries
+ * (BTC: the OP_RETURN payload; GOAT: the EIP-3009 nonce), and a creator can compute it
+ * before creating the invoice. Payers and relayers should check invoice(id).creator (and
+ * its terms) before paying.
  */
 
 /// @title PaymentSettlement
@@ -71,6 +79,7 @@ contract PaymentSettlement {
     /// @notice An invoice as returned by the `invoice` view.
     /// @param rail Payment rail.
     /// @param status Life-cycle status.
+    /// @param creator Account that created it (its id is invoiceIdFor(creator, salt)).
     /// @param payee Bitcoin scriptPubKey (BTC) or 20-byte address (GOAT).
     /// @param asset GOAT token address (zero for BTC).
     /// @param amount Minimum amount, in satoshis (BTC) or token base units (GOAT).
@@ -79,6 +88,7 @@ contract PaymentSettlement {
     struct Invoice {
         Rail rail;
         Status status;
+        address creator;
         bytes payee;
         address asset;
         uint256 amount;
@@ -116,6 +126,7 @@ contract PaymentSettlement {
         bytes32 payeeHash;
         uint256 meta;
         address asset;
+        address creator;
         bytes32 serviceId;
         bytes payee;
     }
@@ -157,9 +168,10 @@ contract PaymentSettlement {
     // ---------------------------------------------------------------------------------
 
     /// @notice An invoice was created.
-    /// @param invoiceId Invoice id (also the EIP-3009 nonce / OP_RETURN payload of its payment).
+    /// @param invoiceId Invoice id, keccak256(abi.encode(creator, salt)) (also the EIP-3009
+    ///        nonce / OP_RETURN payload of its payment).
     /// @param rail Payment rail (0 BTC, 1 GOAT).
-    /// @param creator Account that created it.
+    /// @param creator Account that created it (msg.sender of createInvoice).
     /// @param payee Bitcoin scriptPubKey or 20-byte GOAT address.
     /// @param asset GOAT token (zero for BTC).
     /// @param amount Minimum amount.
@@ -198,10 +210,7 @@ contract PaymentSettlement {
     /// @notice The confirmation requirement must be at least 1.
     error InvalidConfirmations();
 
-    /// @notice Invoice ids must be non-zero.
-    error ZeroInvoiceId();
-
-    /// @notice The id is already taken.
+    /// @notice The creator already used this salt (the id is taken).
     error InvoiceExists(bytes32 invoiceId);
 
     /// @notice Rail must be 0 (BTC) or 1 (GOAT).
@@ -305,24 +314,27 @@ contract PaymentSettlement {
     // Invoices
     // ---------------------------------------------------------------------------------
 
-    /// @notice Creates an invoice. Anyone may call; each id can be used once.
-    /// @param id Invoice id: the OP_RETURN payload (BTC) or the EIP-3009 nonce (GOAT) of its payment.
+    /// @notice Creates an invoice with id invoiceIdFor(msg.sender, salt) = keccak256(abi.encode(msg.sender,
+    ///         salt)). Anyone may call; only msg.sender can create ids derived from its address,
+    ///         and each salt can be used once.
+    /// @param salt Any bytes32 chosen by the creator, unique among its invoices.
     /// @param rail 0 for BTC, 1 for GOAT.
     /// @param payee Bitcoin scriptPubKey (BTC) or the 20-byte payee address (GOAT).
     /// @param asset GOAT token address (GOAT), zero (BTC).
     /// @param amount Minimum amount in satoshis (BTC) or token base units (GOAT).
     /// @param expiry Last unix time (inclusive, Metis clock) at which it may settle.
     /// @param serviceId Opaque service identifier.
+    /// @return id The invoice id: the OP_RETURN payload (BTC) or the EIP-3009 nonce (GOAT) of its payment.
     function createInvoice(
-        bytes32 id,
+        bytes32 salt,
         uint8 rail,
         bytes calldata payee,
         address asset,
         uint256 amount,
         uint64 expiry,
         bytes32 serviceId
-    ) external {
-        if (id == bytes32(0)) revert ZeroInvoiceId();
+    ) external returns (bytes32 id) {
+        id = invoiceIdFor(msg.sender, salt);
         StoredInvoice storage inv = _invoices[id];
         if (inv.meta != 0) revert InvoiceExists(id);
         if (rail == uint8(Rail.BTC)) {
@@ -342,9 +354,18 @@ contract PaymentSettlement {
         inv.meta = amount | (uint256(expiry) << EXPIRY_SHIFT) | (uint256(rail) << RAIL_SHIFT)
             | (uint256(Status.Open) << STATUS_SHIFT);
         if (asset != address(0)) inv.asset = asset;
+        inv.creator = msg.sender;
         if (serviceId != bytes32(0)) inv.serviceId = serviceId;
         inv.payee = payee;
         emit InvoiceCreated(id, rail, msg.sender, payee, asset, amount, expiry, serviceId);
+    }
+
+    /// @notice The id of the invoice `creator` creates (or would create) with `salt`.
+    /// @param creator The creating account (msg.sender of createInvoice).
+    /// @param salt The creator's salt.
+    /// @return keccak256(abi.encode(creator, salt)).
+    function invoiceIdFor(address creator, bytes32 salt) public pure returns (bytes32) {
+        return keccak256(abi.encode(creator, salt));
     }
 
     /// @notice Whether an invoice is settled.
@@ -363,6 +384,7 @@ contract PaymentSettlement {
         return Invoice({
             rail: Rail(uint8(meta >> RAIL_SHIFT)),
             status: _status(meta),
+            creator: inv.creator,
             payee: inv.payee,
             asset: inv.asset,
             amount: uint96(meta),
@@ -469,13 +491,16 @@ contract PaymentSettlement {
             for { let i := 0 } and(iszero(bad), lt(i, n)) { i := add(i, 1) } {
                 let len
                 len, p, bad := _varint(add(p, 36), end) // outpoint, then the scriptSig length
+                if bad { break }
                 p := add(p, add(len, 4)) // scriptSig, sequence
                 if gt(p, end) { bad := 1 }
             }
             if iszero(bad) { outputs, p, bad := _varint(p, end) }
 
-            // CompactSize at q (bounded by e); err is non-zero if it does not fit.
+            // CompactSize at q (bounded by e); err is non-zero if it does not fit, and then
+            // next is q (the offset reported by MalformedTx).
             function _varint(q, e) -> v, next, err {
+                next := q
                 if iszero(lt(q, e)) {
                     err := 1
                     leave
@@ -489,11 +514,11 @@ contract PaymentSettlement {
                 let size := 8
                 if eq(b, 0xfd) { size := 2 }
                 if eq(b, 0xfe) { size := 4 }
-                next := add(add(q, 1), size)
-                if gt(next, e) {
+                if gt(add(add(q, 1), size), e) {
                     err := 1
                     leave
                 }
+                next := add(add(q, 1), size)
                 let w := calldataload(add(q, 1))
                 for { let i := 0 } lt(i, size) { i := add(i, 1) } { v := or(v, shl(shl(3, i), byte(i, w))) }
             }

@@ -297,6 +297,7 @@ async function btcSuite(chain) {
     // main: checkpoint .. 203 (tips stored at 100, 200, 203). Fork from 100 to 205.
     const fork = btc.mineChain({ hash: main[99].hash, time: main[99].time }, 105, REGTEST_BITS, { salt: 99 });
     const receipt = await chain.send(client, SUBMIT, [concat(fork)]);
+    gas('BtcLightClient.submitHeaders x105 (reorg from a stored header 103 below the tip)', receipt, 105);
     const reorgTopic = keccakText('Reorg(bytes32,bytes32,uint256)');
     const log = receipt.logs.find((l) => l.topics[0] === reorgTopic);
     assert(log, 'Reorg event');
@@ -417,6 +418,60 @@ async function btcSuite(chain) {
     // Same tx at phantom index 5: sibling at level 0 is the tx itself.
     const phantom = [[hex(last), 5, hex(btc.merkleBranch(txids, 4)), hex(btc.sha256(cb)), hex(btc.merkleBranch(txids, 0)), hex(b.header)], 1];
     await expectRevert(chain, client, VERIFY, phantom, 'DuplicateMerkleNode(uint256)', word(0));
+  });
+
+  await test('batches are capped at MAX_BATCH_HEADERS = 500 (BatchTooLarge), so proofs stay <= 501 headers', async () => {
+    // Review finding 2: headers inside a batch never become proof anchors, so a front-runner's
+    // huge batch used to force huge proofs (beyond ~1,600 headers a proof exceeds tx size limits).
+    const { address: c2, checkpoint: cp2 } = await deployRegtestClient(chain);
+    eq(big(await chain.call(c2, 'MAX_BATCH_HEADERS()')), 500n, 'constant');
+    const hs = btc.mineChain(cp2, 501, REGTEST_BITS, { salt: 21 });
+    await expectRevert(chain, c2, SUBMIT, [concat(hs)], 'BatchTooLarge(uint256,uint256)', word(501) + word(500));
+    const receipt = await chain.send(c2, SUBMIT, [concat(hs.slice(0, 500))]);
+    gas('BtcLightClient.submitHeaders x500 (largest batch)', receipt, 500);
+    // The deepest block of the batch is provable with 500 headers up to the batch tip.
+    const ret = abi.words(await chain.call(c2, 'verifyHeaderChain(bytes)', [concat(hs.slice(0, 500))]));
+    eq(ret[0], hex(hs[0].hash), 'block hash');
+    eq(big(ret[1]), 1n, 'height');
+    eq(big(ret[2]), 500n, 'confirmations');
+    // Intermediate headers are still not anchors (documented), and the 501st header extends the tip.
+    await expectRevert(chain, c2, 'verifyHeaderChain(bytes)', [concat(hs.slice(0, 10))], 'UnknownHeader(bytes32)');
+    await chain.send(c2, SUBMIT, [concat(hs.slice(500))]);
+    eq((await bestOf(chain, c2)).height, 501, 'height 501');
+  });
+
+  await test('reorg through a stored best tip keeps it indexed (batch links to the highest indexed header)', async () => {
+    // Review finding 3: base -> T1 (batch a) -> T2 (batch b, best). A heavier batch anchored at
+    // base re-validates a through T1 and 3 headers of b, then forks. T1 stays an ancestor of the
+    // new best; it used to lose its _bestAt entry (the batch linked to base, not to T1).
+    const { address: c3, checkpoint: cp3 } = await deployRegtestClient(chain);
+    const baseBatch = btc.mineChain(cp3, 20, REGTEST_BITS, { salt: 30 });
+    await chain.send(c3, SUBMIT, [concat(baseBatch)]);
+    const base = baseBatch[19];
+    const a = btc.mineChain(base, 10, REGTEST_BITS, { salt: 31 });
+    await chain.send(c3, SUBMIT, [concat(a)]);
+    const b = btc.mineChain(a[9], 10, REGTEST_BITS, { salt: 32 });
+    await chain.send(c3, SUBMIT, [concat(b)]);
+    const onBest = async (h) => big(await chain.call(c3, 'isOnBestChain(bytes32)', [hex(h.hash)]));
+    eq(await onBest(a[9]), 1n, 'T1 indexed before');
+    const fork = btc.mineChain(b[2], 12, REGTEST_BITS, { salt: 33 });
+    const receipt = await chain.send(c3, SUBMIT, [concat([...a, ...b.slice(0, 3), ...fork])]);
+    gas('BtcLightClient.submitHeaders x25 (reorg, re-validating 13 best-chain headers)', receipt, 25);
+    eq((await bestOf(chain, c3)).hash, hex(fork[11].hash), 'fork tip is the best');
+    const log = receipt.logs.find((l) => l.topics[0] === keccakText('Reorg(bytes32,bytes32,uint256)'));
+    assert(log, 'Reorg event');
+    eq(big(log.data), 30n, 'common ancestor is T1 (height 30)');
+    eq(await onBest(a[9]), 1n, 'T1 still indexed');
+    eq(await chain.call(c3, 'storedBestAt(uint256)', [30]), hex(a[9].hash), 'storedBestAt(30)');
+    eq(await onBest(base), 1n, 'base still indexed');
+    eq(await onBest(b[9]), 0n, 'T2 dropped');
+    eq(await chain.call(c3, 'storedBestAt(uint256)', [40]), '0x' + '00'.repeat(32), 'stale entry at 40 cleared');
+    const info = abi.words(await chain.call(c3, 'headerInfo(bytes32)', [hex(fork[11].hash)]));
+    eq(info[5], hex(a[9].hash), 'new tip links to T1');
+    // A proof anchored at T1 works (it was refused with NotOnBestChain before).
+    const ret = abi.words(await chain.call(c3, 'verifyHeaderChain(bytes)', [concat(a.slice(5))]));
+    eq(big(ret[1]), 26n, 'height of a[5]');
+    eq(big(ret[2]), 45n + 1n - 26n, 'confirmations');
   });
 
   await test('verifyTx gas (proof of 6 headers / stored block)', async () => {
@@ -633,6 +688,9 @@ async function goatSuite(metis, goat) {
 // ------------------------------------------------------------------------------------
 
 const CREATE = 'createInvoice(bytes32,uint8,bytes,address,uint256,uint64,bytes32)';
+const INVOICE = 'invoice(bytes32)';
+/** keccak256(abi.encode(creator, salt)), as PaymentSettlement.invoiceIdFor. */
+const invoiceIdFor = (creator, salt) => keccakHex(abi.encode(['address', 'bytes32'], [creator, salt]));
 const SETTLE_BTC = 'settleBtc(bytes32,((bytes,uint256,bytes,bytes32,bytes,bytes),uint256))';
 const SETTLE_GOAT = 'settleGoat(bytes32,(bytes32,uint256,bytes,bytes[],uint256,uint256))';
 
@@ -644,6 +702,15 @@ async function settleSuite(metis, goat) {
   const settlement = await metis.deploy('PaymentSettlement', ['address', 'uint256', 'uint256'], [client, store, 6]);
   const now = Number(big((await metis.rpc('eth_getBlockByNumber', ['latest', false])).timestamp));
   const expiry = now + 3600;
+  // Invoice ids are derived from (creator, salt); the creator is accounts[0] unless stated.
+  const salts = new Map();
+  const newId = (creator = metis.accounts[0]) => {
+    const salt = hex(rand32());
+    const id = invoiceIdFor(creator, salt);
+    salts.set(id, salt);
+    return id;
+  };
+  const saltOf = (id) => salts.get(id);
 
   // Bitcoin chain: 50 headers, then the payment block + 5 confirmations as one batch.
   let tip = checkpoint;
@@ -652,7 +719,7 @@ async function settleSuite(metis, goat) {
   tip = base[49];
 
   const payeeScript = Buffer.from('0014' + '33'.repeat(20), 'hex');
-  const btcInvoice = hex(rand32());
+  const btcInvoice = newId();
   const rawTx = paymentTx(payeeScript, 50_000, btcInvoice);
   const blk = buildBlock(rawTx, 1500, 3000, 1051);
   const block = btc.mine({ prev: tip.hash, merkleRoot: blk.merkleRoot, time: tip.time + 600, bits: REGTEST_BITS });
@@ -666,16 +733,15 @@ async function settleSuite(metis, goat) {
   };
 
   await test('createInvoice validation', async () => {
-    await expectRevert(metis, settlement, CREATE, ['0x' + '00'.repeat(32), 0, hex(payeeScript), '0x' + '00'.repeat(20), 1, expiry, '0x' + '00'.repeat(32)], 'ZeroInvoiceId()');
-    await expectRevert(metis, settlement, CREATE, [btcInvoice, 2, hex(payeeScript), '0x' + '00'.repeat(20), 1, expiry, '0x' + '00'.repeat(32)], 'InvalidRail(uint8)');
-    await expectRevert(metis, settlement, CREATE, [btcInvoice, 0, '0x', '0x' + '00'.repeat(20), 1, expiry, '0x' + '00'.repeat(32)], 'InvalidPayee()');
-    await expectRevert(metis, settlement, CREATE, [btcInvoice, 0, hex(payeeScript), metis.accounts[1], 1, expiry, '0x' + '00'.repeat(32)], 'InvalidAsset(address)');
-    await expectRevert(metis, settlement, CREATE, [btcInvoice, 0, hex(payeeScript), '0x' + '00'.repeat(20), 0, expiry, '0x' + '00'.repeat(32)], 'ZeroAmount()');
-    await expectRevert(metis, settlement, CREATE, [btcInvoice, 0, hex(payeeScript), '0x' + '00'.repeat(20), 1, now - 10, '0x' + '00'.repeat(32)], 'InvalidExpiry(uint64,uint256)');
-    await expectRevert(metis, settlement, CREATE, [btcInvoice, 1, '0x' + '11'.repeat(21), metis.accounts[1], 1, expiry, '0x' + '00'.repeat(32)], 'InvalidPayee()');
-    const receipt = await metis.send(settlement, CREATE, [btcInvoice, 0, hex(payeeScript), '0x' + '00'.repeat(20), 50_000, expiry, hex(rand32())]);
+    await expectRevert(metis, settlement, CREATE, [saltOf(btcInvoice), 2, hex(payeeScript), '0x' + '00'.repeat(20), 1, expiry, '0x' + '00'.repeat(32)], 'InvalidRail(uint8)');
+    await expectRevert(metis, settlement, CREATE, [saltOf(btcInvoice), 0, '0x', '0x' + '00'.repeat(20), 1, expiry, '0x' + '00'.repeat(32)], 'InvalidPayee()');
+    await expectRevert(metis, settlement, CREATE, [saltOf(btcInvoice), 0, hex(payeeScript), metis.accounts[1], 1, expiry, '0x' + '00'.repeat(32)], 'InvalidAsset(address)');
+    await expectRevert(metis, settlement, CREATE, [saltOf(btcInvoice), 0, hex(payeeScript), '0x' + '00'.repeat(20), 0, expiry, '0x' + '00'.repeat(32)], 'ZeroAmount()');
+    await expectRevert(metis, settlement, CREATE, [saltOf(btcInvoice), 0, hex(payeeScript), '0x' + '00'.repeat(20), 1, now - 10, '0x' + '00'.repeat(32)], 'InvalidExpiry(uint64,uint256)');
+    await expectRevert(metis, settlement, CREATE, [saltOf(btcInvoice), 1, '0x' + '11'.repeat(21), metis.accounts[1], 1, expiry, '0x' + '00'.repeat(32)], 'InvalidPayee()');
+    const receipt = await metis.send(settlement, CREATE, [saltOf(btcInvoice), 0, hex(payeeScript), '0x' + '00'.repeat(20), 50_000, expiry, hex(rand32())]);
     gas('PaymentSettlement.createInvoice (BTC, P2WPKH)', receipt);
-    await expectRevert(metis, settlement, CREATE, [btcInvoice, 0, hex(payeeScript), '0x' + '00'.repeat(20), 1, expiry, '0x' + '00'.repeat(32)], 'InvoiceExists(bytes32)');
+    await expectRevert(metis, settlement, CREATE, [saltOf(btcInvoice), 0, hex(payeeScript), '0x' + '00'.repeat(20), 1, expiry, '0x' + '00'.repeat(32)], 'InvoiceExists(bytes32)');
   });
 
   await test('settleBtc rejections', async () => {
@@ -685,12 +751,12 @@ async function settleSuite(metis, goat) {
     // Light-client errors bubble up.
     await expectRevert(metis, settlement, SETTLE_BTC, [btcInvoice, btcProof({ headers: concat([block, ...conf.slice(0, 4)]) })], 'UnknownHeader(bytes32)');
     // An invoice the transaction does not name.
-    const greedy = hex(rand32());
-    await metis.send(settlement, CREATE, [greedy, 0, hex(payeeScript), '0x' + '00'.repeat(20), 50_001, expiry, hex(rand32())]);
+    const greedy = newId();
+    await metis.send(settlement, CREATE, [saltOf(greedy), 0, hex(payeeScript), '0x' + '00'.repeat(20), 50_001, expiry, hex(rand32())]);
     await expectRevert(metis, settlement, SETTLE_BTC, [greedy, btcProof()], 'WrongInvoiceId(bytes32,bytes32)');
     // Not enough confirmations: a fresh block with 2 headers on top.
-    const other = hex(rand32());
-    await metis.send(settlement, CREATE, [other, 0, hex(payeeScript), '0x' + '00'.repeat(20), 1, expiry, hex(rand32())]);
+    const other = newId();
+    await metis.send(settlement, CREATE, [saltOf(other), 0, hex(payeeScript), '0x' + '00'.repeat(20), 1, expiry, hex(rand32())]);
     const tx2 = paymentTx(payeeScript, 10, other, { opReturn: false });
     const b2 = buildBlock(tx2, 3, 7, 1057);
     const last = conf[4];
@@ -715,8 +781,8 @@ async function settleSuite(metis, goat) {
   });
 
   await test('settleBtc in the relayer flow: block + 5 headers submitted, proof to the tip (gas <= 90k)', async () => {
-    const id = hex(rand32());
-    await metis.send(settlement, CREATE, [id, 0, hex(payeeScript), '0x' + '00'.repeat(20), 50_000, expiry, hex(rand32())]);
+    const id = newId();
+    await metis.send(settlement, CREATE, [saltOf(id), 0, hex(payeeScript), '0x' + '00'.repeat(20), 50_000, expiry, hex(rand32())]);
     const tx = paymentTx(payeeScript, 50_000, id);
     const bb = buildBlock(tx, 1500, 3000, 0);
     const bt = await bestOf(metis, client);
@@ -732,9 +798,9 @@ async function settleSuite(metis, goat) {
 
   await test('a Bitcoin payment names one invoice: the first OP_RETURN <32 bytes>', async () => {
     // A tx with two OP_RETURN ids (b first, then a) and one paying output: only b can settle.
-    const a = hex(rand32());
-    const b = hex(rand32());
-    for (const id of [a, b]) await metis.send(settlement, CREATE, [id, 0, hex(payeeScript), '0x' + '00'.repeat(20), 100, expiry, hex(rand32())]);
+    const a = newId();
+    const b = newId();
+    for (const id of [a, b]) await metis.send(settlement, CREATE, [saltOf(id), 0, hex(payeeScript), '0x' + '00'.repeat(20), 100, expiry, hex(rand32())]);
     const tx = paymentTx(payeeScript, 100, a, { extraOpReturn: Buffer.from(abi.strip0x(b), 'hex') });
     const bb = buildBlock(tx, 1, 2, 1063);
     const bt = await bestOf(metis, client);
@@ -751,8 +817,8 @@ async function settleSuite(metis, goat) {
   });
 
   await test('settleBtc with the payment block stored (1-header proof)', async () => {
-    const id = hex(rand32());
-    await metis.send(settlement, CREATE, [id, 0, hex(payeeScript), '0x' + '00'.repeat(20), 50_000, expiry, hex(rand32())]);
+    const id = newId();
+    await metis.send(settlement, CREATE, [saltOf(id), 0, hex(payeeScript), '0x' + '00'.repeat(20), 50_000, expiry, hex(rand32())]);
     const tx = paymentTx(payeeScript, 50_000, id);
     const bb = buildBlock(tx, 2900, 3000, 0);
     const bt = await bestOf(metis, client);
@@ -765,10 +831,76 @@ async function settleSuite(metis, goat) {
     gas('PaymentSettlement.settleBtc (3000-tx block, 1-header proof, block stored below tip)', receipt);
   });
 
+  await test('invoice ids are derived from (creator, salt): no squatting', async () => {
+    // Review finding 1: an attacker used to create the id a service was about to use (amount 1),
+    // settle it for 1 sat, and make the service's createInvoice revert while isSettled(id) held.
+    const [service, attacker] = metis.accounts;
+    const salt = hex(rand32());
+    const id = invoiceIdFor(service, salt);
+    eq(await metis.call(settlement, 'invoiceIdFor(address,bytes32)', [service, salt]), id, 'invoiceIdFor');
+    // The attacker front-runs with the service's salt (and, as before the fix, with the id itself).
+    const zero20 = '0x' + '00'.repeat(20);
+    for (const s of [salt, id]) await metis.send(settlement, CREATE, [s, 0, hex(payeeScript), zero20, 1, expiry, '0x' + '00'.repeat(32)], attacker);
+    const squat = invoiceIdFor(attacker, salt);
+    assert(squat !== id, 'different id');
+    // The attacker settles its own 1-sat invoice.
+    const tx = paymentTx(payeeScript, 1, squat);
+    const bb = buildBlock(tx, 1, 2, 0);
+    const bt = await bestOf(metis, client);
+    const hb = btc.mine({ prev: Buffer.from(abi.strip0x(bt.hash), 'hex'), merkleRoot: bb.merkleRoot, time: 1_700_000_000 + 600 * 95, bits: REGTEST_BITS });
+    hb.time = 1_700_000_000 + 600 * 95;
+    const cs = btc.mineChain(hb, 5, REGTEST_BITS, { salt: 40 });
+    await metis.send(client, SUBMIT, [concat([hb, ...cs])]);
+    const p = [[hex(tx), 1, hex(bb.branch), hex(bb.coinbasePreimage), hex(bb.coinbaseBranch), concat([hb, ...cs])], 0];
+    await metis.send(settlement, SETTLE_BTC, [squat, p], attacker);
+    eq(big(await metis.call(settlement, 'isSettled(bytes32)', [squat])), 1n, 'squat settled');
+    eq(big(await metis.call(settlement, 'isSettled(bytes32)', [id])), 0n, 'service id untouched');
+    // The service's own creation succeeds and returns the derived id.
+    const args = [salt, 0, hex(payeeScript), zero20, 100_000, expiry, hex(rand32())];
+    eq(await metis.call(settlement, CREATE, args, service), id, 'returned id');
+    const receipt = await metis.send(settlement, CREATE, args, service);
+    const ev = receipt.logs.find((l) => l.topics[0] === keccakText('InvoiceCreated(bytes32,uint8,address,bytes,address,uint256,uint64,bytes32)'));
+    assert(ev, 'InvoiceCreated');
+    eq(ev.topics[1], id, 'event id');
+    eq(ev.topics[3], '0x' + word(big(service)), 'event creator (indexed)');
+    const inv = abi.words(await metis.call(settlement, INVOICE, [id]));
+    // Invoice tuple (offset-prefixed): rail, status, creator, payee offset, asset, amount, expiry, serviceId.
+    eq(big(inv[1]), 0n, 'rail');
+    eq(big(inv[2]), 1n, 'status Open');
+    eq(big(inv[3]), big(service), 'creator');
+    eq(big(inv[6]), 100_000n, 'amount');
+    eq(big(abi.words(await metis.call(settlement, INVOICE, [squat]))[3]), big(attacker), 'squat creator');
+    // The 1-sat payment names the attacker's id, not the service's; the salt cannot be reused.
+    await expectRevert(metis, settlement, SETTLE_BTC, [id, p], 'WrongInvoiceId(bytes32,bytes32)', abi.strip0x(id) + abi.strip0x(squat));
+    await expectRevert(metis, settlement, CREATE, args, 'InvoiceExists(bytes32)', abi.strip0x(id));
+  });
+
+  await test('truncated transactions revert with MalformedTx, not an arithmetic panic', async () => {
+    // Review finding 4: `p - start` underflowed (Panic 0x11) when a CompactSize did not fit.
+    const id = newId();
+    await metis.send(settlement, CREATE, [saltOf(id), 0, hex(payeeScript), '0x' + '00'.repeat(20), 1, expiry, hex(rand32())]);
+    const short = Buffer.from('020000', 'hex'); // ends inside the version: input count missing
+    const noScriptLen = Buffer.concat([Buffer.from('0200000001', 'hex'), rand32(), Buffer.from('01000000', 'hex')]); // ends after the outpoint
+    const bigVarint = Buffer.concat([Buffer.from('02000000fd01', 'hex')]); // 0xfd count cut short
+    const cb = btc.coinbaseTx(0, 'm');
+    const txs = [short, noScriptLen, bigVarint];
+    const txids = [btc.dsha256(cb), ...txs.map(btc.dsha256), rand32()];
+    const bt = await bestOf(metis, client);
+    const hb = btc.mine({ prev: Buffer.from(abi.strip0x(bt.hash), 'hex'), merkleRoot: btc.merkleRoot(txids), time: 1_700_000_000 + 600 * 101, bits: REGTEST_BITS });
+    hb.time = 1_700_000_000 + 600 * 101;
+    const cs = btc.mineChain(hb, 5, REGTEST_BITS, { salt: 41 });
+    await metis.send(client, SUBMIT, [concat([hb, ...cs])]);
+    const expected = [3, 41, 4];
+    for (let i = 0; i < txs.length; i++) {
+      const p = [[hex(txs[i]), i + 1, hex(btc.merkleBranch(txids, i + 1)), hex(btc.sha256(cb)), hex(btc.merkleBranch(txids, 0)), concat([hb, ...cs])], 0];
+      await expectRevert(metis, settlement, SETTLE_BTC, [id, p], 'MalformedTx(uint256)', word(expected[i]));
+    }
+  });
+
   await test('expired invoices do not settle', async () => {
-    const id = hex(rand32());
+    const id = newId();
     const t = Number(big((await metis.rpc('eth_getBlockByNumber', ['latest', false])).timestamp));
-    await metis.send(settlement, CREATE, [id, 0, hex(payeeScript), '0x' + '00'.repeat(20), 1, t + 5, hex(rand32())]);
+    await metis.send(settlement, CREATE, [saltOf(id), 0, hex(payeeScript), '0x' + '00'.repeat(20), 1, t + 5, hex(rand32())]);
     await metis.rpc('evm_increaseTime', [100]);
     await metis.rpc('evm_mine', []);
     await expectRevert(metis, settlement, SETTLE_BTC, [id, btcProof()], 'InvoiceExpired(bytes32,uint64,uint256)');
@@ -782,8 +914,8 @@ async function settleSuite(metis, goat) {
   await goat.send(fake, 'mint(address,uint256)', [addressOf(payerKey), 100_000_000]);
   const merchant = goat.accounts[8];
   const now2 = Number(big((await metis.rpc('eth_getBlockByNumber', ['latest', false])).timestamp));
-  const goatInvoice = hex(rand32());
-  await metis.send(settlement, CREATE, [goatInvoice, 1, merchant, token, 1_000_000, now2 + 3600, hex(rand32())]);
+  const goatInvoice = newId();
+  await metis.send(settlement, CREATE, [saltOf(goatInvoice), 1, merchant, token, 1_000_000, now2 + 3600, hex(rand32())]);
   const pay = await goatPaymentBlock(goat, token, { payerKey, payee: merchant, value: 1_000_000, invoiceId: goatInvoice, fillers: 60, position: 25 });
   const goatProof = (over = {}) => {
     const p = { blockHash: pay.block.hash, txIndex: pay.index, receipt: hex(pay.encodedReceipt), proof: pay.proof.map(hex), a: 0, t: 1, ...over };
@@ -806,11 +938,11 @@ async function settleSuite(metis, goat) {
     const tampered = Buffer.from(pay.proof[pay.proof.length - 1]);
     tampered[tampered.length - 1] ^= 1;
     await expectRevert(metis, settlement, SETTLE_GOAT, [goatInvoice, goatProof({ proof: [...pay.proof.slice(0, -1).map(hex), hex(tampered)] })], 'MptNodeHashMismatch(uint256)');
-    const other = hex(rand32());
-    await metis.send(settlement, CREATE, [other, 1, merchant, token, 1_000_000, now2 + 3600, hex(rand32())]);
+    const other = newId();
+    await metis.send(settlement, CREATE, [saltOf(other), 1, merchant, token, 1_000_000, now2 + 3600, hex(rand32())]);
     await expectRevert(metis, settlement, SETTLE_GOAT, [other, goatProof()], 'WrongInvoiceId(bytes32,bytes32)');
-    const lookalike = hex(rand32());
-    await metis.send(settlement, CREATE, [lookalike, 1, merchant, fake, 1_000_000, now2 + 3600, hex(rand32())]);
+    const lookalike = newId();
+    await metis.send(settlement, CREATE, [saltOf(lookalike), 1, merchant, fake, 1_000_000, now2 + 3600, hex(rand32())]);
     await expectRevert(metis, settlement, SETTLE_GOAT, [lookalike, goatProof()], 'WrongToken(address,address)');
   });
 
@@ -828,16 +960,16 @@ async function settleSuite(metis, goat) {
       await metis.send(store, 'submitHeader(bytes,bytes[])', [hex(p.headerRlp), attest(digest, [KEYS[0], KEYS[1], KEYS[2]])]);
       return [p.block.hash, p.index, hex(p.encodedReceipt), p.proof.map(hex), 0, 1];
     };
-    const id1 = hex(rand32());
-    await metis.send(settlement, CREATE, [id1, 1, merchant, token, 2_000_000, now2 + 3600, hex(rand32())]);
+    const id1 = newId();
+    await metis.send(settlement, CREATE, [saltOf(id1), 1, merchant, token, 2_000_000, now2 + 3600, hex(rand32())]);
     const p1 = await submit(await goatPaymentBlock(goat, token, { payerKey, payee: merchant, value: 1_999_999, invoiceId: id1, fillers: 3, position: 1 }));
     await expectRevert(metis, settlement, SETTLE_GOAT, [id1, p1], 'AmountTooLow(uint256,uint256)', word(1_999_999) + word(2_000_000));
-    const id2 = hex(rand32());
-    await metis.send(settlement, CREATE, [id2, 1, goat.accounts[9], token, 5, now2 + 3600, hex(rand32())]);
+    const id2 = newId();
+    await metis.send(settlement, CREATE, [saltOf(id2), 1, goat.accounts[9], token, 5, now2 + 3600, hex(rand32())]);
     const p2 = await submit(await goatPaymentBlock(goat, token, { payerKey, payee: merchant, value: 5, invoiceId: id2, fillers: 2, position: 2 }));
     await expectRevert(metis, settlement, SETTLE_GOAT, [id2, p2], 'WrongPayee()');
-    const id3 = hex(rand32());
-    await metis.send(settlement, CREATE, [id3, 1, merchant, token, 5, now2 + 3600, hex(rand32())]);
+    const id3 = newId();
+    await metis.send(settlement, CREATE, [saltOf(id3), 1, merchant, token, 5, now2 + 3600, hex(rand32())]);
     const p3 = await submit(await goatPaymentBlock(goat, token, { payerKey, payee: merchant, value: 5, invoiceId: id3, fillers: 2, position: 0, fail: true }));
     await expectRevert(metis, settlement, SETTLE_GOAT, [id3, p3], 'ReceiptFailed(uint256)', word(0));
     await expectRevert(metis, settlement, SETTLE_BTC, [id3, btcProof()], 'WrongRail(uint8,uint8)', word(0) + word(1));
@@ -845,8 +977,8 @@ async function settleSuite(metis, goat) {
 
   await test('settleGoat with a single-transaction block and a 130-transaction block', async () => {
     for (const [fillers, position] of [[1, 0], [130, 129]]) {
-      const id = hex(rand32());
-      await metis.send(settlement, CREATE, [id, 1, merchant, token, 10, now2 + 3600, hex(rand32())]);
+      const id = newId();
+      await metis.send(settlement, CREATE, [saltOf(id), 1, merchant, token, 10, now2 + 3600, hex(rand32())]);
       const p = await goatPaymentBlock(goat, token, { payerKey, payee: merchant, value: 10, invoiceId: id, fillers, position });
       const digest = await metis.call(store, 'hashGoatHeader(uint256,bytes32)', [Number(big(p.block.number)), p.block.hash]);
       await metis.send(store, 'submitHeader(bytes,bytes[])', [hex(p.headerRlp), attest(digest, [KEYS[0], KEYS[1], KEYS[2]])]);
