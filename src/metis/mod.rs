@@ -1,0 +1,19 @@
+//! Metis settlement: the Rust side of the contracts in `contracts/`
+//! (documented in `contracts/README.md`).
+//!
+//! * [`bindings`]: alloy bindings generated from the committed artifacts and
+//!   a decoder that names the contracts' custom errors.
+//! * [`sink`]: the [`MetisSink`](sink::MetisSink) trait (what the relayer
+//!   reads from and writes to the contracts) and its alloy implementation.
+//! * [`relay`]: brings BtcLightClient up to the local best Bitcoin chain.
+//! * [`attest`]: EIP-712 committee attestations of GOAT headers.
+//! * [`settle`]: the contracts' proof structs built from gmrelay proof files.
+//! * [`deploy`]: deployment and the deployment file.
+
+pub mod attest;
+pub mod bindings;
+pub mod cmd;
+pub mod deploy;
+pub mod relay;
+pub mod settle;
+pub mod sink;
