@@ -65,6 +65,9 @@ pub struct GlobalArgs {
     /// GOAT JSON-RPC URL (http(s):// polls, ws(s):// subscribes), e.g. https://rpc.goat.network.
     #[arg(long, global = true)]
     pub goat_rpc: Option<String>,
+    /// Metis JSON-RPC URL, e.g. https://andromeda.metis.io/?owner=1088.
+    #[arg(long, global = true)]
+    pub metis_rpc: Option<String>,
 }
 
 fn parse_log_format(s: &str) -> Result<LogFormat, String> {
@@ -268,6 +271,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         log_format: g.log_format,
         metrics_listen: g.metrics.clone(),
         goat_rpc: g.goat_rpc.clone(),
+        metis_rpc: g.metis_rpc.clone(),
     };
     let config = Config::layered(g.config.as_deref(), |k| std::env::var(k).ok(), &overrides)?;
     crate::telemetry::init(config.log.format, &config.log.level);
