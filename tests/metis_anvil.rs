@@ -190,12 +190,19 @@ async fn wrong_bits_at_a_retarget_boundary_are_refused() {
         .unwrap();
     assert_ne!(expected, 0x207fffff);
     assert_eq!(r.args[1].1, expected.to_string());
-    // Rust's own rules agree: a quarter of the old target.
-    let quarter = Target::from_compact(CompactTarget::from_consensus(0x207fffff))
-        .min_transition_threshold()
+    // Independently: Bitcoin Core's CalculateNextWorkRequired with its
+    // arith_uint256 arithmetic (the multiplication wraps at 256 bits, which a
+    // target this close to 2^255 does), actual timespan clamped to a quarter.
+    let old = U256::from_be_bytes(
+        Target::from_compact(CompactTarget::from_consensus(0x207fffff)).to_be_bytes(),
+    );
+    let timespan = U256::from(14 * 24 * 3600u64);
+    let new = old.wrapping_mul(timespan / U256::from(4)) / timespan;
+    let limit = U256::from_be_bytes(BtcNetwork::Regtest.rules().pow_limit_be);
+    let core = Target::from_be_bytes(new.min(limit).to_be_bytes())
         .to_compact_lossy()
         .to_consensus();
-    assert_eq!(expected, quarter);
+    assert_eq!(expected, core);
     // The right bits pass; the next header must keep them (off the boundary).
     let good = mine_on(&last, 1, expected, 3);
     sink.btc_submit_headers(concat(&good)).await.unwrap();

@@ -482,7 +482,15 @@ pub fn provider(url: &str, signer: Option<PrivateKeySigner>) -> Result<DynProvid
         message: format!("not a URL: {e}"),
     })?;
     Ok(match signer {
+        // A simple nonce manager (the pending count, asked each time): the
+        // default cached one reserves a nonce before the gas estimate, so a
+        // refused (reverting) transaction would leave a gap that blocks
+        // every later one from the same process.
         Some(s) => ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .with_gas_estimation()
+            .with_simple_nonce_management()
+            .fetch_chain_id()
             .wallet(EthereumWallet::from(s))
             .connect_http(parsed)
             .erased(),
