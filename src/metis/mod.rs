@@ -9,11 +9,13 @@
 //! * [`attest`]: EIP-712 committee attestations of GOAT headers.
 //! * [`settle`]: the contracts' proof structs built from gmrelay proof files.
 //! * [`deploy`]: deployment and the deployment file.
+//! * [`gasbench`]: `gmrelay bench gas`.
 
 pub mod attest;
 pub mod bindings;
 pub mod cmd;
 pub mod deploy;
+pub mod gasbench;
 pub mod relay;
 pub mod settle;
 pub mod sink;
