@@ -419,7 +419,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("GMRELAY_METIS_ATTESTER_KEYS_ENV", "metis.attester_keys_env"),
     ("GMRELAY_METIS_BTC_LIGHT_CLIENT", "metis.btc_light_client"),
     ("GMRELAY_METIS_GOAT_HEADER_STORE", "metis.goat_header_store"),
-    ("GMRELAY_METIS_PAYMENT_SETTLEMENT", "metis.payment_settlement"),
+    (
+        "GMRELAY_METIS_PAYMENT_SETTLEMENT",
+        "metis.payment_settlement",
+    ),
 ];
 
 fn kind_of(key: &str) -> Kind {
@@ -678,16 +681,25 @@ impl Config {
         if m.timeout_secs == 0 {
             return Err(invalid("metis.timeout_secs", "must be at least 1".into()));
         }
-        for (key, v) in [("metis.key_env", &m.key_env), ("metis.attester_keys_env", &m.attester_keys_env)] {
+        for (key, v) in [
+            ("metis.key_env", &m.key_env),
+            ("metis.attester_keys_env", &m.attester_keys_env),
+        ] {
             if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(invalid(key, format!("`{v}` is not an environment variable name")));
+                return Err(invalid(
+                    key,
+                    format!("`{v}` is not an environment variable name"),
+                ));
             }
         }
         let mut seen = std::collections::HashSet::new();
         for a in &m.committee {
             match a.parse::<alloy::primitives::Address>() {
                 Ok(addr) if addr.is_zero() => {
-                    return Err(invalid("metis.committee", "the zero address cannot be a member".into()))
+                    return Err(invalid(
+                        "metis.committee",
+                        "the zero address cannot be a member".into(),
+                    ))
                 }
                 Ok(addr) => {
                     if !seen.insert(addr) {
@@ -1007,7 +1019,8 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("c.toml:2:"), "{err}");
-        let env = |k: &str| match k {
+        let env = |k: &str| {
+            match k {
             "GMRELAY_METIS_HEADER_BATCH" => Some("10".to_string()),
             "GMRELAY_METIS_COMMITTEE" => Some(
                 "0x70997970C51812dc3A010C7d01b50e0d17dc79C8,0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
@@ -1016,6 +1029,7 @@ mod tests {
             "GMRELAY_METIS_THRESHOLD" => Some("2".to_string()),
             "GMRELAY_METIS_RPC_URL" => Some("http://env:1".to_string()),
             _ => None,
+        }
         };
         let c = Config::layered(None, env, &Overrides::default()).unwrap();
         assert_eq!(c.metis.header_batch, 10);

@@ -228,7 +228,10 @@ async fn broken_link_is_refused_and_a_lighter_fork_does_not_move_the_tip() {
     // A lighter fork from height 2 (the stored batch tip): stored, tip unchanged.
     let fork = mine_on(&a[1], 3, 0x207fffff, 9);
     sink.btc_submit_headers(concat(&fork)).await.unwrap();
-    assert!(sink.btc_is_stored(internal(&fork[2].block_hash())).await.unwrap());
+    assert!(sink
+        .btc_is_stored(internal(&fork[2].block_hash()))
+        .await
+        .unwrap());
     assert_eq!(sink.btc_best().await.unwrap(), tip);
     // Resubmitting the same batch is refused by name.
     expect_revert(
@@ -254,7 +257,9 @@ async fn btc_payment_settles_end_to_end_exactly_once() {
     let f = BtcFixture::new(6).await;
     // Before the invoice exists, the local check explains.
     let file = ProofFile::bitcoin(f.proof.clone());
-    let err = settle(&f.store, &f.sink, &file, f.id, OPTS).await.unwrap_err();
+    let err = settle(&f.store, &f.sink, &file, f.id, OPTS)
+        .await
+        .unwrap_err();
     assert!(matches!(err, SettleError::UnknownInvoice(_)), "{err}");
     f.invoice(f.id, &f.payee, 50_000, 3600).await;
     let report = settle(&f.store, &f.sink, &file, f.id, OPTS).await.unwrap();
@@ -263,7 +268,9 @@ async fn btc_payment_settles_end_to_end_exactly_once() {
     let inv = f.sink.invoice(f.id).await.unwrap().unwrap();
     assert_eq!(inv.status_name(), "settled");
     // Second settlement: refused locally, and by the contract.
-    let err = settle(&f.store, &f.sink, &file, f.id, OPTS).await.unwrap_err();
+    let err = settle(&f.store, &f.sink, &file, f.id, OPTS)
+        .await
+        .unwrap_err();
     assert!(matches!(err, SettleError::AlreadySettled(_)), "{err}");
     match settle(&f.store, &f.sink, &file, f.id, SKIP).await {
         Err(SettleError::Metis(e)) => {
@@ -280,10 +287,7 @@ async fn sixty_four_byte_transaction_and_duplicated_leaf_are_refused() {
     f.invoice(f.id2, &f.payee, 40_000, 3600).await;
     let mut p = f.contract_proof(&f.proof, 0).await;
     p.inclusion.rawTx = Bytes::from(vec![0x01; 64]);
-    expect_revert(
-        f.sink.settle_btc(f.id, p).await,
-        "SixtyFourByteTransaction",
-    );
+    expect_revert(f.sink.settle_btc(f.id, p).await, "SixtyFourByteTransaction");
     // The block has three transactions: the last one is paired with itself.
     // Claiming it at the padding position (index 3) is CVE-2012-2459.
     let (last, id) = if f.proof.tx.index == 2 {
@@ -311,12 +315,21 @@ async fn proof_on_a_stale_fork_is_refused() {
     assert!(p.fork);
     relay(&f.store, &f.sink, 100).await;
     let (tip, hash) = f.store.btc_tip().unwrap().unwrap();
-    assert_eq!(f.sink.btc_best().await.unwrap(), (u64::from(tip), internal(&hash)));
+    assert_eq!(
+        f.sink.btc_best().await.unwrap(),
+        (u64::from(tip), internal(&hash))
+    );
     expect_revert(f.sink.settle_btc(f.id, stale).await, "NotOnBestChain");
     // Locally, the stale proof is refused before anything is sent.
-    let err = settle(&f.store, &f.sink, &ProofFile::bitcoin(f.proof.clone()), f.id, OPTS)
-        .await
-        .unwrap_err();
+    let err = settle(
+        &f.store,
+        &f.sink,
+        &ProofFile::bitcoin(f.proof.clone()),
+        f.id,
+        OPTS,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, SettleError::LocalProof(_)), "{err}");
 }
 
@@ -325,13 +338,29 @@ async fn too_few_confirmations_are_refused() {
     let f = BtcFixture::new(3).await;
     f.invoice(f.id, &f.payee, 50_000, 3600).await;
     let p = f.contract_proof(&f.proof, 0).await;
-    let r = expect_revert(f.sink.settle_btc(f.id, p).await, "InsufficientConfirmations");
+    let r = expect_revert(
+        f.sink.settle_btc(f.id, p).await,
+        "InsufficientConfirmations",
+    );
     assert_eq!((r.args[1].1.as_str(), r.args[2].1.as_str()), ("3", "6"));
-    let err = settle(&f.store, &f.sink, &ProofFile::bitcoin(f.proof.clone()), f.id, OPTS)
-        .await
-        .unwrap_err();
+    let err = settle(
+        &f.store,
+        &f.sink,
+        &ProofFile::bitcoin(f.proof.clone()),
+        f.id,
+        OPTS,
+    )
+    .await
+    .unwrap_err();
     assert!(
-        matches!(err, SettleError::TooFewConfirmations { have: 3, need: 6, .. }),
+        matches!(
+            err,
+            SettleError::TooFewConfirmations {
+                have: 3,
+                need: 6,
+                ..
+            }
+        ),
         "{err}"
     );
 }
@@ -404,9 +433,15 @@ async fn expired_invoice_is_refused() {
     advance_time(&f.sink, 120).await;
     let p = f.contract_proof(&f.proof, 0).await;
     expect_revert(f.sink.settle_btc(f.id, p).await, "InvoiceExpired");
-    let err = settle(&f.store, &f.sink, &ProofFile::bitcoin(f.proof.clone()), f.id, OPTS)
-        .await
-        .unwrap_err();
+    let err = settle(
+        &f.store,
+        &f.sink,
+        &ProofFile::bitcoin(f.proof.clone()),
+        f.id,
+        OPTS,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, SettleError::Expired { .. }), "{err}");
 }
 
@@ -424,7 +459,9 @@ async fn goat_payment_attested_3_of_5_and_settled_end_to_end() {
     let proof = f.prove(tx).await;
     let file = ProofFile::goat(proof.clone());
     // Not attested yet: explained locally, named by the contract.
-    let err = settle(&f.store, &f.sink, &file, id, OPTS).await.unwrap_err();
+    let err = settle(&f.store, &f.sink, &file, id, OPTS)
+        .await
+        .unwrap_err();
     assert!(matches!(err, SettleError::NotAttested { .. }), "{err}");
     expect_revert(
         f.sink
@@ -449,9 +486,17 @@ async fn goat_payment_attested_3_of_5_and_settled_end_to_end() {
         digest
     );
     let keys = devnet_attester_keys();
-    let r = attest_goat(&f.store, &f.sink, f.domain(), proof.block_number, &keys, &[], true)
-        .await
-        .unwrap();
+    let r = attest_goat(
+        &f.store,
+        &f.sink,
+        f.domain(),
+        proof.block_number,
+        &keys,
+        &[],
+        true,
+    )
+    .await
+    .unwrap();
     assert_eq!(r.signatures_used, 3);
     assert!(f.sink.goat_is_known(proof.block_hash).await.unwrap());
     let report = settle(&f.store, &f.sink, &file, id, OPTS).await.unwrap();
@@ -503,7 +548,10 @@ async fn too_few_attestations_duplicates_and_unfinalized_blocks_are_refused() {
     let err = attest_goat(&f.store, &f.sink, f.domain(), number, &keys[..2], &[], true)
         .await
         .unwrap_err();
-    assert!(matches!(err, AttestError::TooFew { got: 2, need: 3 }), "{err}");
+    assert!(
+        matches!(err, AttestError::TooFew { got: 2, need: 3 }),
+        "{err}"
+    );
     // A block above the finalized one is not signed.
     let (fin, _) = f.store.goat_finalized().unwrap().unwrap();
     let err = attest_goat(&f.store, &f.sink, f.domain(), fin + 1, &keys, &[], true)
@@ -511,9 +559,17 @@ async fn too_few_attestations_duplicates_and_unfinalized_blocks_are_refused() {
         .unwrap_err();
     assert!(matches!(err, AttestError::NotFinalized { .. }), "{err}");
     // Signatures gathered elsewhere complete this member's own.
-    let r = attest_goat(&f.store, &f.sink, f.domain(), number, &keys[..1], &s[3..5], true)
-        .await
-        .unwrap();
+    let r = attest_goat(
+        &f.store,
+        &f.sink,
+        f.domain(),
+        number,
+        &keys[..1],
+        &s[3..5],
+        true,
+    )
+    .await
+    .unwrap();
     assert_eq!(r.signatures_used, 3);
 }
 
@@ -559,8 +615,9 @@ async fn failed_receipt_is_refused() {
     use alloy::providers::Provider;
     let f = GoatFixture::new().await;
     // The relayer holds no tokens: its transfer reverts on GOAT (mined, status 0).
-    let p = gmrelay::goat::devnet::wallet_provider(&f.goat.url(), gmrelay::goat::devnet::RELAYER_KEY)
-        .unwrap();
+    let p =
+        gmrelay::goat::devnet::wallet_provider(&f.goat.url(), gmrelay::goat::devnet::RELAYER_KEY)
+            .unwrap();
     let t = gmrelay::goat::devnet::TestStablecoin::new(f.token, p.clone());
     let pending = t
         .transfer(GOAT_PAYEE, U256::from(1))

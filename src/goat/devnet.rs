@@ -92,7 +92,11 @@ impl Anvil {
     }
 
     /// Like [`Anvil::start`], on a given port.
-    pub async fn start_on(chain_id: u64, port: u16, extra: &[&str]) -> Result<Self, GoatDevnetError> {
+    pub async fn start_on(
+        chain_id: u64,
+        port: u16,
+        extra: &[&str],
+    ) -> Result<Self, GoatDevnetError> {
         let exe = anvil_exe();
         let child = Command::new(&exe)
             .args([

@@ -161,7 +161,10 @@ pub fn sign_digest(key: &PrivateKeySigner, digest: B256) -> Bytes {
 pub fn recover(index: usize, sig: &[u8], digest: B256) -> Result<Address, AttestError> {
     let bad = |message: String| AttestError::BadSignature { index, message };
     if sig.len() != 65 {
-        return Err(bad(format!("{} bytes, expected 65 (r || s || v)", sig.len())));
+        return Err(bad(format!(
+            "{} bytes, expected 65 (r || s || v)",
+            sig.len()
+        )));
     }
     let parsed = Signature::try_from(sig).map_err(|e| bad(e.to_string()))?;
     parsed
@@ -275,8 +278,13 @@ pub async fn attest_goat<S: Store, M: MetisSink>(
                 store: goat_chain_id,
             });
         }
-        let digest =
-            attestation_digest(domain.metis_chain_id, domain.store, goat_chain_id, number, hash);
+        let digest = attestation_digest(
+            domain.metis_chain_id,
+            domain.store,
+            goat_chain_id,
+            number,
+            hash,
+        );
         let theirs = sink.goat_attestation_digest(number, hash).await?;
         if theirs != digest {
             return Err(AttestError::DigestMismatch {
@@ -347,10 +355,22 @@ mod tests {
                 .parse::<Address>()
                 .unwrap()
         );
-        let d = attestation_digest(1088, Address::repeat_byte(7), 2345, 10, B256::repeat_byte(1));
+        let d = attestation_digest(
+            1088,
+            Address::repeat_byte(7),
+            2345,
+            10,
+            B256::repeat_byte(1),
+        );
         assert_ne!(
             d,
-            attestation_digest(1089, Address::repeat_byte(7), 2345, 10, B256::repeat_byte(1))
+            attestation_digest(
+                1089,
+                Address::repeat_byte(7),
+                2345,
+                10,
+                B256::repeat_byte(1)
+            )
         );
         let s0 = sign_digest(&keys[0], d);
         assert_eq!(s0.len(), 65);

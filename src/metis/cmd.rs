@@ -131,9 +131,9 @@ pub fn relayer_key(config: &Config) -> Result<PrivateKeySigner> {
     let v = std::env::var(var).map_err(|_| {
         anyhow!("environment variable {var} (metis.key_env) is not set: it must hold the Metis account's hex private key")
     })?;
-    v.trim()
-        .parse()
-        .map_err(|_| anyhow!("environment variable {var} (metis.key_env) is not a 32-byte hex private key"))
+    v.trim().parse().map_err(|_| {
+        anyhow!("environment variable {var} (metis.key_env) is not a 32-byte hex private key")
+    })
 }
 
 /// The deployment the settings select: the deployment file, with metis.* address overrides.
@@ -183,7 +183,11 @@ fn timeout(config: &Config) -> Duration {
 /// Connects to Metis with the deployment's contracts; `write` loads the relayer key.
 pub async fn sink(config: &Config, write: bool) -> Result<AlloySink> {
     let (c, _) = contracts(config)?;
-    let key = if write { Some(relayer_key(config)?) } else { None };
+    let key = if write {
+        Some(relayer_key(config)?)
+    } else {
+        None
+    };
     Ok(AlloySink::connect(
         &config.metis_rpc_url(),
         config.metis.chain_id,
@@ -199,7 +203,10 @@ pub async fn contracts_cmd(config: &Config, cmd: ContractsCmd) -> Result<()> {
     match cmd {
         ContractsCmd::Show => {
             let (c, file) = contracts(config)?;
-            println!("deployment file      {}", config.metis_deployment_file().display());
+            println!(
+                "deployment file      {}",
+                config.metis_deployment_file().display()
+            );
             println!("BtcLightClient       {}", c.btc_light_client);
             println!("GoatHeaderStore      {}", c.goat_header_store);
             println!("PaymentSettlement    {}", c.payment_settlement);
@@ -283,7 +290,10 @@ pub async fn contracts_cmd(config: &Config, cmd: ContractsCmd) -> Result<()> {
                 d.payment_settlement, d.min_btc_confirmations
             );
             if let Some(t) = d.goat_test_token {
-                println!("GOAT test token    {t} (TestStablecoin \"USD Coin\" on {})", config.goat_rpc_url());
+                println!(
+                    "GOAT test token    {t} (TestStablecoin \"USD Coin\" on {})",
+                    config.goat_rpc_url()
+                );
             }
             println!("deployment written to {}", path.display());
             Ok(())
@@ -326,7 +336,10 @@ pub async fn run(config: &Config, cmd: MetisCmd) -> Result<()> {
             .await?;
             let (h, hash) = sink.btc_best().await?;
             if done.is_empty() {
-                println!("BtcLightClient is up to date: tip {h} {}", relay::display(hash));
+                println!(
+                    "BtcLightClient is up to date: tip {h} {}",
+                    relay::display(hash)
+                );
             } else {
                 let headers: u32 = done.iter().map(|b| b.count()).sum();
                 let gas: u64 = done.iter().map(|b| b.outcome.gas_used).sum();
@@ -391,7 +404,10 @@ pub async fn run(config: &Config, cmd: MetisCmd) -> Result<()> {
                     r.number, r.hash, r.signatures_used, o.gas_used, o.tx_hash
                 );
             } else {
-                println!("digest {} (GOAT block {} {}); not submitted (--sign-only)", r.digest, r.number, r.hash);
+                println!(
+                    "digest {} (GOAT block {} {}); not submitted (--sign-only)",
+                    r.digest, r.number, r.hash
+                );
             }
             Ok(())
         }
@@ -415,7 +431,8 @@ pub async fn run(config: &Config, cmd: MetisCmd) -> Result<()> {
                     (Bytes::from(script.to_bytes()), Address::ZERO, RAIL_BTC)
                 }
                 Rail::Goat => {
-                    let to: Address = crate::goat::proof::parse_address(&payee).map_err(|e| anyhow!(e))?;
+                    let to: Address =
+                        crate::goat::proof::parse_address(&payee).map_err(|e| anyhow!(e))?;
                     let asset = match asset {
                         Some(a) => crate::goat::proof::parse_address(&a).map_err(|e| anyhow!(e))?,
                         None => contracts(config)?
@@ -432,7 +449,9 @@ pub async fn run(config: &Config, cmd: MetisCmd) -> Result<()> {
                     let secs: u64 = rel.parse().with_context(|| format!("--expiry {expiry}"))?;
                     sink.now().await? + secs
                 }
-                None => expiry.parse().with_context(|| format!("--expiry {expiry}: unix seconds or +secs"))?,
+                None => expiry
+                    .parse()
+                    .with_context(|| format!("--expiry {expiry}: unix seconds or +secs"))?,
             };
             let service_id = match service {
                 Some(s) => parse_b256(&s, "service")?,

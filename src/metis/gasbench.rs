@@ -46,7 +46,13 @@ async fn deploy_to(metis: &Anvil, checkpoint: BtcCheckpointArgs) -> Result<Alloy
         goat_chain_id: GOAT,
         min_btc_confirmations: 6,
     };
-    let d = deploy::deploy(&metis.url(), METIS, goat_devnet::signer(RELAYER_KEY), &params).await?;
+    let d = deploy::deploy(
+        &metis.url(),
+        METIS,
+        goat_devnet::signer(RELAYER_KEY),
+        &params,
+    )
+    .await?;
     Ok(AlloySink::connect(
         &metis.url(),
         METIS,
@@ -185,9 +191,24 @@ async fn goat(metis: &Anvil) -> Result<Vec<GasRow>> {
     let url = goat.url();
     let token = goat_devnet::deploy_token(&url, "USD Coin", "USDC", "2").await?;
     let to = goat_devnet::signer(RELAYER_KEY).address();
-    goat_devnet::mint(&url, token, goat_devnet::payer_address(), U256::from(10_000_000u64)).await?;
+    goat_devnet::mint(
+        &url,
+        token,
+        goat_devnet::payer_address(),
+        U256::from(10_000_000u64),
+    )
+    .await?;
     let id = B256::repeat_byte(0x42);
-    let paid = goat_devnet::pay(&url, token, goat_devnet::PAYER_KEY, to, U256::from(1_000_000u64), id, true).await?;
+    let paid = goat_devnet::pay(
+        &url,
+        token,
+        goat_devnet::PAYER_KEY,
+        to,
+        U256::from(1_000_000u64),
+        id,
+        true,
+    )
+    .await?;
     goat_devnet::mine(&url, 3).await?;
     let dir = tempfile::tempdir()?;
     let store = RocksStore::open(dir.path())?;
@@ -234,7 +255,16 @@ async fn goat(metis: &Anvil) -> Result<Vec<GasRow>> {
         metis_chain_id: METIS,
         store: sink.contracts().goat_header_store,
     };
-    let r = attest_goat(&store, &sink, domain, loc.block_number, &keys[..3], &[], true).await?;
+    let r = attest_goat(
+        &store,
+        &sink,
+        domain,
+        loc.block_number,
+        &keys[..3],
+        &[],
+        true,
+    )
+    .await?;
     let attested = r.submitted.ok_or_else(|| anyhow!("not submitted"))?;
     let now = sink.now().await?;
     sink.create_invoice(&NewInvoice {

@@ -194,7 +194,9 @@ pub async fn btc_header_chain<S: Store, M: MetisSink>(
 }
 
 /// PaymentSettlement's `GoatProof` from a gmrelay GOAT proof.
-pub fn goat_settlement_proof(proof: &GoatProof) -> Result<PaymentSettlement::GoatProof, SettleError> {
+pub fn goat_settlement_proof(
+    proof: &GoatProof,
+) -> Result<PaymentSettlement::GoatProof, SettleError> {
     let auth = proof
         .log_indexes
         .authorization_used
@@ -377,18 +379,30 @@ fn goat_matches(inv: Option<&InvoiceView>, p: &GoatProof, id: B256) -> Result<()
     if pay.nonce != Some(id) {
         return Err(format!(
             "its EIP-3009 nonce is {}, not the invoice id",
-            pay.nonce.map(|n| n.to_string()).unwrap_or_else(|| "absent".into())
+            pay.nonce
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "absent".into())
         ));
     }
     if inv.asset != pay.token {
-        return Err(format!("it pays token {}, the invoice asks {}", pay.token, inv.asset));
+        return Err(format!(
+            "it pays token {}, the invoice asks {}",
+            pay.token, inv.asset
+        ));
     }
-    let payee = Address::try_from(inv.payee.as_ref()).map_err(|_| "the invoice's payee is not 20 bytes".to_string())?;
+    let payee = Address::try_from(inv.payee.as_ref())
+        .map_err(|_| "the invoice's payee is not 20 bytes".to_string())?;
     if payee != pay.to {
-        return Err(format!("it pays {}, the invoice's payee is {payee}", pay.to));
+        return Err(format!(
+            "it pays {}, the invoice's payee is {payee}",
+            pay.to
+        ));
     }
     if pay.value < inv.amount {
-        return Err(format!("it pays {}, the invoice asks {}", pay.value, inv.amount));
+        return Err(format!(
+            "it pays {}, the invoice asks {}",
+            pay.value, inv.amount
+        ));
     }
     Ok(())
 }

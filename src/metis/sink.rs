@@ -15,8 +15,8 @@ use alloy::transports::{RpcError, TransportErrorKind};
 use thiserror::Error;
 
 use super::bindings::{
-    decode_revert, payment_settlement, BtcLightClient, DecodedRevert,
-    GoatHeaderStore, PaymentSettlement,
+    decode_revert, payment_settlement, BtcLightClient, DecodedRevert, GoatHeaderStore,
+    PaymentSettlement,
 };
 use crate::error::{Classify, ErrorClass};
 
@@ -288,11 +288,7 @@ pub fn map_contract_error(endpoint: &str, what: &str, e: alloy::contract::Error)
 }
 
 /// Maps a transport error: unreachable, timed out or rate-limited nodes are transient.
-pub fn map_transport(
-    endpoint: &str,
-    what: &str,
-    e: RpcError<TransportErrorKind>,
-) -> MetisError {
+pub fn map_transport(endpoint: &str, what: &str, e: RpcError<TransportErrorKind>) -> MetisError {
     match &e {
         RpcError::Transport(TransportErrorKind::HttpError(h))
             if h.status == 429 || h.status >= 500 =>
@@ -549,7 +545,11 @@ impl MetisSink for AlloySink {
     }
 
     async fn goat_chain_id(&self) -> Result<u64, MetisError> {
-        let id = view!(self, "GoatHeaderStore.goatChainId", self.goat().goatChainId())?;
+        let id = view!(
+            self,
+            "GoatHeaderStore.goatChainId",
+            self.goat().goatChainId()
+        )?;
         u64_of(id, &self.url, "goatChainId")
     }
 
@@ -574,7 +574,11 @@ impl MetisSink for AlloySink {
     }
 
     async fn invoice(&self, id: B256) -> Result<Option<InvoiceView>, MetisError> {
-        let inv = view!(self, "PaymentSettlement.invoice", self.settlement().invoice(id))?;
+        let inv = view!(
+            self,
+            "PaymentSettlement.invoice",
+            self.settlement().invoice(id)
+        )?;
         if inv.status == 0 {
             return Ok(None);
         }

@@ -79,9 +79,14 @@ pub async fn deploy(
         goat_chain_id: GOAT,
         min_btc_confirmations,
     };
-    let d = deploy::deploy(&metis.url(), METIS, goat_devnet::signer(RELAYER_KEY), &params)
-        .await
-        .expect("deploys");
+    let d = deploy::deploy(
+        &metis.url(),
+        METIS,
+        goat_devnet::signer(RELAYER_KEY),
+        &params,
+    )
+    .await
+    .expect("deploys");
     let sink = AlloySink::connect(
         &metis.url(),
         METIS,
@@ -214,12 +219,7 @@ impl BtcFixture {
         let proof2 =
             build_proof(BtcNetwork::Regtest, &block, height, txid2, confirmations).unwrap();
         let metis = metis_anvil().await;
-        let (deployment, sink) = deploy(
-            &metis,
-            deploy::checkpoint_args(&store).unwrap(),
-            6,
-        )
-        .await;
+        let (deployment, sink) = deploy(&metis, deploy::checkpoint_args(&store).unwrap(), 6).await;
         relay(&store, &sink, 100).await;
         BtcFixture {
             node,
