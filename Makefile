@@ -52,6 +52,9 @@ bench: build ## Run the benchmarks recorded in BENCHMARKS.md
 	$(BIN) bench goat-proof --receipts 1000
 	$(BIN) bench goat-sync --blocks 10000
 
+gas: build ## Whole-transaction gas of the Metis contracts (anvil 1088 + bitcoind + GOAT anvil), markdown table
+	$(BIN) bench gas
+
 demo: build ## Start a regtest devnet and run a payment end to end
 	@scripts/demo.sh
 

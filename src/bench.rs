@@ -55,7 +55,13 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 500)]
         batch: u64,
     },
-    /// Header sync from a real regtest bitcoind (started by the benchmark).
+    /// Whole-transaction gas of the Metis contracts (starts a Metis anvil, a
+    /// regtest bitcoind and a GOAT anvil); prints a markdown table.
+    Gas {
+        /// Payments in the proven Bitcoin block (one transaction each, plus the coinbase).
+        #[arg(long, default_value_t = 100)]
+        btc_payments: u32,
+    },
     /// Header sync from a real regtest bitcoind (started by the benchmark).
     Sync {
         /// Blocks to mine and sync.
@@ -158,6 +164,11 @@ pub async fn run(_config: &Config, cmd: BenchCmd) -> Result<()> {
             iterations,
         } => bench_goat_proof(receipts, iterations),
         BenchCmd::GoatSync { blocks, batch } => bench_goat_sync(blocks, batch).await,
+        BenchCmd::Gas { btc_payments } => {
+            let rows = crate::metis::gasbench::measure(btc_payments).await?;
+            print!("{}", crate::metis::gasbench::table(&rows));
+            Ok(())
+        }
     }
 }
 

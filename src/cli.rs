@@ -65,6 +65,9 @@ pub struct GlobalArgs {
     /// GOAT JSON-RPC URL (http(s):// polls, ws(s):// subscribes), e.g. https://rpc.goat.network.
     #[arg(long, global = true)]
     pub goat_rpc: Option<String>,
+    /// Metis JSON-RPC URL, e.g. https://andromeda.metis.io/?owner=1088.
+    #[arg(long, global = true)]
+    pub metis_rpc: Option<String>,
 }
 
 fn parse_log_format(s: &str) -> Result<LogFormat, String> {
@@ -90,6 +93,12 @@ pub enum Command {
     /// GOAT Network: header light client and stablecoin payment proofs.
     #[command(subcommand)]
     Goat(crate::goat::cmd::GoatCmd),
+    /// Metis contracts: deployment.
+    #[command(subcommand)]
+    Contracts(crate::metis::cmd::ContractsCmd),
+    /// Metis settlement: header relay, GOAT attestations, invoices, settlement.
+    #[command(subcommand)]
+    Metis(crate::metis::cmd::MetisCmd),
     /// Regtest helpers for demos and integration testing.
     #[command(subcommand)]
     Devnet(DevnetCmd),
@@ -208,8 +217,21 @@ pub enum DevnetCmd {
         #[arg(long)]
         port: Option<u16>,
     },
-    /// Stops the bitcoind `devnet start` launched.
+    /// Stops the bitcoind `devnet start` and the anvils `devnet anvil-start` launched.
     Stop,
+    /// Starts an anvil (a local EVM chain: 2345 for GOAT, 1088 for Metis) that keeps
+    /// running until `devnet stop`; prints its RPC URL.
+    AnvilStart {
+        /// Chain id.
+        #[arg(long)]
+        chain_id: u64,
+        /// Port (default: a free one).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Hardfork (default: shanghai for chain 1088, anvil's default otherwise).
+        #[arg(long)]
+        hardfork: Option<String>,
+    },
     /// Mines blocks to the devnet payer's address.
     Mine {
         /// How many.
@@ -268,6 +290,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         log_format: g.log_format,
         metrics_listen: g.metrics.clone(),
         goat_rpc: g.goat_rpc.clone(),
+        metis_rpc: g.metis_rpc.clone(),
     };
     let config = Config::layered(g.config.as_deref(), |k| std::env::var(k).ok(), &overrides)?;
     crate::telemetry::init(config.log.format, &config.log.level);
@@ -283,6 +306,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Headers(cmd) => headers(&config, cmd).await,
         Command::Btc(cmd) => btc(&config, cmd).await,
         Command::Goat(cmd) => crate::goat::cmd::run(&config, cmd).await,
+        Command::Contracts(cmd) => crate::metis::cmd::contracts_cmd(&config, cmd).await,
+        Command::Metis(cmd) => crate::metis::cmd::run(&config, cmd).await,
         Command::Devnet(DevnetCmd::Goat(cmd)) => crate::goat::cmd::devnet(&config, cmd).await,
         Command::Devnet(cmd) => devnet(&config, cmd).await,
         Command::Bench(cmd) => crate::bench::run(&config, cmd).await,
@@ -746,6 +771,20 @@ fn pid_file(config: &Config) -> PathBuf {
     config.data_dir().join("bitcoind.pid")
 }
 
+fn stop_pid(pid: &str) -> Result<()> {
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(pid)
+        .status()?;
+    for _ in 0..200 {
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
 async fn devnet(config: &Config, cmd: DevnetCmd) -> Result<()> {
     if config.btc.network != BtcNetwork::Regtest {
         bail!(
@@ -767,22 +806,60 @@ async fn devnet(config: &Config, cmd: DevnetCmd) -> Result<()> {
             Ok(())
         }
         DevnetCmd::Stop => {
-            let pidf = pid_file(config);
-            let pid = std::fs::read_to_string(&pidf)
-                .with_context(|| format!("{}: no devnet bitcoind recorded", pidf.display()))?;
-            let pid = pid.trim();
-            std::process::Command::new("kill")
-                .arg("-TERM")
-                .arg(pid)
-                .status()?;
-            for _ in 0..200 {
-                if !Path::new(&format!("/proc/{pid}")).exists() {
-                    break;
+            let mut recorded = vec![("bitcoind".to_string(), pid_file(config))];
+            if let Ok(dir) = std::fs::read_dir(config.data_dir()) {
+                for e in dir.flatten() {
+                    let name = e.file_name().to_string_lossy().to_string();
+                    if let Some(chain) = name
+                        .strip_prefix("anvil-")
+                        .and_then(|n| n.strip_suffix(".pid"))
+                    {
+                        recorded.push((format!("anvil (chain {chain})"), e.path()));
+                    }
                 }
-                std::thread::sleep(Duration::from_millis(50));
             }
-            let _ = std::fs::remove_file(&pidf);
-            println!("stopped bitcoind (pid {pid})");
+            let mut stopped = 0;
+            for (what, pidf) in recorded {
+                let Ok(pid) = std::fs::read_to_string(&pidf) else {
+                    continue;
+                };
+                let pid = pid.trim().to_string();
+                stop_pid(&pid)?;
+                let _ = std::fs::remove_file(&pidf);
+                println!("stopped {what} (pid {pid})");
+                stopped += 1;
+            }
+            if stopped == 0 {
+                bail!(
+                    "{}: no devnet process recorded",
+                    config.data_dir().display()
+                );
+            }
+            Ok(())
+        }
+        DevnetCmd::AnvilStart {
+            chain_id,
+            port,
+            hardfork,
+        } => {
+            std::fs::create_dir_all(config.data_dir())?;
+            let pidf = config.data_dir().join(format!("anvil-{chain_id}.pid"));
+            if pidf.exists() {
+                bail!(
+                    "{} exists: an anvil for chain {chain_id} is recorded (gmrelay devnet stop)",
+                    pidf.display()
+                );
+            }
+            let hardfork = hardfork.or_else(|| (chain_id == 1088).then(|| "shanghai".to_string()));
+            let mut extra: Vec<&str> = Vec::new();
+            if let Some(h) = &hardfork {
+                extra.extend(["--hardfork", h.as_str()]);
+            }
+            let port = port.unwrap_or_else(crate::devnet::free_port);
+            let mut anvil = crate::goat::devnet::Anvil::start_on(chain_id, port, &extra).await?;
+            let pid = anvil.detach();
+            std::fs::write(&pidf, pid.to_string())?;
+            println!("rpc_url = \"{}\"", anvil.url());
             Ok(())
         }
         DevnetCmd::Mine { blocks } => {

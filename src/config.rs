@@ -71,6 +71,66 @@ pub struct Config {
     pub btc: BtcConfig,
     /// The GOAT Network follower.
     pub goat: GoatConfig,
+    /// Settlement on Metis.
+    pub metis: MetisConfig,
+}
+
+/// `[metis]`: the Metis contracts and the relayer's account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetisConfig {
+    /// JSON-RPC URL. Default: `http://127.0.0.1:8545` (a devnet);
+    /// Andromeda mainnet: `https://andromeda.metis.io/?owner=1088`.
+    pub rpc_url: Option<String>,
+    /// The chain id the node must report (1088 Andromeda).
+    pub chain_id: u64,
+    /// The environment variable holding the relayer's hex private key.
+    pub key_env: String,
+    /// Where `contracts deploy` writes the addresses and the other commands
+    /// read them. Default: `<data_dir>/deployment.json`.
+    pub deployment_file: Option<PathBuf>,
+    /// Bitcoin headers per `submitHeaders` transaction (1..=500, the contract's cap).
+    pub header_batch: u32,
+    /// Confirmations PaymentSettlement requires of BTC payments (set at deployment).
+    pub min_btc_confirmations: u32,
+    /// Per-request timeout, seconds (also bounds the wait for a receipt).
+    pub timeout_secs: u64,
+    /// How long to keep retrying a transient failure, seconds.
+    pub max_retry_secs: u64,
+    /// GOAT attestation committee (0x addresses) GoatHeaderStore is deployed with.
+    pub committee: Vec<String>,
+    /// Signatures a GOAT header needs (1..=committee size).
+    pub threshold: u32,
+    /// The environment variable holding this operator's attester key(s)
+    /// (comma-separated hex) for `metis attest-goat`.
+    pub attester_keys_env: String,
+    /// Address override for BtcLightClient (else the deployment file's).
+    pub btc_light_client: Option<String>,
+    /// Address override for GoatHeaderStore.
+    pub goat_header_store: Option<String>,
+    /// Address override for PaymentSettlement.
+    pub payment_settlement: Option<String>,
+}
+
+impl Default for MetisConfig {
+    fn default() -> Self {
+        MetisConfig {
+            rpc_url: None,
+            chain_id: 1088,
+            key_env: "GMRELAY_METIS_KEY".into(),
+            deployment_file: None,
+            header_batch: 100,
+            min_btc_confirmations: 6,
+            timeout_secs: 60,
+            max_retry_secs: 60,
+            committee: Vec::new(),
+            threshold: 0,
+            attester_keys_env: "GMRELAY_GOAT_ATTESTER_KEYS".into(),
+            btc_light_client: None,
+            goat_header_store: None,
+            payment_settlement: None,
+        }
+    }
 }
 
 /// `[goat]`
@@ -298,6 +358,8 @@ pub struct Overrides {
     pub metrics_listen: Option<String>,
     /// `--goat-rpc`
     pub goat_rpc: Option<String>,
+    /// `--metis-rpc`
+    pub metis_rpc: Option<String>,
 }
 
 enum Kind {
@@ -341,12 +403,32 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "GMRELAY_GOAT_ALLOW_PLAIN_TRANSFERS",
         "goat.allow_plain_transfers",
     ),
+    ("GMRELAY_METIS_RPC_URL", "metis.rpc_url"),
+    ("GMRELAY_METIS_CHAIN_ID", "metis.chain_id"),
+    ("GMRELAY_METIS_KEY_ENV", "metis.key_env"),
+    ("GMRELAY_METIS_DEPLOYMENT_FILE", "metis.deployment_file"),
+    ("GMRELAY_METIS_HEADER_BATCH", "metis.header_batch"),
+    (
+        "GMRELAY_METIS_MIN_BTC_CONFIRMATIONS",
+        "metis.min_btc_confirmations",
+    ),
+    ("GMRELAY_METIS_TIMEOUT_SECS", "metis.timeout_secs"),
+    ("GMRELAY_METIS_MAX_RETRY_SECS", "metis.max_retry_secs"),
+    ("GMRELAY_METIS_COMMITTEE", "metis.committee"),
+    ("GMRELAY_METIS_THRESHOLD", "metis.threshold"),
+    ("GMRELAY_METIS_ATTESTER_KEYS_ENV", "metis.attester_keys_env"),
+    ("GMRELAY_METIS_BTC_LIGHT_CLIENT", "metis.btc_light_client"),
+    ("GMRELAY_METIS_GOAT_HEADER_STORE", "metis.goat_header_store"),
+    (
+        "GMRELAY_METIS_PAYMENT_SETTLEMENT",
+        "metis.payment_settlement",
+    ),
 ];
 
 fn kind_of(key: &str) -> Kind {
     if key == "goat.finality" {
         Kind::Finality
-    } else if key == "goat.tokens" || key == "goat.payees" {
+    } else if key == "goat.tokens" || key == "goat.payees" || key == "metis.committee" {
         Kind::List
     } else if key == "goat.allow_plain_transfers" {
         Kind::Bool
@@ -354,6 +436,9 @@ fn kind_of(key: &str) -> Kind {
         || key.ends_with("batch_size")
         || key.ends_with("min_confirmations")
         || key.ends_with("chain_id")
+        || key == "metis.header_batch"
+        || key == "metis.min_btc_confirmations"
+        || key == "metis.threshold"
     {
         Kind::Int
     } else {
@@ -494,6 +579,9 @@ impl Config {
         if let Some(v) = &o.goat_rpc {
             config.goat.rpc_url = Some(v.clone());
         }
+        if let Some(v) = &o.metis_rpc {
+            config.metis.rpc_url = Some(v.clone());
+        }
         config.validate("settings (file, environment and flags)")?;
         Ok(config)
     }
@@ -566,6 +654,90 @@ impl Config {
                 }
             }
         }
+        let m = &self.metis;
+        if let Some(url) = &m.rpc_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(invalid(
+                    "metis.rpc_url",
+                    format!("`{url}` is not an http:// or https:// URL"),
+                ));
+            }
+        }
+        if m.chain_id == 0 {
+            return Err(invalid("metis.chain_id", "must not be 0".into()));
+        }
+        if !(1..=500).contains(&m.header_batch) {
+            return Err(invalid(
+                "metis.header_batch",
+                format!(
+                    "{} is outside 1..=500 (BtcLightClient.MAX_BATCH_HEADERS)",
+                    m.header_batch
+                ),
+            ));
+        }
+        if m.min_btc_confirmations == 0 {
+            return Err(invalid(
+                "metis.min_btc_confirmations",
+                "must be at least 1".into(),
+            ));
+        }
+        if m.timeout_secs == 0 {
+            return Err(invalid("metis.timeout_secs", "must be at least 1".into()));
+        }
+        for (key, v) in [
+            ("metis.key_env", &m.key_env),
+            ("metis.attester_keys_env", &m.attester_keys_env),
+        ] {
+            if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(invalid(
+                    key,
+                    format!("`{v}` is not an environment variable name"),
+                ));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for a in &m.committee {
+            match a.parse::<alloy::primitives::Address>() {
+                Ok(addr) if addr.is_zero() => {
+                    return Err(invalid(
+                        "metis.committee",
+                        "the zero address cannot be a member".into(),
+                    ))
+                }
+                Ok(addr) => {
+                    if !seen.insert(addr) {
+                        return Err(invalid("metis.committee", format!("{a} is listed twice")));
+                    }
+                }
+                Err(_) => {
+                    return Err(invalid(
+                        "metis.committee",
+                        format!("`{a}` is not a 20-byte 0x address"),
+                    ))
+                }
+            }
+        }
+        if !m.committee.is_empty() && !(1..=m.committee.len() as u32).contains(&m.threshold) {
+            return Err(invalid(
+                "metis.threshold",
+                format!(
+                    "{} is outside 1..={} (the committee's size)",
+                    m.threshold,
+                    m.committee.len()
+                ),
+            ));
+        }
+        for (key, v) in [
+            ("metis.btc_light_client", &m.btc_light_client),
+            ("metis.goat_header_store", &m.goat_header_store),
+            ("metis.payment_settlement", &m.payment_settlement),
+        ] {
+            if let Some(a) = v {
+                if a.parse::<alloy::primitives::Address>().is_err() {
+                    return Err(invalid(key, format!("`{a}` is not a 20-byte 0x address")));
+                }
+            }
+        }
         if let Some(l) = &self.metrics.listen {
             if l.parse::<std::net::SocketAddr>().is_err() {
                 return Err(invalid(
@@ -620,6 +792,31 @@ impl Config {
             }
             .to_string()
         })
+    }
+
+    /// The Metis node's URL (default `http://127.0.0.1:8545`).
+    pub fn metis_rpc_url(&self) -> String {
+        self.metis
+            .rpc_url
+            .clone()
+            .unwrap_or_else(|| "http://127.0.0.1:8545".to_string())
+    }
+
+    /// The deployment file, defaulted to `<data_dir>/deployment.json`.
+    pub fn metis_deployment_file(&self) -> PathBuf {
+        match &self.metis.deployment_file {
+            Some(p) => expand_home(p),
+            None => self.data_dir().join("deployment.json"),
+        }
+    }
+
+    /// The Metis committee (validated addresses).
+    pub fn metis_committee(&self) -> Vec<alloy::primitives::Address> {
+        self.metis
+            .committee
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect()
     }
 
     /// The GOAT token contracts (validated addresses).
@@ -798,6 +995,56 @@ mod tests {
         let c = Config::layered(None, no_env, &Overrides::default()).unwrap();
         assert_eq!(c.goat_rpc_url(), "https://rpc.goat.network");
         assert_eq!(c.goat.finality, GoatFinality::Finalized);
+    }
+
+    #[test]
+    fn metis_section_parses_validates_and_layers() {
+        let c = Config::parse(
+            "[metis]\nchain_id = 1088\nheader_batch = 50\ncommittee = [\"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"]\nthreshold = 1\n",
+            "c.toml",
+        )
+        .unwrap();
+        assert_eq!(c.metis.header_batch, 50);
+        assert_eq!(c.metis_committee().len(), 1);
+        assert_eq!(c.metis_rpc_url(), "http://127.0.0.1:8545");
+        let err = Config::parse("[metis]\nheader_batch = 0\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("metis.header_batch"), "{err}");
+        let err = Config::parse(
+            "[metis]\ncommittee = [\"0x70997970C51812dc3A010C7d01b50e0d17dc79C8\"]\nthreshold = 2\n",
+            "c.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("metis.threshold"), "{err}");
+        let err = Config::parse("[metis]\nrpc = \"x\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("c.toml:2:"), "{err}");
+        let env = |k: &str| {
+            match k {
+            "GMRELAY_METIS_HEADER_BATCH" => Some("10".to_string()),
+            "GMRELAY_METIS_COMMITTEE" => Some(
+                "0x70997970C51812dc3A010C7d01b50e0d17dc79C8,0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
+                    .to_string(),
+            ),
+            "GMRELAY_METIS_THRESHOLD" => Some("2".to_string()),
+            "GMRELAY_METIS_RPC_URL" => Some("http://env:1".to_string()),
+            _ => None,
+        }
+        };
+        let c = Config::layered(None, env, &Overrides::default()).unwrap();
+        assert_eq!(c.metis.header_batch, 10);
+        assert_eq!(c.metis_committee().len(), 2);
+        assert_eq!(c.metis_rpc_url(), "http://env:1");
+        let o = Overrides {
+            metis_rpc: Some("http://flag:2".into()),
+            ..Overrides::default()
+        };
+        let c = Config::layered(None, env, &o).unwrap();
+        assert_eq!(c.metis_rpc_url(), "http://flag:2");
+        assert!(c.metis_deployment_file().ends_with("deployment.json"));
     }
 
     #[test]

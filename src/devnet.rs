@@ -236,13 +236,45 @@ impl Payer {
         invoice_id: &[u8; 32],
         fee: Amount,
     ) -> Result<Transaction, DevnetError> {
+        let push = PushBytesBuf::try_from(invoice_id.to_vec()).expect("32 bytes push");
+        self.pay_outputs(
+            utxo,
+            vec![
+                TxOut {
+                    value: amount,
+                    script_pubkey: payee.clone(),
+                },
+                TxOut {
+                    value: Amount::ZERO,
+                    script_pubkey: ScriptBuf::new_op_return(push),
+                },
+            ],
+            fee,
+        )
+    }
+
+    /// Builds and signs a transaction spending `utxo` to `outputs`, plus
+    /// change back to the payer (fee `fee`).
+    pub fn pay_outputs(
+        &self,
+        utxo: (OutPoint, TxOut),
+        mut outputs: Vec<TxOut>,
+        fee: Amount,
+    ) -> Result<Transaction, DevnetError> {
         let (outpoint, prev) = utxo;
+        let spent = outputs
+            .iter()
+            .try_fold(Amount::ZERO, |acc, o| acc.checked_add(o.value))
+            .ok_or_else(|| DevnetError::Other("outputs overflow".into()))?;
         let change = prev
             .value
-            .checked_sub(amount)
+            .checked_sub(spent)
             .and_then(|v| v.checked_sub(fee))
             .ok_or_else(|| DevnetError::Other("coin too small".into()))?;
-        let push = PushBytesBuf::try_from(invoice_id.to_vec()).expect("32 bytes push");
+        outputs.push(TxOut {
+            value: change,
+            script_pubkey: self.address.script_pubkey(),
+        });
         let mut tx = Transaction {
             version: transaction::Version::TWO,
             lock_time: absolute::LockTime::ZERO,
@@ -252,20 +284,7 @@ impl Payer {
                 sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
                 witness: Witness::new(),
             }],
-            output: vec![
-                TxOut {
-                    value: amount,
-                    script_pubkey: payee.clone(),
-                },
-                TxOut {
-                    value: Amount::ZERO,
-                    script_pubkey: ScriptBuf::new_op_return(push),
-                },
-                TxOut {
-                    value: change,
-                    script_pubkey: self.address.script_pubkey(),
-                },
-            ],
+            output: outputs,
         };
         let secp = Secp256k1::new();
         let sighash = SighashCache::new(&tx)

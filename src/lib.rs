@@ -23,6 +23,7 @@ pub mod config;
 pub mod devnet;
 pub mod error;
 pub mod goat;
+pub mod metis;
 pub mod metrics;
 pub mod proof;
 pub mod retry;

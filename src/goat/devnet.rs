@@ -88,8 +88,16 @@ impl Anvil {
     /// Starts anvil with `--chain-id chain_id` on a free port (plus `extra` arguments)
     /// and waits until it answers.
     pub async fn start(chain_id: u64, extra: &[&str]) -> Result<Self, GoatDevnetError> {
+        Self::start_on(chain_id, crate::devnet::free_port(), extra).await
+    }
+
+    /// Like [`Anvil::start`], on a given port.
+    pub async fn start_on(
+        chain_id: u64,
+        port: u16,
+        extra: &[&str],
+    ) -> Result<Self, GoatDevnetError> {
         let exe = anvil_exe();
-        let port = crate::devnet::free_port();
         let child = Command::new(&exe)
             .args([
                 "--chain-id",
@@ -131,6 +139,12 @@ impl Anvil {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Lets the process outlive this handle (for `gmrelay devnet anvil-start`);
+    /// returns its pid.
+    pub fn detach(&mut self) -> u32 {
+        self.child.take().map(|c| c.id()).unwrap_or(0)
     }
 
     /// `http://127.0.0.1:<port>`.

@@ -1,0 +1,312 @@
+//! Deploying the three contracts, and the deployment file where the other
+//! commands (and a future daemon) find their addresses.
+//!
+//! BtcLightClient starts from the Bitcoin checkpoint stored in the store
+//! (its header, height and chainwork), in Regtest mode for regtest and
+//! Mainnet mode (full retargeting) otherwise.
+
+use std::path::Path;
+
+use alloy::primitives::{Address, Bytes, U256};
+use alloy::providers::{DynProvider, Provider};
+use alloy::signers::local::PrivateKeySigner;
+use bitcoin::consensus::serialize;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use tracing::info;
+
+use super::bindings::{
+    BtcLightClient, GoatHeaderStore, PaymentSettlement, NETWORK_MAINNET, NETWORK_REGTEST,
+};
+use super::sink::{map_contract_error, map_transport, provider, Contracts, MetisError};
+use crate::btc::network::BtcNetwork;
+use crate::store::{Store, StoreError};
+
+/// The `format` field of a deployment file.
+pub const DEPLOYMENT_FORMAT: &str = "gmrelay-metis-deployment";
+/// Its version.
+pub const DEPLOYMENT_VERSION: u32 = 1;
+
+/// A deployment file (JSON).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deployment {
+    /// Always [`DEPLOYMENT_FORMAT`].
+    pub format: String,
+    /// [`DEPLOYMENT_VERSION`].
+    pub version: u32,
+    /// The Metis chain id.
+    pub metis_chain_id: u64,
+    /// BtcLightClient.
+    pub btc_light_client: Address,
+    /// GoatHeaderStore.
+    pub goat_header_store: Address,
+    /// PaymentSettlement.
+    pub payment_settlement: Address,
+    /// The Bitcoin network BtcLightClient follows.
+    pub btc_network: BtcNetwork,
+    /// Its checkpoint height.
+    pub btc_checkpoint_height: u32,
+    /// Its checkpoint hash (display order).
+    pub btc_checkpoint_hash: String,
+    /// The GOAT chain GoatHeaderStore attests.
+    pub goat_chain_id: u64,
+    /// The committee.
+    pub committee: Vec<Address>,
+    /// Its threshold.
+    pub threshold: u64,
+    /// Confirmations PaymentSettlement requires of BTC payments.
+    pub min_btc_confirmations: u64,
+    /// The devnet stablecoin on the GOAT chain, if one was deployed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goat_test_token: Option<Address>,
+    /// The deployer.
+    pub deployer: Address,
+}
+
+/// A deployment file problem.
+#[derive(Debug, Error)]
+pub enum DeploymentError {
+    /// I/O.
+    #[error("deployment file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not a deployment file.
+    #[error("deployment file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Deployment {
+    /// The three addresses.
+    pub fn contracts(&self) -> Contracts {
+        Contracts {
+            btc_light_client: self.btc_light_client,
+            goat_header_store: self.goat_header_store,
+            payment_settlement: self.payment_settlement,
+        }
+    }
+
+    /// Reads a deployment file.
+    pub fn load(path: &Path) -> Result<Self, DeploymentError> {
+        let text = std::fs::read_to_string(path).map_err(|source| DeploymentError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let d: Deployment = serde_json::from_str(&text).map_err(|e| DeploymentError::Parse {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        if d.format != DEPLOYMENT_FORMAT || d.version != DEPLOYMENT_VERSION {
+            return Err(DeploymentError::Parse {
+                path: path.display().to_string(),
+                message: format!(
+                    "format `{}` version {} (this gmrelay reads `{DEPLOYMENT_FORMAT}` version {DEPLOYMENT_VERSION})",
+                    d.format, d.version
+                ),
+            });
+        }
+        Ok(d)
+    }
+
+    /// Writes the file atomically (a temporary file in the same directory, then a rename).
+    pub fn save(&self, path: &Path) -> Result<(), DeploymentError> {
+        let io = |source| DeploymentError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let text = serde_json::to_string_pretty(self).expect("a deployment serializes");
+        let tmp = path.with_extension("json.tmp-gmrelay");
+        std::fs::write(&tmp, text + "\n").map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+}
+
+/// BtcLightClient's constructor arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BtcCheckpointArgs {
+    /// The checkpoint's 80-byte header.
+    pub header: Bytes,
+    /// Its height.
+    pub height: u32,
+    /// Cumulative chainwork up to and including it.
+    pub chainwork: U256,
+    /// [`NETWORK_REGTEST`] or [`NETWORK_MAINNET`].
+    pub mode: u8,
+    /// The network's pow limit.
+    pub pow_limit: U256,
+    /// The network.
+    pub network: BtcNetwork,
+    /// The checkpoint hash (display order).
+    pub hash: String,
+}
+
+/// Why the checkpoint cannot be taken from the store.
+#[derive(Debug, Error)]
+pub enum CheckpointArgsError {
+    /// Nothing synced.
+    #[error("the store holds no Bitcoin chain: run `gmrelay headers sync` first")]
+    EmptyStore,
+    /// The store lacks the checkpoint's header.
+    #[error("the store lacks its checkpoint header {0}")]
+    MissingHeader(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The contract's validation mode for a network: Regtest (no retargeting) for
+/// regtest, Mainnet (full retargeting) otherwise.
+pub fn contract_mode(network: BtcNetwork) -> u8 {
+    if network == BtcNetwork::Regtest {
+        NETWORK_REGTEST
+    } else {
+        NETWORK_MAINNET
+    }
+}
+
+/// BtcLightClient's constructor arguments from the store's checkpoint.
+pub fn checkpoint_args<S: Store>(store: &S) -> Result<BtcCheckpointArgs, CheckpointArgsError> {
+    let (network, height, hash) = store.btc_origin()?.ok_or(CheckpointArgsError::EmptyStore)?;
+    let v = store
+        .btc_header(&hash)?
+        .ok_or_else(|| CheckpointArgsError::MissingHeader(hash.to_string()))?;
+    Ok(BtcCheckpointArgs {
+        header: Bytes::from(serialize(v.header())),
+        height,
+        chainwork: U256::from_be_bytes(v.chainwork().to_be_bytes()),
+        mode: contract_mode(network),
+        pow_limit: U256::from_be_bytes(network.rules().pow_limit_be),
+        network,
+        hash: hash.to_string(),
+    })
+}
+
+/// Everything [`deploy`] needs.
+#[derive(Debug, Clone)]
+pub struct DeployParams {
+    /// BtcLightClient's checkpoint.
+    pub checkpoint: BtcCheckpointArgs,
+    /// Committee members.
+    pub committee: Vec<Address>,
+    /// Threshold.
+    pub threshold: u64,
+    /// The attested GOAT chain.
+    pub goat_chain_id: u64,
+    /// Confirmations required of BTC payments.
+    pub min_btc_confirmations: u64,
+}
+
+/// Deploys BtcLightClient, GoatHeaderStore and PaymentSettlement from `deployer`
+/// on the node at `url` (which must report `chain_id`).
+pub async fn deploy(
+    url: &str,
+    chain_id: u64,
+    deployer: PrivateKeySigner,
+    params: &DeployParams,
+) -> Result<Deployment, MetisError> {
+    let from = deployer.address();
+    let p: DynProvider = provider(url, Some(deployer))?;
+    let found = p
+        .get_chain_id()
+        .await
+        .map_err(|e| map_transport(url, "eth_chainId", e))?;
+    if found != chain_id {
+        return Err(MetisError::WrongChain {
+            endpoint: url.to_string(),
+            expected: chain_id,
+            found,
+        });
+    }
+    let c = &params.checkpoint;
+    let btc = BtcLightClient::deploy(
+        p.clone(),
+        c.header.clone(),
+        U256::from(c.height),
+        c.chainwork,
+        c.mode,
+        c.pow_limit,
+    )
+    .await
+    .map_err(|e| map_contract_error(url, "deploying BtcLightClient", e))?;
+    info!(address = %btc.address(), "BtcLightClient deployed");
+    let goat = GoatHeaderStore::deploy(
+        p.clone(),
+        params.committee.clone(),
+        U256::from(params.threshold),
+        U256::from(params.goat_chain_id),
+    )
+    .await
+    .map_err(|e| map_contract_error(url, "deploying GoatHeaderStore", e))?;
+    info!(address = %goat.address(), "GoatHeaderStore deployed");
+    let settlement = PaymentSettlement::deploy(
+        p.clone(),
+        *btc.address(),
+        *goat.address(),
+        U256::from(params.min_btc_confirmations),
+    )
+    .await
+    .map_err(|e| map_contract_error(url, "deploying PaymentSettlement", e))?;
+    info!(address = %settlement.address(), "PaymentSettlement deployed");
+    Ok(Deployment {
+        format: DEPLOYMENT_FORMAT.into(),
+        version: DEPLOYMENT_VERSION,
+        metis_chain_id: chain_id,
+        btc_light_client: *btc.address(),
+        goat_header_store: *goat.address(),
+        payment_settlement: *settlement.address(),
+        btc_network: c.network,
+        btc_checkpoint_height: c.height,
+        btc_checkpoint_hash: c.hash.clone(),
+        goat_chain_id: params.goat_chain_id,
+        committee: params.committee.clone(),
+        threshold: params.threshold,
+        min_btc_confirmations: params.min_btc_confirmations,
+        goat_test_token: None,
+        deployer: from,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deployment_file_round_trips_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/deployment.json");
+        let d = Deployment {
+            format: DEPLOYMENT_FORMAT.into(),
+            version: DEPLOYMENT_VERSION,
+            metis_chain_id: 1088,
+            btc_light_client: Address::repeat_byte(1),
+            goat_header_store: Address::repeat_byte(2),
+            payment_settlement: Address::repeat_byte(3),
+            btc_network: BtcNetwork::Regtest,
+            btc_checkpoint_height: 0,
+            btc_checkpoint_hash: "00".into(),
+            goat_chain_id: 2345,
+            committee: vec![Address::repeat_byte(4)],
+            threshold: 1,
+            min_btc_confirmations: 6,
+            goat_test_token: None,
+            deployer: Address::repeat_byte(5),
+        };
+        d.save(&path).unwrap();
+        assert_eq!(Deployment::load(&path).unwrap(), d);
+        std::fs::write(&path, "{\"format\":\"x\"}").unwrap();
+        assert!(Deployment::load(&path).is_err());
+    }
+}

@@ -1,0 +1,32 @@
+//! Metis settlement: the Rust side of the contracts in `contracts/`
+//! (documented in `contracts/README.md`).
+//!
+//! * [`bindings`]: alloy bindings generated from the committed artifacts and
+//!   a decoder that names the contracts' custom errors.
+//! * [`sink`]: the [`MetisSink`](sink::MetisSink) trait (what the relayer
+//!   reads from and writes to the contracts) and its alloy implementation.
+//! * [`relay`]: brings BtcLightClient up to the local best Bitcoin chain.
+//! * [`attest`]: EIP-712 committee attestations of GOAT headers.
+//! * [`settle`]: the contracts' proof structs built from gmrelay proof files.
+//! * [`deploy`]: deployment and the deployment file.
+//! * [`gasbench`]: `gmrelay bench gas`.
+
+pub mod attest;
+pub mod bindings;
+pub mod cmd;
+pub mod deploy;
+pub mod gasbench;
+pub mod relay;
+pub mod settle;
+pub mod sink;
+
+use alloy::primitives::{keccak256, Address, B256};
+use alloy::sol_types::SolValue;
+
+/// The id PaymentSettlement gives the invoice `creator` makes with `salt`:
+/// `keccak256(abi.encode(creator, salt))`. Merchants compute it before the
+/// invoice exists (it goes into the x402 402 answer, the Bitcoin OP_RETURN
+/// and the EIP-3009 nonce); nobody but `creator` can create an invoice with it.
+pub fn invoice_id(creator: Address, salt: B256) -> B256 {
+    keccak256((creator, salt).abi_encode())
+}

@@ -1,0 +1,676 @@
+//! What the relayer reads from and writes to the Metis contracts: the
+//! [`MetisSink`] trait, and [`AlloySink`], its JSON-RPC implementation.
+//!
+//! Every write is simulated by the node first (`eth_estimateGas`), so a
+//! transaction that would revert is refused with the contract's named custom
+//! error ([`MetisError::Reverted`]) before anything is spent.
+
+use std::time::Duration;
+
+use alloy::network::EthereumWallet;
+use alloy::primitives::{Address, Bytes, B256, U256};
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::signers::local::PrivateKeySigner;
+use alloy::transports::{RpcError, TransportErrorKind};
+use thiserror::Error;
+
+use super::bindings::{
+    decode_revert, payment_settlement, BtcLightClient, DecodedRevert, GoatHeaderStore,
+    PaymentSettlement,
+};
+use crate::error::{Classify, ErrorClass};
+
+/// A failure talking to Metis, classed for retrying.
+#[derive(Debug, Error)]
+pub enum MetisError {
+    /// The node could not be reached, timed out, or is overloaded.
+    #[error("{endpoint}: {what}: {message}")]
+    Unavailable {
+        /// The node's URL.
+        endpoint: String,
+        /// What was attempted.
+        what: String,
+        /// What happened.
+        message: String,
+    },
+    /// A contract call or transaction reverted with a (decoded) custom error.
+    #[error("{what} reverted: {revert}")]
+    Reverted {
+        /// What was attempted (contract and function).
+        what: String,
+        /// The decoded error.
+        revert: DecodedRevert,
+    },
+    /// The node refused the request (funds, nonce, bad parameters).
+    #[error("{endpoint}: {what}: {message}")]
+    Rpc {
+        /// The node's URL.
+        endpoint: String,
+        /// What was attempted.
+        what: String,
+        /// The node's message.
+        message: String,
+    },
+    /// A transaction was mined but failed (status 0).
+    #[error("{what}: transaction {tx_hash} was mined but failed (status 0)")]
+    TxFailed {
+        /// What was attempted.
+        what: String,
+        /// The transaction.
+        tx_hash: B256,
+    },
+    /// The node serves another chain.
+    #[error("{endpoint}: chain id {found}, expected {expected} (metis.chain_id)")]
+    WrongChain {
+        /// The node's URL.
+        endpoint: String,
+        /// metis.chain_id.
+        expected: u64,
+        /// What the node reports.
+        found: u64,
+    },
+    /// No code at a contract address.
+    #[error("{endpoint}: no contract at {address} ({what}): wrong deployment file or metis.* address override?")]
+    NoContract {
+        /// The node's URL.
+        endpoint: String,
+        /// Which contract.
+        what: &'static str,
+        /// The address.
+        address: Address,
+    },
+    /// A write was asked of a sink without a signing key.
+    #[error("{what}: no signing key (set the variable named by metis.key_env, default GMRELAY_METIS_KEY)")]
+    NoSigner {
+        /// What was attempted.
+        what: String,
+    },
+}
+
+impl Classify for MetisError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            MetisError::Unavailable { .. } => ErrorClass::Transient,
+            _ => ErrorClass::Permanent,
+        }
+    }
+}
+
+impl MetisError {
+    /// The decoded custom error, if the failure is a revert.
+    pub fn revert(&self) -> Option<&DecodedRevert> {
+        match self {
+            MetisError::Reverted { revert, .. } => Some(revert),
+            _ => None,
+        }
+    }
+}
+
+/// A mined transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxOutcome {
+    /// Its hash.
+    pub tx_hash: B256,
+    /// Gas used by the whole transaction.
+    pub gas_used: u64,
+    /// The block it was mined in.
+    pub block_number: Option<u64>,
+}
+
+/// The addresses of the three contracts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Contracts {
+    /// BtcLightClient.
+    pub btc_light_client: Address,
+    /// GoatHeaderStore.
+    pub goat_header_store: Address,
+    /// PaymentSettlement.
+    pub payment_settlement: Address,
+}
+
+/// An invoice as the contract stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvoiceView {
+    /// 0 BTC, 1 GOAT.
+    pub rail: u8,
+    /// 0 none, 1 open, 2 settled.
+    pub status: u8,
+    /// Who created it (the id is derived from this address and a salt).
+    pub creator: Address,
+    /// Bitcoin scriptPubKey or 20-byte GOAT address.
+    pub payee: Bytes,
+    /// GOAT token (zero for BTC).
+    pub asset: Address,
+    /// Minimum amount (satoshis or token base units).
+    pub amount: U256,
+    /// Last unix time at which it may settle.
+    pub expiry: u64,
+    /// Service id.
+    pub service_id: B256,
+}
+
+impl InvoiceView {
+    /// `open`, `settled` or `none`.
+    pub fn status_name(&self) -> &'static str {
+        match self.status {
+            1 => "open",
+            2 => "settled",
+            _ => "none",
+        }
+    }
+    /// `btc` or `goat`.
+    pub fn rail_name(&self) -> &'static str {
+        if self.rail == super::bindings::RAIL_BTC {
+            "btc"
+        } else {
+            "goat"
+        }
+    }
+}
+
+/// A new invoice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewInvoice {
+    /// The salt: the invoice id is `invoice_id(creator, salt)`
+    /// (see [`super::invoice_id`]).
+    pub salt: B256,
+    /// 0 BTC, 1 GOAT.
+    pub rail: u8,
+    /// scriptPubKey or 20-byte address.
+    pub payee: Bytes,
+    /// GOAT token (zero for BTC).
+    pub asset: Address,
+    /// Minimum amount.
+    pub amount: U256,
+    /// Last unix time at which it may settle.
+    pub expiry: u64,
+    /// Service id.
+    pub service_id: B256,
+}
+
+/// What the relayer needs from the Metis contracts.
+#[allow(async_fn_in_trait)]
+pub trait MetisSink {
+    /// The node, for messages.
+    fn endpoint(&self) -> String;
+    /// BtcLightClient's best tip: (height, hash in internal byte order).
+    async fn btc_best(&self) -> Result<(u64, B256), MetisError>;
+    /// Whether BtcLightClient stores `hash` (a batch tip or the checkpoint).
+    async fn btc_is_stored(&self, hash: B256) -> Result<bool, MetisError>;
+    /// The stored best-chain header at `height` (zero if none).
+    async fn btc_stored_best_at(&self, height: u64) -> Result<B256, MetisError>;
+    /// Submits concatenated 80-byte headers.
+    async fn btc_submit_headers(&self, headers: Bytes) -> Result<TxOutcome, MetisError>;
+    /// Whether GoatHeaderStore knows (has attested) `hash`.
+    async fn goat_is_known(&self, hash: B256) -> Result<bool, MetisError>;
+    /// The committee: members and threshold.
+    async fn goat_committee(&self) -> Result<(Vec<Address>, u64), MetisError>;
+    /// The GOAT chain id the store attests.
+    async fn goat_chain_id(&self) -> Result<u64, MetisError>;
+    /// The EIP-712 digest members sign for (number, hash), as the contract computes it.
+    async fn goat_attestation_digest(&self, number: u64, hash: B256) -> Result<B256, MetisError>;
+    /// Submits an attested GOAT header.
+    async fn goat_submit_header(
+        &self,
+        header_rlp: Bytes,
+        signatures: Vec<Bytes>,
+    ) -> Result<TxOutcome, MetisError>;
+    /// The invoice `id` (None if it does not exist).
+    async fn invoice(&self, id: B256) -> Result<Option<InvoiceView>, MetisError>;
+    /// The address that signs this sink's transactions (the invoice creator).
+    fn signer_address(&self) -> Option<Address>;
+    /// Creates an invoice; returns its id (derived from the signer and the salt).
+    async fn create_invoice(&self, invoice: &NewInvoice) -> Result<(B256, TxOutcome), MetisError>;
+    /// Settles a BTC invoice.
+    async fn settle_btc(
+        &self,
+        id: B256,
+        proof: payment_settlement::PaymentSettlement::BtcProof,
+    ) -> Result<TxOutcome, MetisError>;
+    /// Settles a GOAT invoice.
+    async fn settle_goat(
+        &self,
+        id: B256,
+        proof: payment_settlement::PaymentSettlement::GoatProof,
+    ) -> Result<TxOutcome, MetisError>;
+    /// The confirmations PaymentSettlement requires of BTC payments.
+    async fn min_btc_confirmations(&self) -> Result<u64, MetisError>;
+    /// The Metis block timestamp of the latest block.
+    async fn now(&self) -> Result<u64, MetisError>;
+}
+
+/// [`MetisSink`] over JSON-RPC with alloy.
+#[derive(Clone)]
+pub struct AlloySink {
+    provider: DynProvider,
+    url: String,
+    chain_id: u64,
+    contracts: Contracts,
+    signer: Option<Address>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for AlloySink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlloySink")
+            .field("url", &self.url)
+            .field("contracts", &self.contracts)
+            .field("signer", &self.signer)
+            .finish()
+    }
+}
+
+pub(crate) fn u64_of(v: U256, endpoint: &str, what: &str) -> Result<u64, MetisError> {
+    u64::try_from(v).map_err(|_| MetisError::Rpc {
+        endpoint: endpoint.to_string(),
+        what: what.to_string(),
+        message: format!("{v} does not fit 64 bits"),
+    })
+}
+
+/// Maps an alloy contract error: a revert becomes [`MetisError::Reverted`]
+/// with the decoded custom error; transport failures are transient.
+pub fn map_contract_error(endpoint: &str, what: &str, e: alloy::contract::Error) -> MetisError {
+    if let Some(data) = e.as_revert_data() {
+        return MetisError::Reverted {
+            what: what.to_string(),
+            revert: decode_revert(&data),
+        };
+    }
+    match e {
+        alloy::contract::Error::TransportError(t) => map_transport(endpoint, what, t),
+        alloy::contract::Error::PendingTransactionError(p) => MetisError::Unavailable {
+            endpoint: endpoint.to_string(),
+            what: what.to_string(),
+            message: p.to_string(),
+        },
+        other => MetisError::Rpc {
+            endpoint: endpoint.to_string(),
+            what: what.to_string(),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// Maps a transport error: unreachable, timed out or rate-limited nodes are transient.
+pub fn map_transport(endpoint: &str, what: &str, e: RpcError<TransportErrorKind>) -> MetisError {
+    match &e {
+        RpcError::Transport(TransportErrorKind::HttpError(h))
+            if h.status == 429 || h.status >= 500 =>
+        {
+            MetisError::Unavailable {
+                endpoint: endpoint.to_string(),
+                what: what.to_string(),
+                message: e.to_string(),
+            }
+        }
+        RpcError::Transport(TransportErrorKind::HttpError(_)) => MetisError::Rpc {
+            endpoint: endpoint.to_string(),
+            what: what.to_string(),
+            message: e.to_string(),
+        },
+        RpcError::Transport(_) => MetisError::Unavailable {
+            endpoint: endpoint.to_string(),
+            what: what.to_string(),
+            message: e.to_string(),
+        },
+        RpcError::ErrorResp(p) => {
+            if let Some(data) = p.as_revert_data() {
+                return MetisError::Reverted {
+                    what: what.to_string(),
+                    revert: decode_revert(&data),
+                };
+            }
+            MetisError::Rpc {
+                endpoint: endpoint.to_string(),
+                what: what.to_string(),
+                message: e.to_string(),
+            }
+        }
+        _ => MetisError::Rpc {
+            endpoint: endpoint.to_string(),
+            what: what.to_string(),
+            message: e.to_string(),
+        },
+    }
+}
+
+impl AlloySink {
+    /// Connects to `url`, checks the chain id and that the three contracts
+    /// have code. Writes need `signer`.
+    pub async fn connect(
+        url: &str,
+        chain_id: u64,
+        contracts: Contracts,
+        signer: Option<PrivateKeySigner>,
+        timeout: Duration,
+    ) -> Result<Self, MetisError> {
+        let provider = provider(url, signer.clone())?;
+        let sink = AlloySink {
+            provider,
+            url: url.to_string(),
+            chain_id,
+            contracts,
+            signer: signer.map(|s| s.address()),
+            timeout,
+        };
+        sink.check_chain().await?;
+        for (what, address) in [
+            ("BtcLightClient", contracts.btc_light_client),
+            ("GoatHeaderStore", contracts.goat_header_store),
+            ("PaymentSettlement", contracts.payment_settlement),
+        ] {
+            let code = sink
+                .timed("eth_getCode", sink.provider.get_code_at(address))
+                .await?
+                .map_err(|e| map_transport(url, "eth_getCode", e))?;
+            if code.is_empty() {
+                return Err(MetisError::NoContract {
+                    endpoint: url.to_string(),
+                    what,
+                    address,
+                });
+            }
+        }
+        Ok(sink)
+    }
+
+    /// Checks that the node serves `chain_id`.
+    async fn check_chain(&self) -> Result<(), MetisError> {
+        let found = self
+            .timed("eth_chainId", self.provider.get_chain_id())
+            .await?
+            .map_err(|e| map_transport(&self.url, "eth_chainId", e))?;
+        if found != self.chain_id {
+            return Err(MetisError::WrongChain {
+                endpoint: self.url.clone(),
+                expected: self.chain_id,
+                found,
+            });
+        }
+        Ok(())
+    }
+
+    /// The contract addresses.
+    pub fn contracts(&self) -> Contracts {
+        self.contracts
+    }
+
+    /// The provider (for tests and the benchmarks).
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    async fn timed<T>(
+        &self,
+        what: &str,
+        fut: impl std::future::IntoFuture<Output = T>,
+    ) -> Result<T, MetisError> {
+        tokio::time::timeout(self.timeout, fut.into_future())
+            .await
+            .map_err(|_| MetisError::Unavailable {
+                endpoint: self.url.clone(),
+                what: what.to_string(),
+                message: format!("no answer within {:?}", self.timeout),
+            })
+    }
+
+    fn need_signer(&self, what: &str) -> Result<(), MetisError> {
+        if self.signer.is_none() {
+            return Err(MetisError::NoSigner {
+                what: what.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn btc(&self) -> BtcLightClient::BtcLightClientInstance<DynProvider> {
+        BtcLightClient::new(self.contracts.btc_light_client, self.provider.clone())
+    }
+
+    fn goat(&self) -> GoatHeaderStore::GoatHeaderStoreInstance<DynProvider> {
+        GoatHeaderStore::new(self.contracts.goat_header_store, self.provider.clone())
+    }
+
+    fn settlement(&self) -> PaymentSettlement::PaymentSettlementInstance<DynProvider> {
+        PaymentSettlement::new(self.contracts.payment_settlement, self.provider.clone())
+    }
+
+    /// Sends a prepared call (estimated first, so reverts come back decoded)
+    /// and waits for its receipt.
+    async fn send<P, C>(
+        &self,
+        what: &str,
+        call: alloy::contract::CallBuilder<P, C>,
+    ) -> Result<TxOutcome, MetisError>
+    where
+        P: Provider,
+        C: alloy::contract::CallDecoder,
+    {
+        self.need_signer(what)?;
+        let pending = self
+            .timed(what, call.send())
+            .await?
+            .map_err(|e| map_contract_error(&self.url, what, e))?;
+        let tx_hash = *pending.tx_hash();
+        let receipt = self
+            .timed(what, pending.get_receipt())
+            .await?
+            .map_err(|e| MetisError::Unavailable {
+                endpoint: self.url.clone(),
+                what: format!("{what}: receipt of {tx_hash}"),
+                message: e.to_string(),
+            })?;
+        if !receipt.status() {
+            return Err(MetisError::TxFailed {
+                what: what.to_string(),
+                tx_hash,
+            });
+        }
+        Ok(TxOutcome {
+            tx_hash,
+            gas_used: receipt.gas_used,
+            block_number: receipt.block_number,
+        })
+    }
+}
+
+/// A provider for `url`, signing with `signer` when given.
+pub fn provider(url: &str, signer: Option<PrivateKeySigner>) -> Result<DynProvider, MetisError> {
+    let parsed = url.parse().map_err(|e| MetisError::Rpc {
+        endpoint: url.to_string(),
+        what: "connect".into(),
+        message: format!("not a URL: {e}"),
+    })?;
+    Ok(match signer {
+        // A simple nonce manager (the pending count, asked each time): the
+        // default cached one reserves a nonce before the gas estimate, so a
+        // refused (reverting) transaction would leave a gap that blocks
+        // every later one from the same process.
+        Some(s) => ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .with_gas_estimation()
+            .with_simple_nonce_management()
+            .fetch_chain_id()
+            .wallet(EthereumWallet::from(s))
+            .connect_http(parsed)
+            .erased(),
+        None => ProviderBuilder::new().connect_http(parsed).erased(),
+    })
+}
+
+macro_rules! view {
+    ($self:ident, $what:literal, $call:expr) => {
+        $self
+            .timed($what, $call.call())
+            .await?
+            .map_err(|e| map_contract_error(&$self.url, $what, e))
+    };
+}
+
+impl MetisSink for AlloySink {
+    fn endpoint(&self) -> String {
+        self.url.clone()
+    }
+
+    async fn btc_best(&self) -> Result<(u64, B256), MetisError> {
+        let c = self.btc();
+        let hash = view!(self, "BtcLightClient.bestHash", c.bestHash())?;
+        let height = view!(self, "BtcLightClient.bestHeight", c.bestHeight())?;
+        Ok((u64_of(height, &self.url, "bestHeight")?, hash))
+    }
+
+    async fn btc_is_stored(&self, hash: B256) -> Result<bool, MetisError> {
+        view!(self, "BtcLightClient.isStored", self.btc().isStored(hash))
+    }
+
+    async fn btc_stored_best_at(&self, height: u64) -> Result<B256, MetisError> {
+        view!(
+            self,
+            "BtcLightClient.storedBestAt",
+            self.btc().storedBestAt(U256::from(height))
+        )
+    }
+
+    async fn btc_submit_headers(&self, headers: Bytes) -> Result<TxOutcome, MetisError> {
+        self.send(
+            "BtcLightClient.submitHeaders",
+            self.btc().submitHeaders(headers),
+        )
+        .await
+    }
+
+    async fn goat_is_known(&self, hash: B256) -> Result<bool, MetisError> {
+        view!(self, "GoatHeaderStore.isKnown", self.goat().isKnown(hash))
+    }
+
+    async fn goat_committee(&self) -> Result<(Vec<Address>, u64), MetisError> {
+        let r = view!(self, "GoatHeaderStore.committee", self.goat().committee())?;
+        Ok((r.members, u64_of(r.quorum, &self.url, "committee quorum")?))
+    }
+
+    async fn goat_chain_id(&self) -> Result<u64, MetisError> {
+        let id = view!(
+            self,
+            "GoatHeaderStore.goatChainId",
+            self.goat().goatChainId()
+        )?;
+        u64_of(id, &self.url, "goatChainId")
+    }
+
+    async fn goat_attestation_digest(&self, number: u64, hash: B256) -> Result<B256, MetisError> {
+        view!(
+            self,
+            "GoatHeaderStore.hashGoatHeader",
+            self.goat().hashGoatHeader(U256::from(number), hash)
+        )
+    }
+
+    async fn goat_submit_header(
+        &self,
+        header_rlp: Bytes,
+        signatures: Vec<Bytes>,
+    ) -> Result<TxOutcome, MetisError> {
+        self.send(
+            "GoatHeaderStore.submitHeader",
+            self.goat().submitHeader(header_rlp, signatures),
+        )
+        .await
+    }
+
+    async fn invoice(&self, id: B256) -> Result<Option<InvoiceView>, MetisError> {
+        let inv = view!(
+            self,
+            "PaymentSettlement.invoice",
+            self.settlement().invoice(id)
+        )?;
+        if inv.status == 0 {
+            return Ok(None);
+        }
+        Ok(Some(InvoiceView {
+            rail: inv.rail,
+            status: inv.status,
+            creator: inv.creator,
+            payee: inv.payee,
+            asset: inv.asset,
+            amount: inv.amount,
+            expiry: inv.expiry,
+            service_id: inv.serviceId,
+        }))
+    }
+
+    async fn create_invoice(&self, i: &NewInvoice) -> Result<(B256, TxOutcome), MetisError> {
+        let creator = self.signer.ok_or_else(|| MetisError::NoSigner {
+            what: "PaymentSettlement.createInvoice".into(),
+        })?;
+        let outcome = self
+            .send(
+                "PaymentSettlement.createInvoice",
+                self.settlement().createInvoice(
+                    i.salt,
+                    i.rail,
+                    i.payee.clone(),
+                    i.asset,
+                    i.amount,
+                    i.expiry,
+                    i.service_id,
+                ),
+            )
+            .await?;
+        Ok((super::invoice_id(creator, i.salt), outcome))
+    }
+
+    fn signer_address(&self) -> Option<Address> {
+        self.signer
+    }
+
+    async fn settle_btc(
+        &self,
+        id: B256,
+        proof: payment_settlement::PaymentSettlement::BtcProof,
+    ) -> Result<TxOutcome, MetisError> {
+        self.send(
+            "PaymentSettlement.settleBtc",
+            self.settlement().settleBtc(id, proof),
+        )
+        .await
+    }
+
+    async fn settle_goat(
+        &self,
+        id: B256,
+        proof: payment_settlement::PaymentSettlement::GoatProof,
+    ) -> Result<TxOutcome, MetisError> {
+        self.send(
+            "PaymentSettlement.settleGoat",
+            self.settlement().settleGoat(id, proof),
+        )
+        .await
+    }
+
+    async fn min_btc_confirmations(&self) -> Result<u64, MetisError> {
+        let n = view!(
+            self,
+            "PaymentSettlement.minBtcConfirmations",
+            self.settlement().minBtcConfirmations()
+        )?;
+        u64_of(n, &self.url, "minBtcConfirmations")
+    }
+
+    async fn now(&self) -> Result<u64, MetisError> {
+        let block = self
+            .timed(
+                "eth_getBlockByNumber",
+                self.provider
+                    .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest),
+            )
+            .await?
+            .map_err(|e| map_transport(&self.url, "eth_getBlockByNumber", e))?
+            .ok_or_else(|| MetisError::Rpc {
+                endpoint: self.url.clone(),
+                what: "eth_getBlockByNumber".into(),
+                message: "no latest block".into(),
+            })?;
+        Ok(block.header.timestamp)
+    }
+}
