@@ -279,6 +279,40 @@ async fn metric(port: u16, name: &str, chain: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Starts `headers sync --follow` against `node`, serving metrics on `port`.
+fn spawn_follow(
+    node: &Bitcoind,
+    data: &std::path::Path,
+    port: u16,
+    extra_env: &[(&str, &str)],
+) -> std::process::Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gmrelay"));
+    cmd.args(["headers", "sync", "--follow", "--metrics"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("GMRELAY_LOG_LEVEL", "warn")
+        .env("GMRELAY_DATA_DIR", data)
+        .env("GMRELAY_BTC_RPC_URL", node.rpc_url())
+        .env("GMRELAY_BTC_COOKIE_FILE", node.cookie_file())
+        .env("GMRELAY_BTC_POLL_INTERVAL_SECS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Waits (up to 15 s) until the follower's `gmrelay_tip_height` is `height`.
+async fn wait_for_tip(port: u16, height: f64) -> bool {
+    for _ in 0..150 {
+        if metric(port, "gmrelay_tip_height", "bitcoin").await == Some(height) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn follow_mode_tracks_new_blocks_and_serves_metrics() {
     let node = Bitcoind::start_temp().await.unwrap();
@@ -286,40 +320,15 @@ async fn follow_mode_tracks_new_blocks_and_serves_metrics() {
     node.node().mine(50, &payer.address).await.unwrap();
     let data = tempfile::tempdir().unwrap();
     let port = gmrelay::devnet::free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gmrelay"))
-        .args([
-            "headers",
-            "sync",
-            "--follow",
-            "--metrics",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("GMRELAY_LOG_LEVEL", "warn")
-        .env("GMRELAY_DATA_DIR", data.path())
-        .env("GMRELAY_BTC_RPC_URL", node.rpc_url())
-        .env("GMRELAY_BTC_COOKIE_FILE", node.cookie_file())
-        .env("GMRELAY_BTC_POLL_INTERVAL_SECS", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let wait_for = |height: f64| async move {
-        for _ in 0..100 {
-            if metric(port, "gmrelay_tip_height", "bitcoin").await == Some(height) {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        false
-    };
-    let reached_50 = wait_for(50.0).await;
+    let mut child = spawn_follow(&node, data.path(), port, &[]);
+    let reached_50 = wait_for_tip(port, 50.0).await;
     node.node().mine(7, &payer.address).await.unwrap();
-    let reached_57 = wait_for(57.0).await;
+    let reached_57 = wait_for_tip(port, 57.0).await;
     let reorgs_before = metric(port, "gmrelay_reorgs_total", "bitcoin")
         .await
         .unwrap_or(0.0);
     node.node().reorg(3, 1).await.unwrap();
-    let reached_58 = wait_for(58.0).await;
+    let reached_58 = wait_for_tip(port, 58.0).await;
     let reorgs_after = metric(port, "gmrelay_reorgs_total", "bitcoin").await;
     let accepted = metric(port, "gmrelay_headers_accepted_total", "bitcoin").await;
     Command::new("kill")
@@ -346,41 +355,20 @@ async fn follow_mode_survives_a_node_restart_with_a_new_cookie() {
     node.node().mine(20, &payer.address).await.unwrap();
     let data = tempfile::tempdir().unwrap();
     let port = gmrelay::devnet::free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gmrelay"))
-        .args([
-            "headers",
-            "sync",
-            "--follow",
-            "--metrics",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("GMRELAY_LOG_LEVEL", "warn")
-        .env("GMRELAY_DATA_DIR", data.path())
-        .env("GMRELAY_BTC_RPC_URL", node.rpc_url())
-        .env("GMRELAY_BTC_COOKIE_FILE", node.cookie_file())
-        .env("GMRELAY_BTC_POLL_INTERVAL_SECS", "1")
-        .env("GMRELAY_BTC_MAX_RETRY_SECS", "2")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let wait_for = |height: f64| async move {
-        for _ in 0..150 {
-            if metric(port, "gmrelay_tip_height", "bitcoin").await == Some(height) {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        false
-    };
-    let before = wait_for(20.0).await;
+    let mut child = spawn_follow(
+        &node,
+        data.path(),
+        port,
+        &[("GMRELAY_BTC_MAX_RETRY_SECS", "2")],
+    );
+    let before = wait_for_tip(port, 20.0).await;
     // The node goes away for longer than the retry budget, then comes back
     // with a new cookie: the follower logs, keeps polling, and catches up.
     node.stop();
     tokio::time::sleep(Duration::from_secs(4)).await;
     let node = Bitcoind::start_in(node_dir.path(), rpc_port).await.unwrap();
     node.node().mine(5, &payer.address).await.unwrap();
-    let after = wait_for(25.0).await;
+    let after = wait_for_tip(port, 25.0).await;
     let errors = metric(port, "gmrelay_sync_errors_total", "bitcoin").await;
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
