@@ -14,9 +14,8 @@ use serde_json::{json, Value};
 use super::chain::Finality;
 use super::checkpoint::GoatCheckpoint;
 use super::header::{HashCheck, RpcHeader};
-use super::payment::{find_payments, Invoice, PaymentPolicy};
-use super::proof::{build_goat_proof, parse_address, parse_amount, verify_goat_proof, Acceptance};
-use super::receipts::BlockReceipts;
+use super::payment::{Invoice, PaymentPolicy};
+use super::proof::{parse_address, parse_amount, verify_goat_proof, Acceptance};
 use super::source::{GoatRpc, GoatSource};
 use super::sync::{GoatSyncError, GoatSyncOptions, GoatSyncer};
 use crate::config::{Config, GoatFinality};
@@ -386,61 +385,22 @@ async fn prove(config: &Config, tx: B256, out: Option<PathBuf>) -> Result<()> {
     }
     let source = source(config).await?;
     let store = crate::cli::open_store(config)?;
-    let loc = source.tx_location(tx).await?.ok_or_else(|| {
-        anyhow!(
-            "{}: transaction {tx} is not mined (no receipt)",
-            source.endpoint()
-        )
-    })?;
-    let stored = store.goat_header(&loc.block_hash)?.ok_or_else(|| {
-        anyhow!(
-            "block {} ({}) is not in the store: run `gmrelay goat sync` first",
-            loc.block_number,
-            loc.block_hash
-        )
-    })?;
-    if store.goat_best_hash(loc.block_number)? != Some(loc.block_hash) {
-        bail!(
-            "block {} ({}) is not on the GOAT chain gmrelay follows (reorged out)",
-            loc.block_number,
-            loc.block_hash
-        );
-    }
-    let receipts = source.block_receipts(loc.block_hash).await?;
-    let block = BlockReceipts::from_rpc(
-        loc.block_number,
-        loc.block_hash,
-        stored.header().receipts_root,
-        &receipts,
-    )?;
-    let receipt = block.receipts().get(loc.tx_index as usize).ok_or_else(|| {
-        anyhow!(
-            "block {} has no transaction {}",
-            loc.block_number,
-            loc.tx_index
-        )
-    })?;
-    let found = find_payments(receipt, loc.tx_index, &policy);
-    let Some(payment) = found.first() else {
-        bail!(
-            "transaction {tx} (block {}, index {}) makes no payment in the configured tokens{} (status {})",
-            loc.block_number,
-            loc.tx_index,
-            if policy.payees.is_empty() { String::new() } else { " to the configured payees".into() },
-            if receipt.succeeded() { "1" } else { "not 1" }
-        );
-    };
-    let proof = build_goat_proof(config.goat.chain_id, stored.header(), &block, payment)?;
+    let proof =
+        crate::goat::proof::prove_payment(&source, &store, config.goat.chain_id, tx, &policy)
+            .await?;
     let file = ProofFile::goat(proof);
     match out {
         Some(path) => {
             file.save(&path)?;
+            let ProofBody::Goat(p) = &file.body else {
+                unreachable!("a GOAT proof file")
+            };
             println!(
                 "proof of {tx} (block {}, index {}, {} base units to {}) written to {}",
-                loc.block_number,
-                loc.tx_index,
-                payment.summary.value,
-                payment.summary.to,
+                p.block_number,
+                p.tx_index,
+                p.payment.value,
+                p.payment.to,
                 path.display()
             );
         }

@@ -553,3 +553,117 @@ mod tests {
         assert!(check(&p).is_err());
     }
 }
+
+/// Why a payment could not be proven.
+#[derive(Debug, Error)]
+pub enum ProvePaymentError {
+    /// The source failed.
+    #[error(transparent)]
+    Source(#[from] super::source::GoatSourceError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The receipts do not rebuild the header's root, or do not decode.
+    #[error(transparent)]
+    Receipts(#[from] ReceiptError),
+    /// No receipt for the transaction.
+    #[error("{endpoint}: transaction {tx} is not mined (no receipt)")]
+    NotMined {
+        /// The node.
+        endpoint: String,
+        /// The transaction.
+        tx: B256,
+    },
+    /// The block is not in the store.
+    #[error("block {number} ({hash}) is not in the store: run `gmrelay goat sync` first")]
+    NotSynced {
+        /// Block number.
+        number: u64,
+        /// Block hash.
+        hash: B256,
+    },
+    /// The block was reorged out.
+    #[error("block {number} ({hash}) is not on the GOAT chain gmrelay follows (reorged out)")]
+    ReorgedOut {
+        /// Block number.
+        number: u64,
+        /// Block hash.
+        hash: B256,
+    },
+    /// The node's receipt list misses the transaction.
+    #[error("block {number} has no transaction {tx_index}")]
+    NoTransaction {
+        /// Block number.
+        number: u64,
+        /// Index.
+        tx_index: u64,
+    },
+    /// The transaction pays nothing the policy counts.
+    #[error("transaction {tx} (block {number}, index {tx_index}) makes no payment in the configured tokens{to_payees} (receipt status {status})")]
+    NoPayment {
+        /// The transaction.
+        tx: B256,
+        /// Block number.
+        number: u64,
+        /// Index.
+        tx_index: u64,
+        /// " to the configured payees" when payees are configured.
+        to_payees: &'static str,
+        /// `1` or `not 1`.
+        status: &'static str,
+    },
+}
+
+/// Proves the first payment of transaction `tx` that `policy` counts: the
+/// block must be stored on the best chain, every receipt of the block is
+/// fetched and must rebuild the stored header's `receiptsRoot`.
+pub async fn prove_payment<S: super::source::GoatSource, St: Store>(
+    source: &S,
+    store: &St,
+    chain_id: u64,
+    tx: B256,
+    policy: &super::payment::PaymentPolicy,
+) -> Result<GoatProof, ProvePaymentError> {
+    let loc = source
+        .tx_location(tx)
+        .await?
+        .ok_or_else(|| ProvePaymentError::NotMined {
+            endpoint: source.endpoint(),
+            tx,
+        })?;
+    let (number, hash) = (loc.block_number, loc.block_hash);
+    let stored = store
+        .goat_header(&hash)?
+        .ok_or(ProvePaymentError::NotSynced { number, hash })?;
+    if store.goat_best_hash(number)? != Some(hash) {
+        return Err(ProvePaymentError::ReorgedOut { number, hash });
+    }
+    let receipts = source.block_receipts(hash).await?;
+    let block = BlockReceipts::from_rpc(number, hash, stored.header().receipts_root, &receipts)?;
+    let receipt =
+        block
+            .receipts()
+            .get(loc.tx_index as usize)
+            .ok_or(ProvePaymentError::NoTransaction {
+                number,
+                tx_index: loc.tx_index,
+            })?;
+    let found = super::payment::find_payments(receipt, loc.tx_index, policy);
+    let payment = found.first().ok_or(ProvePaymentError::NoPayment {
+        tx,
+        number,
+        tx_index: loc.tx_index,
+        to_payees: if policy.payees.is_empty() {
+            ""
+        } else {
+            " to the configured payees"
+        },
+        status: if receipt.succeeded() { "1" } else { "not 1" },
+    })?;
+    Ok(build_goat_proof(
+        chain_id,
+        stored.header(),
+        &block,
+        payment,
+    )?)
+}

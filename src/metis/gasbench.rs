@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use alloy::primitives::{Address, Bytes, B256, U256};
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use bitcoin::consensus::serialize;
 use bitcoin::Amount;
 
@@ -17,7 +17,7 @@ use super::settle::{btc_settlement_proof, goat_settlement_proof};
 use super::sink::{AlloySink, MetisSink, NewInvoice};
 use crate::btc::network::BtcNetwork;
 use crate::goat::devnet::{self as goat_devnet, Anvil, RELAYER_KEY};
-use crate::goat::source::{GoatRpc, GoatSource};
+use crate::goat::source::GoatRpc;
 use crate::store::{RocksStore, Store};
 
 const METIS: u64 = 1088;
@@ -225,32 +225,13 @@ async fn goat(metis: &Anvil) -> Result<Vec<GasRow>> {
     )
     .await?;
     syncer.sync_once().await?;
-    let loc = source
-        .tx_location(paid.tx_hash)
-        .await?
-        .ok_or_else(|| anyhow!("payment not mined"))?;
-    let header = store
-        .goat_header(&loc.block_hash)?
-        .ok_or_else(|| anyhow!("block not synced"))?;
-    let receipts = source.block_receipts(loc.block_hash).await?;
-    let block = crate::goat::receipts::BlockReceipts::from_rpc(
-        loc.block_number,
-        loc.block_hash,
-        header.header().receipts_root,
-        &receipts,
-    )?;
     let policy = crate::goat::payment::PaymentPolicy {
         tokens: vec![token],
         payees: vec![],
         allow_plain_transfers: false,
     };
-    let found = crate::goat::payment::find_payments(
-        &block.receipts()[loc.tx_index as usize],
-        loc.tx_index,
-        &policy,
-    );
-    let payment = found.first().context("no payment found")?;
-    let proof = crate::goat::proof::build_goat_proof(GOAT, header.header(), &block, payment)?;
+    let proof =
+        crate::goat::proof::prove_payment(&source, &store, GOAT, paid.tx_hash, &policy).await?;
     let sink = deploy_to(metis, regtest_genesis_args()).await?;
     let keys = devnet_attester_keys();
     let domain = AttestDomain {
@@ -261,7 +242,7 @@ async fn goat(metis: &Anvil) -> Result<Vec<GasRow>> {
         &store,
         &sink,
         domain,
-        loc.block_number,
+        proof.block_number,
         &keys[..3],
         &[],
         true,
@@ -284,7 +265,7 @@ async fn goat(metis: &Anvil) -> Result<Vec<GasRow>> {
         GasRow {
             operation: format!(
                 "GoatHeaderStore.submitHeader, 3-of-5 ({}-byte header)",
-                header.rlp().len()
+                proof.header_rlp.len()
             ),
             gas: attested.gas_used,
             per_header: None,
@@ -293,8 +274,8 @@ async fn goat(metis: &Anvil) -> Result<Vec<GasRow>> {
         },
         GasRow {
             operation: format!(
-                "PaymentSettlement.settleGoat, {}-tx block",
-                block.receipts().len()
+                "PaymentSettlement.settleGoat, receipt proof of {} trie node(s)",
+                proof.proof_nodes.len()
             ),
             gas: o.gas_used,
             per_header: None,

@@ -19,8 +19,8 @@ use gmrelay::devnet::{payee_script, Bitcoind, Payer};
 use gmrelay::goat::chain::Finality;
 use gmrelay::goat::checkpoint::GoatCheckpoint;
 use gmrelay::goat::devnet::{self as goat_devnet, Anvil, RELAYER_KEY};
-use gmrelay::goat::payment::{find_payments, PaymentPolicy};
-use gmrelay::goat::proof::{build_goat_proof, GoatProof};
+use gmrelay::goat::payment::PaymentPolicy;
+use gmrelay::goat::proof::{prove_payment, GoatProof};
 use gmrelay::goat::receipts::BlockReceipts;
 use gmrelay::goat::source::{GoatRpc, GoatSource};
 use gmrelay::goat::sync::{GoatSyncOptions, GoatSyncer};
@@ -391,15 +391,14 @@ impl GoatFixture {
 
     /// gmrelay's proof of the payment in `tx` (policy: both tokens).
     pub async fn prove(&self, tx: B256) -> GoatProof {
-        let (_, hash, index, block) = self.block_of(tx).await;
-        let header = self.store.goat_header(&hash).unwrap().unwrap();
         let policy = PaymentPolicy {
             tokens: vec![self.token, self.other_token],
             payees: vec![],
             allow_plain_transfers: false,
         };
-        let found = find_payments(&block.receipts()[index as usize], index, &policy);
-        build_goat_proof(GOAT, header.header(), &block, &found[0]).unwrap()
+        prove_payment(&self.source, &self.store, GOAT, tx, &policy)
+            .await
+            .unwrap()
     }
 
     /// Creates a GOAT invoice from `salt`; returns its id.
