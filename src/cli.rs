@@ -68,6 +68,10 @@ pub struct GlobalArgs {
     /// Metis JSON-RPC URL, e.g. https://andromeda.metis.io/?owner=1088.
     #[arg(long, global = true)]
     pub metis_rpc: Option<String>,
+    /// Encrypted JSON keystore holding the Metis key (password from
+    /// GMRELAY_METIS_KEYSTORE_PASSWORD); instead of GMRELAY_METIS_KEY.
+    #[arg(long, global = true)]
+    pub keystore: Option<PathBuf>,
 }
 
 fn parse_log_format(s: &str) -> Result<LogFormat, String> {
@@ -291,6 +295,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         metrics_listen: g.metrics.clone(),
         goat_rpc: g.goat_rpc.clone(),
         metis_rpc: g.metis_rpc.clone(),
+        metis_keystore: g.keystore.clone(),
     };
     let config = Config::layered(g.config.as_deref(), |k| std::env::var(k).ok(), &overrides)?;
     crate::telemetry::init(config.log.format, &config.log.level);

@@ -86,6 +86,12 @@ pub struct MetisConfig {
     pub chain_id: u64,
     /// The environment variable holding the relayer's hex private key.
     pub key_env: String,
+    /// An encrypted JSON keystore (Web3 Secret Storage, as geth and cast
+    /// write them) with the relayer's key, used instead of `key_env`; its
+    /// password comes from the variable named by `keystore_password_env`.
+    pub keystore: Option<PathBuf>,
+    /// The environment variable holding the keystore's password.
+    pub keystore_password_env: String,
     /// Where `contracts deploy` writes the addresses and the other commands
     /// read them. Default: `<data_dir>/deployment.json`.
     pub deployment_file: Option<PathBuf>,
@@ -118,6 +124,8 @@ impl Default for MetisConfig {
             rpc_url: None,
             chain_id: 1088,
             key_env: "GMRELAY_METIS_KEY".into(),
+            keystore: None,
+            keystore_password_env: "GMRELAY_METIS_KEYSTORE_PASSWORD".into(),
             deployment_file: None,
             header_batch: 100,
             min_btc_confirmations: 6,
@@ -360,6 +368,8 @@ pub struct Overrides {
     pub goat_rpc: Option<String>,
     /// `--metis-rpc`
     pub metis_rpc: Option<String>,
+    /// `--keystore`
+    pub metis_keystore: Option<PathBuf>,
 }
 
 enum Kind {
@@ -406,6 +416,11 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("GMRELAY_METIS_RPC_URL", "metis.rpc_url"),
     ("GMRELAY_METIS_CHAIN_ID", "metis.chain_id"),
     ("GMRELAY_METIS_KEY_ENV", "metis.key_env"),
+    ("GMRELAY_METIS_KEYSTORE", "metis.keystore"),
+    (
+        "GMRELAY_METIS_KEYSTORE_PASSWORD_ENV",
+        "metis.keystore_password_env",
+    ),
     ("GMRELAY_METIS_DEPLOYMENT_FILE", "metis.deployment_file"),
     ("GMRELAY_METIS_HEADER_BATCH", "metis.header_batch"),
     (
@@ -578,6 +593,9 @@ impl Config {
         }
         if let Some(v) = &o.goat_rpc {
             config.goat.rpc_url = Some(v.clone());
+        }
+        if let Some(v) = &o.metis_keystore {
+            config.metis.keystore = Some(v.clone());
         }
         if let Some(v) = &o.metis_rpc {
             config.metis.rpc_url = Some(v.clone());

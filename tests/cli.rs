@@ -379,3 +379,86 @@ async fn follow_mode_survives_a_node_restart_with_a_new_cookie() {
     assert!(errors.unwrap_or(0.0) >= 1.0, "{errors:?}");
     assert!(status.success());
 }
+
+#[test]
+fn metis_key_from_an_encrypted_keystore() {
+    // A keystore written by foundry's cast (Web3 Secret Storage).
+    let dir = tempfile::tempdir().unwrap();
+    let cast =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/node_modules/.bin/cast");
+    let cast = std::env::var_os("CAST_EXE").map(Into::into).unwrap_or(cast);
+    let key = gmrelay::goat::devnet::RELAYER_KEY;
+    let out = Command::new(&cast)
+        .args([
+            "wallet",
+            "import",
+            "relayer",
+            "--private-key",
+            key,
+            "--unsafe-password",
+            "hunter2",
+        ])
+        .arg("--keystore-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let keystore = dir.path().join("relayer");
+    let address = gmrelay::goat::devnet::signer(key).address().to_string();
+    let salt = format!("0x{}", "ab".repeat(32));
+    let expected = gmrelay::metis::invoice_id(
+        gmrelay::goat::devnet::signer(key).address(),
+        salt.parse().unwrap(),
+    );
+    // The id an invoice made with this key and salt will have: same from the
+    // keystore as from the explicit creator address.
+    let by_creator = gmrelay(
+        &[
+            "metis",
+            "invoice",
+            "id",
+            "--salt",
+            &salt,
+            "--creator",
+            &address,
+        ],
+        &[],
+    );
+    let by_keystore = gmrelay(
+        &[
+            "--keystore",
+            keystore.to_str().unwrap(),
+            "metis",
+            "invoice",
+            "id",
+            "--salt",
+            &salt,
+        ],
+        &[("GMRELAY_METIS_KEYSTORE_PASSWORD", "hunter2")],
+    );
+    assert!(by_keystore.status.success(), "{}", text(&by_keystore));
+    assert_eq!(
+        String::from_utf8_lossy(&by_creator.stdout).trim(),
+        expected.to_string()
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&by_keystore.stdout).trim(),
+        expected.to_string()
+    );
+    // A wrong password is a clear error naming the keystore.
+    let wrong = gmrelay(
+        &[
+            "--keystore",
+            keystore.to_str().unwrap(),
+            "metis",
+            "invoice",
+            "id",
+            "--salt",
+            &salt,
+        ],
+        &[("GMRELAY_METIS_KEYSTORE_PASSWORD", "hunter3")],
+    );
+    assert!(!wrong.status.success());
+    assert!(text(&wrong).contains("cannot decrypt"), "{}", text(&wrong));
+    assert!(text(&wrong).contains("relayer"), "{}", text(&wrong));
+}

@@ -139,6 +139,15 @@ pub enum InvoiceCmd {
 
 /// The relayer's signing key, from the variable named by metis.key_env.
 pub fn relayer_key(config: &Config) -> Result<PrivateKeySigner> {
+    if let Some(path) = &config.metis.keystore {
+        let path = crate::config::expand_home(path);
+        let pw_var = &config.metis.keystore_password_env;
+        let password = std::env::var(pw_var).map_err(|_| {
+            anyhow!("environment variable {pw_var} (metis.keystore_password_env) is not set: it must hold the password of {}", path.display())
+        })?;
+        return PrivateKeySigner::decrypt_keystore(&path, password)
+            .with_context(|| format!("metis.keystore {}: cannot decrypt", path.display()));
+    }
     let var = &config.metis.key_env;
     let v = std::env::var(var).map_err(|_| {
         anyhow!("environment variable {var} (metis.key_env) is not set: it must hold the Metis account's hex private key")
