@@ -302,10 +302,15 @@ fn spawn_follow(
     cmd.spawn().unwrap()
 }
 
-/// Waits (up to 15 s) until the follower's `gmrelay_tip_height` is `height`.
+/// Waits (up to 15 s) until the follower's Bitcoin `gmrelay_tip_height` is `height`.
 async fn wait_for_tip(port: u16, height: f64) -> bool {
+    wait_for_chain_tip(port, "bitcoin", height).await
+}
+
+/// Waits (up to 15 s) until `gmrelay_tip_height{chain}` is `height`.
+async fn wait_for_chain_tip(port: u16, chain: &str, height: f64) -> bool {
     for _ in 0..150 {
-        if metric(port, "gmrelay_tip_height", "bitcoin").await == Some(height) {
+        if metric(port, "gmrelay_tip_height", chain).await == Some(height) {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -461,4 +466,40 @@ fn metis_key_from_an_encrypted_keystore() {
     assert!(!wrong.status.success());
     assert!(text(&wrong).contains("cannot decrypt"), "{}", text(&wrong));
     assert!(text(&wrong).contains("relayer"), "{}", text(&wrong));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goat_follow_mode_tracks_new_heads_over_websocket() {
+    let anvil = gmrelay::goat::devnet::Anvil::start(2345, &[])
+        .await
+        .unwrap();
+    gmrelay::goat::devnet::mine(&anvil.url(), 5).await.unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let port = gmrelay::devnet::free_port();
+    let checkpoint =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("headers/goat-devnet.json");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gmrelay"))
+        .args(["goat", "sync", "--follow", "--metrics"])
+        .arg(format!("127.0.0.1:{port}"))
+        .env("GMRELAY_LOG_LEVEL", "warn")
+        .env("GMRELAY_DATA_DIR", data.path())
+        .env("GMRELAY_GOAT_RPC_URL", anvil.ws_url())
+        .env("GMRELAY_GOAT_CHAIN_ID", "2345")
+        .env("GMRELAY_GOAT_CHECKPOINT_FILE", &checkpoint)
+        .env("GMRELAY_GOAT_FINALITY", "2")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let first = wait_for_chain_tip(port, "goat", 5.0).await;
+    // New heads arrive over the subscription: no poll interval to wait out.
+    gmrelay::goat::devnet::mine(&anvil.url(), 3).await.unwrap();
+    let second = wait_for_chain_tip(port, "goat", 8.0).await;
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(first && second, "{first} {second}");
+    assert!(status.success());
 }
