@@ -316,6 +316,7 @@ async fn bench_sync(blocks: u32, batch: u32) -> Result<()> {
     Ok(())
 }
 
+/// A synthetic receipt of `tx_type` with a few token-transfer logs (like a busy block).
 pub fn synthetic_goat_receipt(tx_type: u8, i: u64) -> crate::goat::receipts::GoatReceipt {
     use crate::goat::receipts::{GoatReceipt, ReceiptLog, ReceiptOutcome};
     use alloy::primitives::{Address, Bloom, Bytes, B256};

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! gmrelay: an SPV light-client relayer that settles x402 payments across
 //! Bitcoin, GOAT Network and Metis.
 //!

@@ -503,3 +503,66 @@ async fn goat_follow_mode_tracks_new_heads_over_websocket() {
     assert!(first && second, "{first} {second}");
     assert!(status.success());
 }
+
+#[test]
+fn headers_verify_checks_a_real_mainnet_retarget_with_anchors() {
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/btc/mainnet.json")).unwrap();
+    let r = &fixture["retargets"][0];
+    let first_height = r["first_height"].as_u64().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("next.bin");
+    std::fs::write(&file, hex::decode(r["next"].as_str().unwrap()).unwrap()).unwrap();
+    let start = (first_height + 2016).to_string();
+    let first = format!("--anchor={first_height}={}", r["first"].as_str().unwrap());
+    let last = format!(
+        "--anchor={}={}",
+        first_height + 2015,
+        r["last"].as_str().unwrap()
+    );
+    let base = [
+        "headers",
+        "verify",
+        file.to_str().unwrap(),
+        "--network",
+        "mainnet",
+        "--start-height",
+        &start,
+    ];
+
+    // With the period's first and last headers, the retarget is checked.
+    let o = gmrelay(&[&base[..], &[first.as_str(), last.as_str()]].concat(), &[]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(!t.contains("difficulty bits"), "{t}");
+    assert!(t.contains("median time past"), "{t}");
+    // Without the first header, the command says what it could not check.
+    let o = gmrelay(&[&base[..], &[last.as_str()]].concat(), &[]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains(&format!(
+            "difficulty bits (needs the header at height {first_height})"
+        )),
+        "{t}"
+    );
+    // A period start dated a day earlier changes the required bits: refused.
+    let mut shifted: bitcoin::block::Header =
+        bitcoin::consensus::deserialize(&hex::decode(r["first"].as_str().unwrap()).unwrap())
+            .unwrap();
+    shifted.time -= 86_400;
+    let shifted_anchor = format!(
+        "--anchor={first_height}={}",
+        hex::encode(bitcoin::consensus::serialize(&shifted))
+    );
+    let o = gmrelay(
+        &[&base[..], &[shifted_anchor.as_str(), last.as_str()]].concat(),
+        &[],
+    );
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{t}");
+    assert!(
+        t.contains(&format!("height {start}")) && t.contains("bad difficulty bits"),
+        "{t}"
+    );
+}
