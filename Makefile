@@ -55,7 +55,7 @@ bench: build ## Run the benchmarks recorded in BENCHMARKS.md
 gas: build ## Whole-transaction gas of the Metis contracts (anvil 1088 + bitcoind + GOAT anvil), markdown table
 	$(BIN) bench gas
 
-demo: build ## Start a regtest devnet and run a payment end to end
+demo: build ## Devnets (bitcoind, GOAT and Metis anvils): a BTC and a GOAT payment proven and settled
 	@scripts/demo.sh
 
 clean-devnet: ## Stop and delete the demo devnet
