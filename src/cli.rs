@@ -200,10 +200,10 @@ pub enum BtcCmd {
         #[arg(long, requires_all = ["amount", "invoice"])]
         pay_to: Option<String>,
         /// ...at least this many satoshis...
-        #[arg(long)]
+        #[arg(long, requires_all = ["pay_to", "invoice"])]
         amount: Option<u64>,
         /// ...and an OP_RETURN output carries this 32-byte invoice id (hex).
-        #[arg(long)]
+        #[arg(long, requires_all = ["pay_to", "amount"])]
         invoice: Option<String>,
         /// Print JSON.
         #[arg(long)]

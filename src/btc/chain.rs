@@ -780,6 +780,17 @@ impl HeaderChain {
         } else if self.side.contains_key(&parent_hash) {
             let path = self.side_path(parent_hash);
             let fork_height = path[0].height - 1;
+            // The side branch must still hang from the best chain: its lowest
+            // entries may have been pruned with the window's tail.
+            if self.best_index.get(&path[0].entry.header.prev_blockhash) != Some(&fork_height) {
+                return Err(ChainError {
+                    height: path[0].height,
+                    hash: first.block_hash(),
+                    rule: Rule::MissingAncestor {
+                        height: fork_height,
+                    },
+                });
+            }
             let start = fork_height + 1;
             let mut seg: Vec<Entry> = Vec::with_capacity(path.len() + headers.len());
             seg.extend(path.iter().map(|s| s.entry));
@@ -1532,6 +1543,46 @@ mod tests {
         // A fork from height 80 is fine.
         let fork = vec![child(&main[79], 601, main[79].bits, 5)];
         chain.connect(&fork, NOW).unwrap();
+    }
+
+    #[test]
+    fn a_side_branch_whose_base_was_pruned_is_not_reattached() {
+        let rules: &'static Rules = &REGTEST;
+        let g = genesis(rules);
+        let mut chain = HeaderChain::from_anchor_with_window(
+            rules,
+            Anchor {
+                header: g,
+                height: 0,
+                chainwork: g.work(),
+                ancestors: vec![],
+            },
+            40,
+        )
+        .unwrap();
+        let main = extend(&chain, &g, 40, 600, 1);
+        chain.connect(&main, NOW).unwrap();
+        // A lighter side branch from height 25 (heights 26..=35).
+        let side = extend_from_side(&chain, &main[..25], 10, 7);
+        assert!(matches!(
+            chain.connect(&side, NOW).unwrap().event,
+            ChainEvent::SideBranch { .. }
+        ));
+        // The best chain moves on; the window's tail (and the side branch's
+        // base) is pruned, but its upper entries are still held.
+        let more = extend(&chain, &main[39], 30, 600, 2);
+        chain.connect(&more, NOW).unwrap();
+        assert!(chain.lowest_height() > 26);
+        assert!(chain.contains(&side[9].block_hash()));
+        // Extending it must not hang it from the wrong best-chain header.
+        let next = extend_from_side(&chain, &side, 40, 8);
+        let e = chain.connect(&next, NOW).unwrap_err();
+        assert!(
+            matches!(e.rule, Rule::MissingAncestor { .. }),
+            "{:?}",
+            e.rule
+        );
+        assert_eq!(chain.tip().height(), 70);
     }
 
     #[test]

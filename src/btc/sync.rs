@@ -9,7 +9,7 @@ use bitcoin::BlockHash;
 use thiserror::Error;
 use tracing::{debug, info, info_span, warn, Instrument};
 
-use super::chain::{Anchor, AnchorError, ChainError, ChainEvent, HeaderChain};
+use super::chain::{Anchor, AnchorError, ChainError, ChainEvent, HeaderChain, Rule};
 use super::checkpoint::Checkpoint;
 use super::network::BtcNetwork;
 use super::source::{BtcSource, SourceError};
@@ -76,6 +76,14 @@ impl Classify for SyncError {
     fn class(&self) -> ErrorClass {
         match self {
             SyncError::Source(e) => e.class(),
+            // A node that reorged between two calls of a round serves a
+            // batch whose first header names a parent we never saw, or
+            // hashes from two branches: the next round starts over.
+            SyncError::Invalid { error, .. }
+                if matches!(error.rule, Rule::UnknownParent(_) | Rule::BrokenLink { .. }) =>
+            {
+                ErrorClass::Transient
+            }
             _ => ErrorClass::Permanent,
         }
     }
@@ -448,4 +456,33 @@ pub fn restore<St: Store>(
         height: from,
         message: "stored best chain has a gap or a broken link".into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid(rule: Rule) -> SyncError {
+        SyncError::Invalid {
+            source_name: "node".into(),
+            error: ChainError {
+                height: 1,
+                hash: crate::btc::chain::zero_hash(),
+                rule,
+            },
+        }
+    }
+
+    #[test]
+    fn a_node_reorging_mid_round_is_transient_a_bad_header_is_not() {
+        let h = crate::btc::chain::zero_hash();
+        assert!(invalid(Rule::UnknownParent(h)).is_transient());
+        assert!(invalid(Rule::BrokenLink { expected_parent: h }).is_transient());
+        assert!(!invalid(Rule::InsufficientWork).is_transient());
+        assert!(!invalid(Rule::BadBits {
+            expected: 1,
+            got: 2
+        })
+        .is_transient());
+    }
 }

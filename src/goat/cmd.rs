@@ -199,6 +199,21 @@ pub async fn run(config: &Config, cmd: GoatCmd) -> Result<()> {
                 config.goat.allow_plain_transfers,
             )
             .with_context(|| format!("{}: proof rejected", proof.display()))?;
+            // The configured tokens (or --token) and payees always apply: a
+            // look-alike contract emitting the same events never counts.
+            let mut policy = policy(config);
+            if let Some(t) = token.as_deref() {
+                let t = parse_address(t).map_err(|e| anyhow!(e))?;
+                if !policy.tokens.contains(&t) {
+                    policy.tokens.push(t);
+                }
+            }
+            if policy.tokens.is_empty() {
+                bail!("goat.tokens is empty and no --token was given: name the token contracts whose payments count");
+            }
+            verified
+                .check_policy(&policy)
+                .with_context(|| format!("{}: not an accepted payment", proof.display()))?;
             let invoice = Invoice {
                 token: token
                     .as_deref()

@@ -144,6 +144,22 @@ pub enum PaymentError {
         /// The invoice's token.
         expected: Address,
     },
+    /// Paid in a token the configuration does not accept.
+    #[error("paid in token {paid}, which is not one of goat.tokens {accepted:?}")]
+    TokenNotAccepted {
+        /// The token paid.
+        paid: Address,
+        /// The configured tokens.
+        accepted: Vec<Address>,
+    },
+    /// Paid to a payee the configuration does not accept.
+    #[error("paid to {paid}, which is not one of goat.payees {accepted:?}")]
+    PayeeNotAccepted {
+        /// The payee paid.
+        paid: Address,
+        /// The configured payees.
+        accepted: Vec<Address>,
+    },
     /// Paid to someone else.
     #[error("pays {paid}, the invoice's payee is {expected}")]
     WrongPayee {
@@ -392,6 +408,25 @@ pub fn check_invoice(p: &PaymentSummary, invoice: &Invoice) -> Result<(), Paymen
     Ok(())
 }
 
+/// Checks a payment against the configured policy: its token must be one of
+/// `tokens` (a look-alike contract emitting the same events never counts),
+/// its payee one of `payees` when any are configured.
+pub fn check_policy(p: &PaymentSummary, policy: &PaymentPolicy) -> Result<(), PaymentError> {
+    if !policy.tokens.contains(&p.token) {
+        return Err(PaymentError::TokenNotAccepted {
+            paid: p.token,
+            accepted: policy.tokens.clone(),
+        });
+    }
+    if !policy.payees.is_empty() && !policy.payees.contains(&p.to) {
+        return Err(PaymentError::PayeeNotAccepted {
+            paid: p.to,
+            accepted: policy.payees.clone(),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -572,5 +607,41 @@ mod tests {
         let mut t = transfer(TOKEN, PAYER, PAYEE, 5);
         t.topics[1] = B256::repeat_byte(0xff); // dirty address word
         assert!(decode_transfer(&t, 0).is_err());
+    }
+
+    #[test]
+    fn policy_refuses_look_alike_tokens_and_other_payees() {
+        let token = Address::repeat_byte(1);
+        let look_alike = Address::repeat_byte(2);
+        let payee = Address::repeat_byte(3);
+        let summary = |t: Address, to: Address| PaymentSummary {
+            token: t,
+            from: Address::repeat_byte(9),
+            to,
+            value: U256::from(5u64),
+            nonce: Some(B256::repeat_byte(7)),
+        };
+        let policy = PaymentPolicy {
+            tokens: vec![token],
+            payees: vec![payee],
+            allow_plain_transfers: false,
+        };
+        assert_eq!(check_policy(&summary(token, payee), &policy), Ok(()));
+        assert!(matches!(
+            check_policy(&summary(look_alike, payee), &policy),
+            Err(PaymentError::TokenNotAccepted { .. })
+        ));
+        assert!(matches!(
+            check_policy(&summary(token, Address::repeat_byte(4)), &policy),
+            Err(PaymentError::PayeeNotAccepted { .. })
+        ));
+        let any_payee = PaymentPolicy {
+            payees: vec![],
+            ..policy
+        };
+        assert_eq!(
+            check_policy(&summary(token, Address::repeat_byte(4)), &any_payee),
+            Ok(())
+        );
     }
 }

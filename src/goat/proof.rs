@@ -251,6 +251,10 @@ impl VerifiedGoatProof {
     pub fn check_invoice(&self, invoice: &Invoice) -> Result<(), PaymentError> {
         check_invoice(&self.payment, invoice)
     }
+    /// Checks the payment against the configured tokens and payees.
+    pub fn check_policy(&self, policy: &super::payment::PaymentPolicy) -> Result<(), PaymentError> {
+        super::payment::check_policy(&self.payment, policy)
+    }
 }
 
 /// Builds a proof of `found` from a block whose receipts rebuilt its header's root.

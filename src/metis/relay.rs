@@ -119,6 +119,11 @@ pub async fn plan<S: Store, M: MetisSink>(
     loop {
         if let Some(hash) = store.btc_best_hash(h)? {
             if sink.btc_is_stored(internal(&hash)).await? {
+                // Our tip itself is stored (as an equally heavy side tip):
+                // nothing to send until our chain grows.
+                if h >= tip {
+                    return Ok(None);
+                }
                 return Ok(Some(RelayPlan {
                     from: h + 1,
                     to: tip,

@@ -318,7 +318,7 @@ async fn settle_btc<S: Store, M: MetisSink>(
     let headers = btc_header_chain(store, sink, p.block_hash, p.block_height).await?;
     if !skip {
         let (contract_height, _) = sink.btc_best().await?;
-        let have = contract_height + 1 - u64::from(p.block_height);
+        let have = (contract_height + 1).saturating_sub(u64::from(p.block_height));
         let need = sink.min_btc_confirmations().await?;
         if have < need {
             return Err(SettleError::TooFewConfirmations {
