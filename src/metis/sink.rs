@@ -85,6 +85,17 @@ pub enum MetisError {
         /// What was attempted.
         what: String,
     },
+    /// A transaction was sent but its receipt did not come in time. Not
+    /// retried automatically: a second submission would race the first.
+    #[error("{what}: transaction {tx_hash} was sent but not mined within {waited:?}; check it on the node, then run the command again (it re-plans from the contracts' state)")]
+    Pending {
+        /// What was attempted.
+        what: String,
+        /// The transaction.
+        tx_hash: B256,
+        /// How long gmrelay waited.
+        waited: Duration,
+    },
 }
 
 impl Classify for MetisError {
@@ -453,13 +464,17 @@ impl AlloySink {
             .await?
             .map_err(|e| map_contract_error(&self.url, what, e))?;
         let tx_hash = *pending.tx_hash();
-        let receipt = self
-            .timed(what, pending.get_receipt())
-            .await?
-            .map_err(|e| MetisError::Unavailable {
-                endpoint: self.url.clone(),
-                what: format!("{what}: receipt of {tx_hash}"),
-                message: e.to_string(),
+        let receipt = tokio::time::timeout(self.timeout, pending.get_receipt())
+            .await
+            .map_err(|_| MetisError::Pending {
+                what: what.to_string(),
+                tx_hash,
+                waited: self.timeout,
+            })?
+            .map_err(|e| MetisError::Pending {
+                what: format!("{what} ({e})"),
+                tx_hash,
+                waited: self.timeout,
             })?;
         if !receipt.status() {
             return Err(MetisError::TxFailed {
