@@ -165,6 +165,9 @@ pub enum CheckpointArgsError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A network BtcLightClient cannot secure.
+    #[error("BtcLightClient cannot secure Bitcoin signet: signet blocks are authorized by the signet signers' signatures, which the contract does not check, and signet proof of work is trivial, so anyone could relay a heavier fake chain")]
+    UnsupportedNetwork,
 }
 
 /// The contract's validation mode for a network: Regtest (no retargeting) for
@@ -180,6 +183,9 @@ pub fn contract_mode(network: BtcNetwork) -> u8 {
 /// BtcLightClient's constructor arguments from the store's checkpoint.
 pub fn checkpoint_args<S: Store>(store: &S) -> Result<BtcCheckpointArgs, CheckpointArgsError> {
     let (network, height, hash) = store.btc_origin()?.ok_or(CheckpointArgsError::EmptyStore)?;
+    if network == BtcNetwork::Signet {
+        return Err(CheckpointArgsError::UnsupportedNetwork);
+    }
     let v = store
         .btc_header(&hash)?
         .ok_or_else(|| CheckpointArgsError::MissingHeader(hash.to_string()))?;
