@@ -295,7 +295,7 @@ fn spawn_follow(
         .env("GMRELAY_BTC_COOKIE_FILE", node.cookie_file())
         .env("GMRELAY_BTC_POLL_INTERVAL_SECS", "1")
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(std::fs::File::create(data.join("follower.log")).unwrap());
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
@@ -372,16 +372,24 @@ async fn follow_mode_survives_a_node_restart_with_a_new_cookie() {
     node.stop();
     tokio::time::sleep(Duration::from_secs(4)).await;
     let node = Bitcoind::start_in(node_dir.path(), rpc_port).await.unwrap();
-    node.node().mine(5, &payer.address).await.unwrap();
-    let after = wait_for_tip(port, 25.0).await;
+    // (A node stopped right after mining may come back a few blocks lower;
+    // mine past the follower's 20 so the node's chain is the heavier one.)
+    let restarted_at = node.node().height().await.unwrap();
+    node.node()
+        .mine(26 - restarted_at.min(21), &payer.address)
+        .await
+        .unwrap();
+    let target = f64::from(node.node().height().await.unwrap());
+    let after = wait_for_tip(port, target).await;
     let errors = metric(port, "gmrelay_sync_errors_total", "bitcoin").await;
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     let status = child.wait().unwrap();
-    assert!(before && after, "{before} {after}");
-    assert!(errors.unwrap_or(0.0) >= 1.0, "{errors:?}");
+    let log = std::fs::read_to_string(data.path().join("follower.log")).unwrap_or_default();
+    assert!(before && after, "{before} {after}\n{log}");
+    assert!(errors.unwrap_or(0.0) >= 1.0, "{errors:?}\n{log}");
     assert!(status.success());
 }
 
