@@ -18,7 +18,7 @@ use crate::btc::network::BtcNetwork;
 use crate::btc::proof::{build_proof, verify_proof};
 use crate::btc::rpc::{Auth, BitcoindRpc};
 use crate::btc::source::BtcSource;
-use crate::btc::sync::{SyncOptions, Syncer};
+use crate::btc::sync::{now_secs, SyncOptions, Syncer};
 use crate::config::{Config, LogFormat, Overrides};
 use crate::proof::{ProofBody, ProofFile};
 use crate::store::{RocksStore, Store};
@@ -628,13 +628,6 @@ async fn headers(config: &Config, cmd: HeadersCmd) -> Result<()> {
 fn console_is_tty() -> bool {
     use std::io::IsTerminal;
     std::io::stderr().is_terminal()
-}
-
-fn now_secs() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as u32)
-        .unwrap_or(0)
 }
 
 /// Parses an address (of `network`) or a hex scriptPubKey.

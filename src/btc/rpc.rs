@@ -279,15 +279,6 @@ impl BtcSource for BitcoindRpc {
                 .ok_or_else(|| self.malformed("getblockheader", "not a hex string"))?;
             let header: Header = deserialize_hex(hex)
                 .map_err(|e| self.malformed("getblockheader", format!("header {hash}: {e}")))?;
-            if header.block_hash() != *hash {
-                return Err(SourceError::Inconsistent {
-                    endpoint: self.url.clone(),
-                    message: format!(
-                        "asked for header {hash}, got one hashing to {}",
-                        header.block_hash()
-                    ),
-                });
-            }
             out.push(header);
         }
         Ok(out)

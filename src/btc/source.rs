@@ -108,8 +108,8 @@ pub trait BtcSource: Sync {
         from: u32,
         count: u32,
     ) -> impl Future<Output = Result<Vec<BlockHash>, SourceError>> + Send;
-    /// The headers with these hashes, in order. Implementations check that
-    /// each header hashes to the hash asked for.
+    /// The headers with these hashes, in order, as the node serves them
+    /// (callers check them with [`check_served`]).
     fn headers(
         &self,
         hashes: &[BlockHash],
@@ -122,6 +122,36 @@ pub trait BtcSource: Sync {
         &self,
         txid: &Txid,
     ) -> impl Future<Output = Result<Option<BlockHash>, SourceError>> + Send;
+}
+
+/// Checks that a source answered `hashes` with exactly the headers that
+/// hash to them: a node that changed its chain between two calls, or lies,
+/// is caught here ([`SourceError::Inconsistent`], retried as transient).
+pub fn check_served(
+    endpoint: &str,
+    hashes: &[BlockHash],
+    headers: &[Header],
+) -> Result<(), SourceError> {
+    let inconsistent = |message| SourceError::Inconsistent {
+        endpoint: endpoint.to_string(),
+        message,
+    };
+    if headers.len() != hashes.len() {
+        return Err(inconsistent(format!(
+            "{} headers for {} hashes",
+            headers.len(),
+            hashes.len()
+        )));
+    }
+    for (h, hash) in headers.iter().zip(hashes) {
+        let got = h.block_hash();
+        if got != *hash {
+            return Err(inconsistent(format!(
+                "asked for header {hash}, got one hashing to {got}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Wraps a source and makes every `every`-th call fail with a transient

@@ -4,7 +4,6 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bitcoin::block::Header;
 use bitcoin::BlockHash;
 use thiserror::Error;
 use tracing::{debug, info, info_span, warn, Instrument};
@@ -12,7 +11,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 use super::chain::{Anchor, AnchorError, ChainError, ChainEvent, HeaderChain, Rule};
 use super::checkpoint::Checkpoint;
 use super::network::BtcNetwork;
-use super::source::{BtcSource, SourceError};
+use super::source::{check_served, BtcSource, SourceError};
 use crate::error::{Classify, ErrorClass};
 use crate::store::{Store, StoreError};
 
@@ -138,7 +137,9 @@ pub struct Syncer<'a, S: BtcSource, St: Store> {
     stop: Option<&'a AtomicBool>,
 }
 
-fn now_secs() -> u32 {
+/// The wall clock as a header timestamp, read at the edge and passed into
+/// the pure chain core.
+pub fn now_secs() -> u32 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs().min(u64::from(u32::MAX)) as u32)
@@ -248,8 +249,12 @@ impl<'a, S: BtcSource, St: Store> Syncer<'a, S, St> {
             if hashes.is_empty() {
                 break;
             }
-            let headers = with_retry(&opts, "getblockheader", || source.headers(&hashes)).await?;
-            check_served(source, &hashes, &headers)?;
+            let headers = with_retry(&opts, "getblockheader", || async {
+                let headers = source.headers(&hashes).await?;
+                check_served(&source.endpoint(), &hashes, &headers)?;
+                Ok(headers)
+            })
+            .await?;
             let fetched = started.elapsed();
             let connected =
                 self.chain
@@ -346,31 +351,6 @@ impl<'a, S: BtcSource, St: Store> Syncer<'a, S, St> {
             step = step.saturating_mul(2);
         }
     }
-}
-
-fn check_served<S: BtcSource>(
-    source: &S,
-    hashes: &[BlockHash],
-    headers: &[Header],
-) -> Result<(), SourceError> {
-    if headers.len() != hashes.len() {
-        return Err(SourceError::Inconsistent {
-            endpoint: source.endpoint(),
-            message: format!("{} headers for {} hashes", headers.len(), hashes.len()),
-        });
-    }
-    for (h, hash) in headers.iter().zip(hashes) {
-        if h.block_hash() != *hash {
-            return Err(SourceError::Inconsistent {
-                endpoint: source.endpoint(),
-                message: format!(
-                    "asked for header {hash}, got one hashing to {}",
-                    h.block_hash()
-                ),
-            });
-        }
-    }
-    Ok(())
 }
 
 /// Fetches the checkpoint header and the headers below it, walking
