@@ -103,32 +103,27 @@ impl ProofFile {
 
     /// Parses a proof file's text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ProofFileError> {
-        // Check the envelope first so an old or foreign file gets a clear message.
-        #[derive(Deserialize)]
-        struct Envelope {
-            format: Option<String>,
-            version: Option<u32>,
-        }
-        if let Ok(env) = serde_json::from_str::<Envelope>(text) {
-            let format = env.format.unwrap_or_default();
-            let version = env.version.unwrap_or(0);
-            if format != PROOF_FORMAT || version != PROOF_VERSION {
-                return Err(ProofFileError::Unsupported {
-                    path: origin.to_string(),
-                    format,
-                    version,
-                });
-            }
-        }
-        let parsed: ProofFile = serde_json::from_str(text).map_err(|e| ProofFileError::Parse {
+        let parse_err = |e: serde_json::Error| ProofFileError::Parse {
             path: origin.to_string(),
             line: e.line(),
             column: e.column(),
             message: e.to_string(),
-        })?;
+        };
+        let given: serde_json::Value = serde_json::from_str(text).map_err(parse_err)?;
+        // The envelope first, so an old or foreign file gets a clear message.
+        let format = given["format"].as_str().unwrap_or_default().to_string();
+        let version = given["version"].as_u64().unwrap_or(0);
+        if format != PROOF_FORMAT || version != u64::from(PROOF_VERSION) {
+            return Err(ProofFileError::Unsupported {
+                path: origin.to_string(),
+                format,
+                version: u32::try_from(version).unwrap_or(u32::MAX),
+            });
+        }
+        // Typed from the text, so type errors keep their line and column.
+        let parsed: ProofFile = serde_json::from_str(text).map_err(parse_err)?;
         // serde cannot refuse unknown fields through a flattened, tagged
         // body: compare the keys with what the parsed proof writes back.
-        let given: serde_json::Value = serde_json::from_str(text).expect("parsed above");
         let known = serde_json::to_value(&parsed).expect("a proof serializes");
         if let (Some(g), Some(k)) = (given.as_object(), known.as_object()) {
             if let Some(extra) = g.keys().find(|key| !k.contains_key(*key)) {
