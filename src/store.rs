@@ -384,6 +384,13 @@ impl RocksStore {
         }
     }
 
+    /// Fills one write batch and commits it: all of it lands, or none.
+    fn atomically(&self, fill: impl FnOnce(&mut WriteBatch)) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        fill(&mut batch);
+        self.db.write(batch).map_err(|e| self.db_err(e))
+    }
+
     fn write_changes(&self, batch: &mut WriteBatch, changes: &ChangeSet) {
         let headers = self.cf(CF_BTC_HEADERS);
         let best = self.cf(CF_BTC_BEST);
@@ -473,25 +480,23 @@ impl Store for RocksStore {
         checkpoint: (u32, BlockHash),
         anchor: &ChangeSet,
     ) -> Result<(), StoreError> {
-        let mut batch = WriteBatch::default();
-        let meta = self.cf(CF_META);
-        batch.put_cf(meta, KEY_BTC_NETWORK, network.name());
-        batch.put_cf(
-            meta,
-            KEY_BTC_CHECKPOINT,
-            encode_tip(checkpoint.0, &checkpoint.1),
-        );
-        self.write_changes(&mut batch, anchor);
-        self.db.write(batch).map_err(|e| self.db_err(e))
+        self.atomically(|batch| {
+            let meta = self.cf(CF_META);
+            batch.put_cf(meta, KEY_BTC_NETWORK, network.name());
+            batch.put_cf(
+                meta,
+                KEY_BTC_CHECKPOINT,
+                encode_tip(checkpoint.0, &checkpoint.1),
+            );
+            self.write_changes(batch, anchor);
+        })
     }
 
     fn btc_apply(&self, changes: &ChangeSet) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut batch = WriteBatch::default();
-        self.write_changes(&mut batch, changes);
-        self.db.write(batch).map_err(|e| self.db_err(e))
+        self.atomically(|batch| self.write_changes(batch, changes))
     }
 
     fn btc_tip(&self) -> Result<Option<(u32, BlockHash)>, StoreError> {
@@ -576,25 +581,23 @@ impl Store for RocksStore {
         checkpoint: (u64, B256),
         anchor: &GoatChangeSet,
     ) -> Result<(), StoreError> {
-        let mut batch = WriteBatch::default();
-        let meta = self.cf(CF_META);
-        batch.put_cf(meta, KEY_GOAT_CHAIN_ID, chain_id.to_be_bytes());
-        batch.put_cf(
-            meta,
-            KEY_GOAT_CHECKPOINT,
-            encode_goat_id(checkpoint.0, &checkpoint.1),
-        );
-        self.write_goat_changes(&mut batch, anchor);
-        self.db.write(batch).map_err(|e| self.db_err(e))
+        self.atomically(|batch| {
+            let meta = self.cf(CF_META);
+            batch.put_cf(meta, KEY_GOAT_CHAIN_ID, chain_id.to_be_bytes());
+            batch.put_cf(
+                meta,
+                KEY_GOAT_CHECKPOINT,
+                encode_goat_id(checkpoint.0, &checkpoint.1),
+            );
+            self.write_goat_changes(batch, anchor);
+        })
     }
 
     fn goat_apply(&self, changes: &GoatChangeSet) -> Result<(), StoreError> {
         if changes.is_empty() {
             return Ok(());
         }
-        let mut batch = WriteBatch::default();
-        self.write_goat_changes(&mut batch, changes);
-        self.db.write(batch).map_err(|e| self.db_err(e))
+        self.atomically(|batch| self.write_goat_changes(batch, changes))
     }
 
     fn goat_tip(&self) -> Result<Option<(u64, B256)>, StoreError> {
