@@ -177,13 +177,8 @@ async fn sync_status_export_import_through_flags_and_environment() {
         ("GMRELAY_BTC_RPC_URL", url.as_str()),
         ("GMRELAY_BTC_COOKIE_FILE", cookie.to_str().unwrap()),
     ];
-    // Anchor only (sync against a node with nothing new is the same as anchoring).
-    node.node()
-        .invalidate(&node.node().block_hash(1).await.unwrap())
-        .await
-        .unwrap();
-    let o = gmrelay(&["headers", "sync"], &env2);
-    assert!(o.status.success(), "{}", text(&o));
+    // Into an empty store: the file itself anchors it (it holds the
+    // checkpoint), no node involved.
     let o = gmrelay(&["headers", "import", file.to_str().unwrap()], &env2);
     assert!(o.status.success(), "{}", text(&o));
     assert!(
@@ -191,6 +186,23 @@ async fn sync_status_export_import_through_flags_and_environment() {
         "{}",
         text(&o)
     );
+    let o = gmrelay(&["headers", "status", "--json"], &env2);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["tip"]["height"], 120);
+    assert_eq!(
+        v["tip"]["hash"],
+        node.node().block_hash(120).await.unwrap().to_string()
+    );
+    // Importing again adds nothing; a header that connects to nothing is refused.
+    let o = gmrelay(&["headers", "import", file.to_str().unwrap()], &env2);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("imported 0 new headers"), "{}", text(&o));
+    let stray = data.path().join("stray.bin");
+    let other = gmrelay::bench::generate_regtest_headers(3);
+    std::fs::write(&stray, bitcoin::consensus::serialize(&other[2])).unwrap();
+    let o = gmrelay(&["headers", "import", stray.to_str().unwrap()], &env2);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("unknown parent"), "{}", text(&o));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

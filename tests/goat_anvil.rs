@@ -36,6 +36,28 @@ const PAYEE: Address = Address::new([
 ]);
 const OTHER_PAYEE: Address = Address::repeat_byte(0x42);
 
+/// The devnet payer's EIP-3009 payment of `amount` of `token` to `to`
+/// signed in Rust and submitted (waiting for the receipt), nonce `invoice`.
+async fn pay(
+    url: &str,
+    token: Address,
+    to: Address,
+    amount: u64,
+    invoice: B256,
+) -> devnet::PaySubmitted {
+    devnet::pay(
+        url,
+        token,
+        devnet::PAYER_KEY,
+        to,
+        U256::from(amount),
+        invoice,
+        true,
+    )
+    .await
+    .unwrap()
+}
+
 async fn rpc(anvil: &TestAnvil) -> GoatRpc {
     GoatRpc::connect(&anvil.url(), Duration::from_secs(30))
         .await
@@ -104,39 +126,16 @@ async fn eip3009_payment_is_detected_proven_and_verified_and_tampering_fails() {
             .unwrap();
     }
     let invoice = B256::repeat_byte(0xab);
-    let paid = devnet::pay(
+    let paid = pay(&url, token, PAYEE, 2_500_000u64, invoice).await;
+    let fake_paid = pay(&url, fake, PAYEE, 2_500_000u64, B256::repeat_byte(0xac)).await;
+    let other_paid = pay(
         &url,
         token,
-        devnet::PAYER_KEY,
-        PAYEE,
-        U256::from(2_500_000u64),
-        invoice,
-        true,
-    )
-    .await
-    .unwrap();
-    let fake_paid = devnet::pay(
-        &url,
-        fake,
-        devnet::PAYER_KEY,
-        PAYEE,
-        U256::from(2_500_000u64),
-        B256::repeat_byte(0xac),
-        true,
-    )
-    .await
-    .unwrap();
-    let other_paid = devnet::pay(
-        &url,
-        token,
-        devnet::PAYER_KEY,
         OTHER_PAYEE,
-        U256::from(1_000_000u64),
+        1_000_000u64,
         B256::repeat_byte(0xad),
-        true,
     )
-    .await
-    .unwrap();
+    .await;
     anvil.mine(3).await;
 
     let dir = tempfile::tempdir().unwrap();
@@ -400,17 +399,7 @@ async fn reorg_before_finality_is_followed_and_reorged_out_proof_stops_verifying
     let deep = anvil.rpc("evm_snapshot", json!([])).await;
     anvil.mine(10).await;
     let snap = anvil.rpc("evm_snapshot", json!([])).await;
-    let paid = devnet::pay(
-        &url,
-        token,
-        devnet::PAYER_KEY,
-        PAYEE,
-        U256::from(1_000_000u64),
-        B256::repeat_byte(7),
-        true,
-    )
-    .await
-    .unwrap();
+    let paid = pay(&url, token, PAYEE, 1_000_000u64, B256::repeat_byte(7)).await;
     anvil.mine(1).await;
 
     let dir = tempfile::tempdir().unwrap();

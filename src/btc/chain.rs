@@ -1585,14 +1585,20 @@ mod tests {
         assert_eq!(chain.tip().height(), 70);
     }
 
+    /// Real mainnet headers (tests/fixtures/btc/mainnet.json).
+    fn mainnet_fixture() -> serde_json::Value {
+        serde_json::from_str(include_str!("../../tests/fixtures/btc/mainnet.json")).unwrap()
+    }
+
+    /// A header from the fixture's hex.
+    fn decode(v: &serde_json::Value) -> Header {
+        bitcoin::consensus::deserialize(&hex::decode(v.as_str().unwrap()).unwrap()).unwrap()
+    }
+
     #[test]
     fn real_mainnet_checkpoint_and_next_header() {
-        let fixture: serde_json::Value =
-            serde_json::from_str(include_str!("../../tests/fixtures/btc/mainnet.json")).unwrap();
+        let fixture = mainnet_fixture();
         let cp = &fixture["checkpoint"];
-        let decode = |v: &serde_json::Value| -> Header {
-            bitcoin::consensus::deserialize(&hex::decode(v.as_str().unwrap()).unwrap()).unwrap()
-        };
         let header = decode(&cp["header"]);
         let builtin = crate::btc::checkpoint::Checkpoint::builtin(crate::btc::BtcNetwork::Mainnet);
         assert_eq!(header.block_hash(), builtin.hash);
@@ -1614,19 +1620,14 @@ mod tests {
         // The same header a nonce away fails proof of work at mainnet difficulty.
         let mut bad = next;
         bad.nonce ^= 1;
-        let (mut chain2, _) = (chain, ());
-        let e = chain2.connect(&[bad], 1_800_000_000).unwrap_err();
+        let e = chain.connect(&[bad], 1_800_000_000).unwrap_err();
         assert_eq!(e.rule, Rule::InsufficientWork);
         assert_eq!(e.height, builtin.height + 1);
     }
 
     #[test]
     fn real_mainnet_retargets() {
-        let fixture: serde_json::Value =
-            serde_json::from_str(include_str!("../../tests/fixtures/btc/mainnet.json")).unwrap();
-        let decode = |v: &serde_json::Value| -> Header {
-            bitcoin::consensus::deserialize(&hex::decode(v.as_str().unwrap()).unwrap()).unwrap()
-        };
+        let fixture = mainnet_fixture();
         let rules = &crate::btc::network::MAINNET;
         let mut checked = 0;
         for r in fixture["retargets"].as_array().unwrap() {
