@@ -10,12 +10,14 @@ export CARGO_TARGET_DIR ?= $(GMRELAY_CACHE)/target
 CARGO ?= cargo
 PROFILE := --release
 BIN := $(CARGO_TARGET_DIR)/release/gmrelay
-BITCOIND_VERSION_DIR := $(GMRELAY_CACHE)/bitcoind-kernel-0.4.1
-export BITCOIND_EXE ?= $(BITCOIND_VERSION_DIR)/bitcoind
-export ANVIL_EXE ?= $(CURDIR)/tools/node_modules/.bin/anvil
-export CAST_EXE ?= $(CURDIR)/tools/node_modules/.bin/cast
+# BITCOIND_EXE, ANVIL_EXE and CAST_EXE are the user's overrides and are never
+# given defaults here: unset, `make setup` builds bitcoind into the cache and
+# installs anvil/cast into tools/node_modules, and gmrelay and the tests find
+# them there.
+# Printed before a cargo command whose release build has never run here.
+FIRST_BUILD_NOTICE = @test -d $(CARGO_TARGET_DIR)/release/deps || echo "cargo: first build in $(CARGO_TARGET_DIR): gmrelay and its ~450 dependencies in release mode, 13-22 minutes on 2 cores; cargo names each crate as it compiles"
 
-.PHONY: help setup build test lint fmt bench gas demo contracts contracts-check contracts-test clean-devnet
+.PHONY: help setup setup-plan build test lint fmt bench gas demo contracts contracts-check contracts-test clean-devnet
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -23,7 +25,11 @@ help: ## List the targets
 setup: ## Install what is missing: Debian packages, bitcoind (cached), anvil/cast/solc (pinned)
 	@scripts/setup.sh
 
+setup-plan: ## What `make setup` would build or install, one line per tool; installs nothing
+	@scripts/setup.sh --plan
+
 build: setup ## Build gmrelay (release profile)
+	$(FIRST_BUILD_NOTICE)
 	$(CARGO) build $(PROFILE) --locked
 
 contracts: setup ## Recompile contracts/src/*.sol into contracts/artifacts (solc 0.8.23, shanghai)
@@ -35,12 +41,14 @@ contracts-check: setup ## Fail when a committed contract artifact is stale
 contracts-test: setup ## Contract scenario tests on anvil (Metis 1088 and GOAT 2345), with gas figures
 	node contracts/test/run.js
 
-test: setup contracts-check lint ## Contracts fresh, fmt, clippy, then every test (real bitcoind and anvil)
+test: setup-plan setup contracts-check lint ## The set-up plan, contracts fresh, fmt, clippy, then every test (real bitcoind and anvil)
 	node contracts/test/run.js
+	$(FIRST_BUILD_NOTICE)
 	$(CARGO) test $(PROFILE) --locked --all-targets -- --test-threads=2
 
 lint: ## cargo fmt --check and clippy -D warnings
 	$(CARGO) fmt --all -- --check
+	$(FIRST_BUILD_NOTICE)
 	$(CARGO) clippy $(PROFILE) --locked --all-targets -- -D warnings
 
 fmt: ## Format the code

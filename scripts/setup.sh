@@ -2,29 +2,103 @@
 # Installs what gmrelay's build, tests and demo need, skipping what is there.
 # Idempotent: a second run takes seconds.
 #   - Debian packages: cmake, Boost and libevent headers (bitcoind), libclang (librocksdb-sys)
-#   - bitcoind, built from Bitcoin Core's source and cached in ~/.cache/gmrelay
+#   - bitcoind, built from Bitcoin Core's source and cached in $GMRELAY_CACHE
 #   - anvil, cast and solc-js at pinned versions in tools/node_modules (git-ignored)
+#
+#   scripts/setup.sh          install what is missing
+#   scripts/setup.sh --plan   resolve every tool exactly as the install would and
+#                             print one line per tool, installing nothing:
+#                               present: <tool> <path>
+#                               will build: <tool> <what> -> <path>
+#                               will install: <tool> <what> -> <path>
+#
+# Overrides, honoured only when set by the user: BITCOIND_EXE, ANVIL_EXE,
+# CAST_EXE (an existing executable: nothing is built or installed for it; a
+# path that is not executable is an error naming the variable).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+PLAN=0
+case "${1:-}" in
+  --plan) PLAN=1 ;;
+  "") ;;
+  *) echo "usage: scripts/setup.sh [--plan]" >&2; exit 2 ;;
+esac
+
+CACHE="${GMRELAY_CACHE:-$HOME/.cache/gmrelay}"
+KERNEL_VERSION="0.4.1"
+TOOLS="$PWD/tools/node_modules"
+
+die() { echo "setup: $*" >&2; exit 1; }
+
+# A user override must name an executable; unset means "ours".
+check_override() { # VAR
+  local var="$1" val="${!1:-}"
+  [[ -z "$val" ]] && return 1
+  [[ -f "$val" && -x "$val" ]] || die "$var=$val is not an executable file (unset $var to let setup build or install it)"
+  return 0
+}
+
+# --- Debian packages ---------------------------------------------------------
 need_pkgs=()
 for pkg in cmake libboost-dev libevent-dev pkg-config libclang-dev clang; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_pkgs+=("$pkg")
+  if dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    ((PLAN)) && echo "present: $pkg (Debian package)"
+  else
+    need_pkgs+=("$pkg")
+    ((PLAN)) && echo "will install: $pkg apt-get install $pkg -> system"
+  fi
 done
-if ((${#need_pkgs[@]})); then
-  echo "setup: installing Debian packages: ${need_pkgs[*]}"
+for tool in cargo node npm python3; do
+  path="$(command -v "$tool" || true)"
+  [[ -n "$path" ]] || die "$tool is not on the PATH: install it first (Rust by rustup, Node.js 20 with npm, Python 3)"
+  ((PLAN)) && echo "present: $tool $path"
+done
+if ((${#need_pkgs[@]})) && ((!PLAN)); then
+  echo "setup: installing Debian packages: ${need_pkgs[*]} (about a minute)"
   SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
-exe="$(scripts/build-bitcoind.sh)"
-echo "setup: bitcoind $exe"
-
-if ! cmp -s tools/package.json tools/node_modules/.gmrelay-installed 2>/dev/null; then
-  echo "setup: installing pinned npm tools (anvil, cast, solc-js)"
-  (cd tools && npm install --no-audit --no-fund --loglevel=error >/dev/null)
-  cp tools/package.json tools/node_modules/.gmrelay-installed
+# --- bitcoind ----------------------------------------------------------------
+BITCOIND_CACHED="$CACHE/bitcoind-kernel-$KERNEL_VERSION/bitcoind"
+if check_override BITCOIND_EXE; then
+  if ((PLAN)); then echo "present: bitcoind $BITCOIND_EXE (BITCOIND_EXE)"; else echo "setup: bitcoind $BITCOIND_EXE (BITCOIND_EXE)"; fi
+elif [[ -x "$BITCOIND_CACHED" ]]; then
+  if ((PLAN)); then echo "present: bitcoind $BITCOIND_CACHED"; else echo "setup: bitcoind $BITCOIND_CACHED"; fi
+elif ((PLAN)); then
+  echo "will build: bitcoind Bitcoin Core from crates.io libbitcoinkernel-sys $KERNEL_VERSION -> $BITCOIND_CACHED"
+else
+  GMRELAY_CACHE="$CACHE" scripts/build-bitcoind.sh >/dev/null
+  echo "setup: bitcoind $BITCOIND_CACHED"
 fi
-echo "setup: anvil $(tools/node_modules/.bin/anvil --version | head -1)"
-echo "setup: solc-js $(node -e 'console.log(require("./tools/node_modules/solc").version())')"
+
+# --- npm tools (anvil, cast, solc-js) ----------------------------------------
+npm_fresh=0
+cmp -s tools/package.json "$TOOLS/.gmrelay-installed" 2>/dev/null && npm_fresh=1
+pinned() { node -e 'const d=require("./tools/package.json").dependencies; console.log(d[process.argv[1]])' "$1"; }
+for tool in anvil cast solc; do
+  case "$tool" in
+    anvil) var=ANVIL_EXE; pkg="@foundry-rs/anvil-linux-amd64"; path="$TOOLS/.bin/anvil" ;;
+    cast) var=CAST_EXE; pkg="@foundry-rs/cast-linux-amd64"; path="$TOOLS/.bin/cast" ;;
+    solc) var=""; pkg="solc"; path="$TOOLS/solc" ;;
+  esac
+  if [[ -n "$var" ]] && check_override "$var"; then
+    ((PLAN)) && echo "present: $tool ${!var} ($var)"
+  elif ((npm_fresh)) && [[ -e "$path" ]]; then
+    ((PLAN)) && echo "present: $tool $path"
+  else
+    npm_fresh=0
+    ((PLAN)) && echo "will install: $tool npm $pkg@$(pinned "$pkg") -> $path"
+  fi
+done
+if ((!PLAN)); then
+  if ((!npm_fresh)); then
+    echo "setup: installing pinned npm tools (anvil, cast, solc-js) into tools/node_modules (under a minute)"
+    (cd tools && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+    cp tools/package.json "$TOOLS/.gmrelay-installed"
+  fi
+  echo "setup: anvil $("${ANVIL_EXE:-$TOOLS/.bin/anvil}" --version | head -1)"
+  echo "setup: solc-js $(node -e 'console.log(require("./tools/node_modules/solc").version())')"
+fi
