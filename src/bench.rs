@@ -134,6 +134,7 @@ fn regtest_chain() -> HeaderChain {
         BtcNetwork::Regtest.rules(),
         Anchor {
             header: genesis,
+            trusted_hash: genesis.block_hash(),
             height: 0,
             chainwork: genesis.work(),
             ancestors: vec![],

@@ -2,26 +2,27 @@
 //! `src/bin/gmrelay.rs` only parses and calls [`run`].
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use bitcoin::{Address, Amount, BlockHash, ScriptBuf, Txid};
+use bitcoin::{Amount, BlockHash, Txid};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::btc::checkpoint::Checkpoint;
+use crate::app::{
+    btc_checkpoint as checkpoint, btc_source, btc_sync_options as sync_options, open_store,
+    parse_invoice_id, parse_script, stop_flag,
+};
 use crate::btc::headerfile;
 use crate::btc::network::BtcNetwork;
 use crate::btc::proof::{build_proof, verify_proof};
-use crate::btc::rpc::{Auth, BitcoindRpc};
 use crate::btc::source::BtcSource;
-use crate::btc::sync::{now_secs, SyncOptions, Syncer};
+use crate::btc::sync::{now_secs, Syncer};
 use crate::config::{Config, LogFormat, Overrides};
 use crate::proof::{ProofBody, ProofFile};
-use crate::store::{RocksStore, Store};
+use crate::store::Store;
 
 /// gmrelay: SPV light-client relayer for x402 payments across Bitcoin, GOAT and Metis.
 #[derive(Debug, Parser)]
@@ -109,6 +110,13 @@ pub enum Command {
     /// Benchmarks (results go to BENCHMARKS.md).
     #[command(subcommand)]
     Bench(crate::bench::BenchCmd),
+    /// The relayer daemon: follows both chains, takes invoices in from
+    /// Metis, relays headers and attestations, settles; until SIGINT/SIGTERM.
+    Run {
+        /// HTTP address for /healthz, /readyz, /status, /metrics (overrides run.http).
+        #[arg(long)]
+        http: Option<std::net::SocketAddr>,
+    },
 }
 
 /// `gmrelay config …`
@@ -264,11 +272,137 @@ pub enum DevnetCmd {
     /// GOAT devnet (anvil) helpers.
     #[command(flatten)]
     Goat(crate::goat::cmd::GoatDevnetCmd),
+    /// A whole devnet in DIR: bitcoind regtest, GOAT and Metis anvils,
+    /// contracts and token deployed, keys funded; writes DIR/gmrelay.toml
+    /// and DIR/devnet.json.
+    Up {
+        /// The devnet's directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Stops the devnet in DIR.
+    Down {
+        /// The devnet's directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Creates an invoice as the devnet's merchant and prints its id.
+    Invoice {
+        /// The devnet's directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The rail.
+        #[arg(long)]
+        rail: crate::rail::Rail,
+        /// Amount in base units (sat, or token units); default 50000 sat / 2.5 USDC.
+        #[arg(long)]
+        amount: Option<u64>,
+        /// Seconds until it expires.
+        #[arg(long, default_value_t = 3600)]
+        expiry_secs: u64,
+    },
+    /// Pays a Bitcoin invoice as the devnet's agent; prints the txid.
+    PayBtc {
+        /// The devnet's directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The invoice id.
+        #[arg(long)]
+        invoice: String,
+    },
+    /// Pays a GOAT invoice as the devnet's agent (EIP-3009); prints the tx hash.
+    PayGoat {
+        /// The devnet's directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The invoice id.
+        #[arg(long)]
+        invoice: String,
+    },
+    /// Mines Bitcoin blocks on the devnet in DIR.
+    MineBtc {
+        /// The devnet's directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// How many.
+        blocks: u32,
+    },
+}
+
+/// The directory-based devnet commands: they need no settings.
+async fn devnet_dir(cmd: &DevnetCmd) -> Option<Result<()>> {
+    use crate::devtools;
+    let r = match cmd {
+        DevnetCmd::Up { dir } => devtools::up(dir).await.map(|d| {
+            println!("devnet up in {}", dir.display());
+            println!(
+                "  bitcoind (regtest)   {}  cookie {}",
+                d.btc_rpc_url,
+                d.btc_cookie_file.display()
+            );
+            println!("  GOAT anvil (2345)    {}", d.goat_rpc_url);
+            println!("  Metis anvil (1088)   {}", d.metis_rpc_url);
+            println!("  PaymentSettlement    {}", d.payment_settlement);
+            println!("  BtcLightClient       {}", d.btc_light_client);
+            println!("  GoatHeaderStore      {}", d.goat_header_store);
+            println!("  GOAT USDC (EIP-3009) {}", d.goat_token);
+            println!("  relayer HTTP         http://{}", d.relayer_http);
+            println!("config  {}", dir.join("gmrelay.toml").display());
+            println!("devnet  {}", dir.join("devnet.json").display());
+            println!(
+                "next: gmrelay run --config {}",
+                dir.join("gmrelay.toml").display()
+            );
+        }),
+        DevnetCmd::Down { dir } => devtools::down(dir).map(|stopped| {
+            for (what, pid) in &stopped {
+                println!("stopped {what} (pid {pid})");
+            }
+            if stopped.is_empty() {
+                println!("nothing was running");
+            }
+        }),
+        DevnetCmd::Invoice {
+            dir,
+            rail,
+            amount,
+            expiry_secs,
+        } => devtools::invoice(
+            dir,
+            *rail,
+            amount.map(alloy::primitives::U256::from),
+            *expiry_secs,
+        )
+        .await
+        .map(|id| println!("{id}")),
+        DevnetCmd::PayBtc { dir, invoice } => match parse_invoice_id(invoice) {
+            Ok(id) => devtools::pay_btc(dir, id.into())
+                .await
+                .map(|t| println!("{t}")),
+            Err(e) => Err(e),
+        },
+        DevnetCmd::PayGoat { dir, invoice } => match parse_invoice_id(invoice) {
+            Ok(id) => devtools::pay_goat(dir, id.into())
+                .await
+                .map(|t| println!("{t}")),
+            Err(e) => Err(e),
+        },
+        DevnetCmd::MineBtc { dir, blocks } => devtools::mine_btc(dir, *blocks)
+            .await
+            .map(|h| println!("mined {blocks}; tip {h}")),
+        _ => return None,
+    };
+    Some(r)
 }
 
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     let g = &cli.global;
+    if let Command::Devnet(cmd) = &cli.command {
+        if let Some(r) = devnet_dir(cmd).await {
+            return r;
+        }
+    }
     if let Command::Config(ConfigCmd::Validate { file }) = &cli.command {
         let c = Config::load(file)?;
         println!(
@@ -314,63 +448,20 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Contracts(cmd) => crate::metis::cmd::contracts_cmd(&config, cmd).await,
         Command::Metis(cmd) => crate::metis::cmd::run(&config, cmd).await,
         Command::Devnet(DevnetCmd::Goat(cmd)) => crate::goat::cmd::devnet(&config, cmd).await,
+        Command::Run { http } => {
+            let http = match http {
+                Some(a) => Some(a),
+                None => config
+                    .run
+                    .http
+                    .as_deref()
+                    .map(|h| h.parse().expect("validated by Config::validate")),
+            };
+            crate::daemon::run(config, crate::daemon::RunOptions { http }).await
+        }
         Command::Devnet(cmd) => devnet(&config, cmd).await,
         Command::Bench(cmd) => crate::bench::run(&config, cmd).await,
     }
-}
-
-/// The bitcoind client the settings describe.
-pub fn btc_source(config: &Config) -> Result<BitcoindRpc> {
-    let b = &config.btc;
-    let auth = match (&b.cookie_file, &b.rpc_user, &b.rpc_password) {
-        (Some(c), _, _) => Auth::Cookie(crate::config::expand_home(c)),
-        (None, Some(u), Some(p)) => Auth::UserPass(u.clone(), p.clone()),
-        _ => Auth::None,
-    };
-    Ok(BitcoindRpc::new(
-        &config.btc_rpc_url(),
-        auth,
-        config.btc_timeout(),
-    )?)
-}
-
-/// The checkpoint the settings select.
-pub fn checkpoint(config: &Config) -> Result<Checkpoint> {
-    Ok(match &config.btc.checkpoint_file {
-        Some(p) => Checkpoint::load(&crate::config::expand_home(p), config.btc.network)?,
-        None => Checkpoint::builtin(config.btc.network),
-    })
-}
-
-/// Opens the store in the data directory.
-pub fn open_store(config: &Config) -> Result<RocksStore> {
-    let dir = config.store_dir();
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("creating the data directory {}", dir.display()))?;
-    Ok(RocksStore::open(&dir)?)
-}
-
-fn sync_options(config: &Config) -> SyncOptions {
-    SyncOptions {
-        batch_size: config.btc.batch_size,
-        max_retry: Duration::from_secs(config.btc.max_retry_secs),
-        ..SyncOptions::default()
-    }
-}
-
-/// A flag set by Ctrl-C (a second Ctrl-C exits at once).
-pub fn stop_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
-    // A second Ctrl-C exits at once; the store is consistent either way
-    // because every batch is one atomic write.
-    let _ = ctrlc::set_handler(move || {
-        if f.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("interrupt: finishing the current batch (Ctrl-C again to exit now)");
-    });
-    flag
 }
 
 async fn headers(config: &Config, cmd: HeadersCmd) -> Result<()> {
@@ -487,22 +578,24 @@ async fn headers(config: &Config, cmd: HeadersCmd) -> Result<()> {
             let headers = headerfile::read_headers(&file)?;
             let store = open_store(config)?;
             let cp = checkpoint(config)?;
-            let mut chain = if store.btc_origin()?.is_none() {
+            // Where the checkpoint is in the file, if it is: what precedes it
+            // is below the trust root and is skipped.
+            let at = headers.iter().position(|h| h.block_hash() == cp.hash);
+            let empty = store.btc_origin()?.is_none();
+            let (mut chain, mut changes) = if empty {
                 // An empty store: anchor it from the file itself, which must
                 // hold the checkpoint and the headers just below it (as
-                // `headers export` writes them). No node is needed.
-                let at = headers
-                    .iter()
-                    .position(|h| h.block_hash() == cp.hash)
-                    .ok_or_else(|| {
-                        anyhow!(
-                            "store {} is empty and {} does not contain the checkpoint {} (height {}): run `gmrelay headers sync` to anchor the store, or import a file that starts at or below the checkpoint",
-                            config.store_dir().display(),
-                            file.display(),
-                            cp.hash,
-                            cp.height
-                        )
-                    })?;
+                // `headers export` writes them). No node is needed, and
+                // nothing is written until the whole file has connected.
+                let at = at.ok_or_else(|| {
+                    anyhow!(
+                        "store {} is empty and {} does not contain the checkpoint {} (height {}): run `gmrelay headers sync` to anchor the store, or import a file that starts at or below the checkpoint",
+                        config.store_dir().display(),
+                        file.display(),
+                        cp.hash,
+                        cp.height
+                    )
+                })?;
                 let below = crate::btc::HeaderChain::anchor_ancestors(cp.height) as usize;
                 if at < below {
                     bail!(
@@ -511,30 +604,32 @@ async fn headers(config: &Config, cmd: HeadersCmd) -> Result<()> {
                     );
                 }
                 let anchor = crate::btc::chain::Anchor {
+                    trusted_hash: cp.hash,
                     header: headers[at],
                     height: cp.height,
                     chainwork: cp.chainwork().unwrap_or_else(|| headers[at].work()),
                     ancestors: headers[at - below..at].to_vec(),
                 };
                 let chain =
-                    crate::btc::HeaderChain::from_anchor(config.btc.network.rules(), anchor)?;
-                store.btc_init(
-                    config.btc.network,
-                    (cp.height, cp.hash),
-                    &chain.anchor_changes(),
-                )?;
-                chain
+                    crate::btc::HeaderChain::from_anchor(config.btc.network.rules(), anchor)
+                        .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+                let changes = chain.anchor_changes();
+                (chain, changes)
             } else {
-                crate::btc::sync::restore(&store, config.btc.network, &cp)?
+                (
+                    crate::btc::sync::restore(&store, config.btc.network, &cp)?,
+                    crate::btc::chain::ChangeSet::default(),
+                )
             };
+            let skip = at.map_or(0, |i| i + 1);
             let now = now_secs();
             let mut stored = 0;
-            for (i, batch) in headers.chunks(2000).enumerate() {
+            for (i, batch) in headers[skip..].chunks(2000).enumerate() {
                 let connected = chain.connect(batch, now).map_err(|e| {
                     anyhow!(
-                        "{}: header {} of the file: {e}",
+                        "{}: header {} of the file: {e}; nothing was imported",
                         file.display(),
-                        i * 2000
+                        skip + i * 2000
                             + batch
                                 .iter()
                                 .position(|h| h.block_hash() == e.hash)
@@ -542,7 +637,13 @@ async fn headers(config: &Config, cmd: HeadersCmd) -> Result<()> {
                     )
                 })?;
                 stored += connected.changes.headers.len();
-                store.btc_apply(&connected.changes)?;
+                changes.merge(connected.changes);
+            }
+            // One atomic write: the whole file, or nothing.
+            if empty {
+                store.btc_init(config.btc.network, (cp.height, cp.hash), &changes)?;
+            } else {
+                store.btc_apply(&changes)?;
             }
             let tip = chain.tip();
             println!(
@@ -601,8 +702,8 @@ async fn headers(config: &Config, cmd: HeadersCmd) -> Result<()> {
                             "{}: {} headers valid under Bitcoin {network} rules (heights {}..={})",
                             file.display(),
                             report.count,
-                            start_height,
-                            start_height + report.count.saturating_sub(1) as u32
+                            report.first_height,
+                            report.last_height
                         );
                         if !report.unchecked.is_empty() {
                             println!(
@@ -628,27 +729,6 @@ async fn headers(config: &Config, cmd: HeadersCmd) -> Result<()> {
 fn console_is_tty() -> bool {
     use std::io::IsTerminal;
     std::io::stderr().is_terminal()
-}
-
-/// Parses an address (of `network`) or a hex scriptPubKey.
-pub fn parse_script(s: &str, network: BtcNetwork) -> Result<ScriptBuf> {
-    if let Ok(addr) = s.parse::<Address<bitcoin::address::NetworkUnchecked>>() {
-        let addr = addr
-            .require_network(network.bitcoin_network())
-            .with_context(|| format!("address {s} is not a Bitcoin {network} address"))?;
-        return Ok(addr.script_pubkey());
-    }
-    let bytes = hex::decode(s).with_context(|| format!("`{s}` is neither an address nor hex"))?;
-    Ok(ScriptBuf::from_bytes(bytes))
-}
-
-/// Parses a 32-byte hex invoice id.
-pub fn parse_invoice_id(s: &str) -> Result<[u8; 32]> {
-    let bytes = hex::decode(s.trim_start_matches("0x"))
-        .with_context(|| format!("invoice id `{s}` is not hex"))?;
-    bytes
-        .try_into()
-        .map_err(|b: Vec<u8>| anyhow!("invoice id is {} bytes, expected 32", b.len()))
 }
 
 async fn btc(config: &Config, cmd: BtcCmd) -> Result<()> {
@@ -898,7 +978,13 @@ async fn devnet(config: &Config, cmd: DevnetCmd) -> Result<()> {
             println!("{txid}");
             Ok(())
         }
-        DevnetCmd::Goat(_) => unreachable!("dispatched in run"),
+        DevnetCmd::Goat(_)
+        | DevnetCmd::Up { .. }
+        | DevnetCmd::Down { .. }
+        | DevnetCmd::Invoice { .. }
+        | DevnetCmd::PayBtc { .. }
+        | DevnetCmd::PayGoat { .. }
+        | DevnetCmd::MineBtc { .. } => unreachable!("dispatched in run"),
         DevnetCmd::Reorg { depth } => {
             let source = btc_source(config)?;
             let node = crate::devnet::RpcNode::new(&source);

@@ -73,6 +73,32 @@ pub struct Config {
     pub goat: GoatConfig,
     /// Settlement on Metis.
     pub metis: MetisConfig,
+    /// The daemon (`gmrelay run`).
+    pub run: RunConfig,
+}
+
+/// `[run]`: the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RunConfig {
+    /// HTTP address for `/healthz`, `/readyz`, `/status`, `/metrics`
+    /// (`--http` overrides). Unset: no HTTP.
+    pub http: Option<String>,
+    /// How often each task runs a round, milliseconds (a chain's news wakes
+    /// the settlement worker sooner).
+    pub poll_interval_ms: u64,
+    /// The first Metis block invoice intake reads on a new store.
+    pub intake_from_block: u64,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            http: None,
+            poll_interval_ms: 1000,
+            intake_from_block: 0,
+        }
+    }
 }
 
 /// `[metis]`: the Metis contracts and the relayer's account.
@@ -86,6 +112,19 @@ pub struct MetisConfig {
     pub chain_id: u64,
     /// The environment variable holding the relayer's hex private key.
     pub key_env: String,
+    /// A file holding the relayer's hex private key (mode 0600), used
+    /// instead of `key_env` (the devnet writes one).
+    pub key_file: Option<PathBuf>,
+    /// Never pay more than this per gas, gwei (transactions wait above it).
+    pub max_gas_price_gwei: u64,
+    /// A transaction without a receipt this long is replaced at the same
+    /// nonce with a 12.5 % higher gas price (within the cap), seconds.
+    pub replace_after_secs: u64,
+    /// `/readyz` reports the signer unfunded below this balance, gwei.
+    pub min_signer_balance_gwei: u64,
+    /// Regtest devnets only: attest GOAT blocks with the five deterministic
+    /// devnet committee keys.
+    pub devnet_attesters: bool,
     /// An encrypted JSON keystore (Web3 Secret Storage, as geth and cast
     /// write them) with the relayer's key, used instead of `key_env`; its
     /// password comes from the variable named by `keystore_password_env`.
@@ -124,6 +163,11 @@ impl Default for MetisConfig {
             rpc_url: None,
             chain_id: 1088,
             key_env: "GMRELAY_METIS_KEY".into(),
+            key_file: None,
+            max_gas_price_gwei: 100,
+            replace_after_secs: 30,
+            min_signer_balance_gwei: 10_000_000,
+            devnet_attesters: false,
             keystore: None,
             keystore_password_env: "GMRELAY_METIS_KEYSTORE_PASSWORD".into(),
             deployment_file: None,
@@ -416,6 +460,23 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("GMRELAY_METIS_RPC_URL", "metis.rpc_url"),
     ("GMRELAY_METIS_CHAIN_ID", "metis.chain_id"),
     ("GMRELAY_METIS_KEY_ENV", "metis.key_env"),
+    ("GMRELAY_METIS_KEY_FILE", "metis.key_file"),
+    (
+        "GMRELAY_METIS_MAX_GAS_PRICE_GWEI",
+        "metis.max_gas_price_gwei",
+    ),
+    (
+        "GMRELAY_METIS_REPLACE_AFTER_SECS",
+        "metis.replace_after_secs",
+    ),
+    (
+        "GMRELAY_METIS_MIN_SIGNER_BALANCE_GWEI",
+        "metis.min_signer_balance_gwei",
+    ),
+    ("GMRELAY_METIS_DEVNET_ATTESTERS", "metis.devnet_attesters"),
+    ("GMRELAY_RUN_HTTP", "run.http"),
+    ("GMRELAY_RUN_POLL_INTERVAL_MS", "run.poll_interval_ms"),
+    ("GMRELAY_RUN_INTAKE_FROM_BLOCK", "run.intake_from_block"),
     ("GMRELAY_METIS_KEYSTORE", "metis.keystore"),
     (
         "GMRELAY_METIS_KEYSTORE_PASSWORD_ENV",
@@ -445,7 +506,7 @@ fn kind_of(key: &str) -> Kind {
         Kind::Finality
     } else if key == "goat.tokens" || key == "goat.payees" || key == "metis.committee" {
         Kind::List
-    } else if key == "goat.allow_plain_transfers" {
+    } else if key == "goat.allow_plain_transfers" || key == "metis.devnet_attesters" {
         Kind::Bool
     } else if key.ends_with("_secs")
         || key.ends_with("batch_size")
@@ -454,6 +515,9 @@ fn kind_of(key: &str) -> Kind {
         || key == "metis.header_batch"
         || key == "metis.min_btc_confirmations"
         || key == "metis.threshold"
+        || key.ends_with("_gwei")
+        || key.ends_with("_ms")
+        || key == "run.intake_from_block"
     {
         Kind::Int
     } else {
@@ -755,6 +819,29 @@ impl Config {
                     return Err(invalid(key, format!("`{a}` is not a 20-byte 0x address")));
                 }
             }
+        }
+        if m.devnet_attesters && self.btc.network != BtcNetwork::Regtest {
+            return Err(invalid(
+                "metis.devnet_attesters",
+                "the devnet committee keys are public: regtest devnets only".into(),
+            ));
+        }
+        if m.max_gas_price_gwei == 0 {
+            return Err(invalid(
+                "metis.max_gas_price_gwei",
+                "0 would never send".into(),
+            ));
+        }
+        if let Some(h) = &self.run.http {
+            if h.parse::<std::net::SocketAddr>().is_err() {
+                return Err(invalid(
+                    "run.http",
+                    format!("`{h}` is not an address like 127.0.0.1:9280"),
+                ));
+            }
+        }
+        if self.run.poll_interval_ms == 0 {
+            return Err(invalid("run.poll_interval_ms", "must be at least 1".into()));
         }
         if let Some(l) = &self.metrics.listen {
             if l.parse::<std::net::SocketAddr>().is_err() {

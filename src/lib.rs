@@ -17,16 +17,20 @@
 //!   version.
 //! * [`config`]: layered settings (defaults < file < environment < flags).
 
+pub mod app;
 pub mod bench;
 pub mod btc;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod devnet;
+pub mod devtools;
 pub mod error;
 pub mod goat;
 pub mod metis;
 pub mod metrics;
 pub mod proof;
+pub mod rail;
 pub mod retry;
 pub mod store;
 pub mod telemetry;

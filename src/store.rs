@@ -17,6 +17,12 @@
 //! | `meta`          | `goat/finalized`       | number (u64 BE) ‖ hash (32)                  |
 //! | `goat_headers`  | block hash (32)        | rlp(header) (the hash is recomputed on read) |
 //! | `goat_best`     | number (u64 BE)        | block hash (32)                              |
+//! | `daemon`        | `inv/` ‖ invoice id    | the daemon's invoice record (JSON)           |
+//! | `daemon`        | `cursor/<name>`        | a task's cursor (JSON)                       |
+//! | `outbox`        | sequence (u64 BE)      | a Metis transaction and its state (JSON)     |
+//!
+//! Migrations, one per version step, run when a store is opened:
+//! 1 → 2 adds the `daemon` and `outbox` column families (created empty).
 //!
 //! Every [`ChangeSet`] is written in one atomic write batch, so a crash or a
 //! Ctrl-C leaves either the old chain or the new one, never half of each.
@@ -40,7 +46,7 @@ use alloy::primitives::B256;
 
 /// The schema this build reads and writes. A store with another version is
 /// refused rather than misread.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 const CF_META: &str = "meta";
 const CF_BTC_HEADERS: &str = "btc_headers";
@@ -49,12 +55,26 @@ const CF_BTC_BEST: &str = "btc_best";
 /// GOAT follower needs no migration).
 const CF_GOAT_HEADERS: &str = "goat_headers";
 const CF_GOAT_BEST: &str = "goat_best";
-const ALL_CFS: [&str; 5] = [
+/// The daemon's records (invoices, cursors): schema 2.
+const CF_DAEMON: &str = "daemon";
+/// The Metis transaction outbox: schema 2.
+const CF_OUTBOX: &str = "outbox";
+const ALL_CFS: [&str; 7] = [
     CF_META,
     CF_BTC_HEADERS,
     CF_BTC_BEST,
     CF_GOAT_HEADERS,
     CF_GOAT_BEST,
+    CF_DAEMON,
+    CF_OUTBOX,
+];
+
+/// Numbered migrations: `MIGRATIONS[i]` takes a store from version `i + 1`
+/// to `i + 2`. Each runs in one atomic write batch with its version bump.
+const MIGRATIONS: [fn(&RocksStore, &mut WriteBatch); 1] = [
+    // 1 → 2: the `daemon` and `outbox` column families, created empty by
+    // `open`; nothing to rewrite.
+    |_, _| {},
 ];
 
 const KEY_SCHEMA: &[u8] = b"schema_version";
@@ -65,6 +85,9 @@ const KEY_GOAT_CHAIN_ID: &[u8] = b"goat/chain_id";
 const KEY_GOAT_CHECKPOINT: &[u8] = b"goat/checkpoint";
 const KEY_GOAT_TIP: &[u8] = b"goat/tip";
 const KEY_GOAT_FINALIZED: &[u8] = b"goat/finalized";
+
+/// A raw key and value.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// A store failure.
 #[derive(Debug, Error)]
@@ -79,7 +102,7 @@ pub enum StoreError {
         source: rocksdb::Error,
     },
     /// The store was written by another schema version.
-    #[error("database {path} has schema version {found}; this gmrelay reads version {supported} only (use a new --data-dir, or the gmrelay that wrote it)")]
+    #[error("database {path} has schema version {found}; this gmrelay reads versions 1..={supported} (migrating older ones); use a new --data-dir, or the gmrelay that wrote it")]
     SchemaMismatch {
         /// The database directory.
         path: PathBuf,
@@ -352,12 +375,20 @@ impl RocksStore {
                 let found = <[u8; 4]>::try_from(v.as_slice())
                     .map(u32::from_be_bytes)
                     .map_err(|_| self.corrupt(CF_META, KEY_SCHEMA, "not a u32"))?;
-                if found != SCHEMA_VERSION {
+                if found == 0 || found > SCHEMA_VERSION {
                     return Err(StoreError::SchemaMismatch {
                         path: self.path.clone(),
                         found,
                         supported: SCHEMA_VERSION,
                     });
+                }
+                for version in found..SCHEMA_VERSION {
+                    let step = MIGRATIONS[(version - 1) as usize];
+                    self.atomically(|batch| {
+                        step(self, batch);
+                        batch.put_cf(self.cf(CF_META), KEY_SCHEMA, (version + 1).to_be_bytes());
+                    })?;
+                    tracing::info!(store = %self.path.display(), from = version, to = version + 1, "store migrated");
                 }
                 Ok(())
             }
@@ -442,6 +473,70 @@ impl RocksStore {
                 .map(Some)
                 .ok_or_else(|| self.corrupt(CF_META, key, "bad length")),
         }
+    }
+
+    /// A daemon record (`daemon` column family).
+    pub fn daemon_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(CF_DAEMON, key)
+    }
+
+    /// Every daemon record whose key starts with `prefix`, in key order.
+    pub fn daemon_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        let iter = self.db.iterator_cf(
+            self.cf(CF_DAEMON),
+            rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
+        );
+        let mut out = Vec::new();
+        for item in iter {
+            let (k, v) = item.map_err(|e| self.db_err(e))?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Writes daemon records and outbox entries in one atomic batch.
+    pub fn daemon_write(
+        &self,
+        records: &[KeyValue],
+        outbox: &[(u64, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        self.atomically(|batch| {
+            for (k, v) in records {
+                batch.put_cf(self.cf(CF_DAEMON), k, v);
+            }
+            for (seq, v) in outbox {
+                batch.put_cf(self.cf(CF_OUTBOX), seq.to_be_bytes(), v);
+            }
+        })
+    }
+
+    /// Every outbox entry, by sequence number.
+    pub fn outbox_all(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self
+            .db
+            .iterator_cf(self.cf(CF_OUTBOX), rocksdb::IteratorMode::Start)
+        {
+            let (k, v) = item.map_err(|e| self.db_err(e))?;
+            let seq = <[u8; 8]>::try_from(&k[..])
+                .map(u64::from_be_bytes)
+                .map_err(|_| self.corrupt(CF_OUTBOX, &k, "key is not a u64"))?;
+            out.push((seq, v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The schema version on disk.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        let v = self
+            .get(CF_META, KEY_SCHEMA)?
+            .ok_or_else(|| self.corrupt(CF_META, KEY_SCHEMA, "missing"))?;
+        <[u8; 4]>::try_from(v.as_slice())
+            .map(u32::from_be_bytes)
+            .map_err(|_| self.corrupt(CF_META, KEY_SCHEMA, "not a u32"))
     }
 
     /// Writes a schema version, for tests of the refusal path.

@@ -298,9 +298,45 @@ fn store_refuses_another_schema_version() {
         err,
         StoreError::SchemaMismatch {
             found: 99,
-            supported: 1,
+            supported: 2,
             ..
         }
     ));
     assert!(err.to_string().contains("schema version 99"));
+}
+
+#[test]
+fn a_schema_1_store_is_migrated_to_2_keeping_its_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let headers = gmrelay::bench::generate_regtest_headers(5);
+    {
+        let s = RocksStore::open(dir.path()).unwrap();
+        let genesis = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header;
+        let mut chain = gmrelay::btc::HeaderChain::from_anchor(
+            NET.rules(),
+            gmrelay::btc::chain::Anchor {
+                trusted_hash: genesis.block_hash(),
+                header: genesis,
+                height: 0,
+                chainwork: genesis.work(),
+                ancestors: vec![],
+            },
+        )
+        .unwrap();
+        s.btc_init(NET, (0, genesis.block_hash()), &chain.anchor_changes())
+            .unwrap();
+        let c = chain.connect(&headers, 2_000_000_000).unwrap();
+        s.btc_apply(&c.changes).unwrap();
+        s.force_schema_version(1).unwrap();
+    }
+    let s = RocksStore::open(dir.path()).unwrap();
+    assert_eq!(s.schema_version().unwrap(), 2);
+    assert_eq!(s.btc_tip().unwrap(), Some((5, headers[4].block_hash())));
+    // The new column families are there and empty.
+    assert!(s.outbox_all().unwrap().is_empty());
+    assert!(s.daemon_scan(b"").unwrap().is_empty());
+    s.daemon_write(&[(b"k".to_vec(), b"v".to_vec())], &[(7, b"x".to_vec())])
+        .unwrap();
+    assert_eq!(s.daemon_get(b"k").unwrap(), Some(b"v".to_vec()));
+    assert_eq!(s.outbox_all().unwrap(), vec![(7, b"x".to_vec())]);
 }

@@ -586,3 +586,90 @@ fn headers_verify_checks_a_real_mainnet_retarget_with_anchors() {
         "{t}"
     );
 }
+
+#[test]
+fn headers_verify_refuses_heights_that_overflow() {
+    let dir = tempfile::tempdir().unwrap();
+    let headers = gmrelay::bench::generate_regtest_headers(3);
+    let file = dir.path().join("h.bin");
+    let bytes: Vec<u8> = headers
+        .iter()
+        .flat_map(bitcoin::consensus::serialize)
+        .collect();
+    std::fs::write(&file, &bytes).unwrap();
+    let o = gmrelay(
+        &[
+            "headers",
+            "verify",
+            file.to_str().unwrap(),
+            "--network",
+            "regtest",
+            "--start-height",
+            "4294967295",
+        ],
+        &[],
+    );
+    assert!(!o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("header 1 of the file (height 4294967296"), "{t}");
+    assert!(
+        t.contains("no header can be above height 4294967295"),
+        "{t}"
+    );
+}
+
+#[test]
+fn headers_import_skips_what_precedes_the_checkpoint_and_writes_all_or_nothing() {
+    // A regtest checkpoint at 2016 and a file starting 26 headers below it.
+    let dir = tempfile::tempdir().unwrap();
+    let headers = gmrelay::bench::generate_regtest_headers(2100); // heights 1..=2100
+    let cp = dir.path().join("cp.json");
+    std::fs::write(
+        &cp,
+        format!(
+            r#"{{"network": "regtest", "height": 2016, "hash": "{}"}}"#,
+            headers[2015].block_hash()
+        ),
+    )
+    .unwrap();
+    let write = |name: &str, hs: &[bitcoin::block::Header]| {
+        let path = dir.path().join(name);
+        let bytes: Vec<u8> = hs.iter().flat_map(bitcoin::consensus::serialize).collect();
+        std::fs::write(&path, bytes).unwrap();
+        path
+    };
+    let data = dir.path().join("data");
+    let env = [
+        ("GMRELAY_DATA_DIR", data.to_str().unwrap()),
+        ("GMRELAY_BTC_CHECKPOINT_FILE", cp.to_str().unwrap()),
+    ];
+    // A file that breaks after the checkpoint: refused, and nothing anchored.
+    let mut broken = headers[1989..2060].to_vec();
+    broken[50].prev_blockhash = broken[10].block_hash(); // height 2040 links to nothing
+    let broken = write("broken.bin", &broken);
+    let o = gmrelay(&["headers", "import", broken.to_str().unwrap()], &env);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("header 50 of the file"), "{}", text(&o));
+    assert!(text(&o).contains("nothing was imported"), "{}", text(&o));
+    {
+        let store = RocksStore::open(&data.join("db")).unwrap();
+        assert_eq!(store.btc_origin().unwrap(), None);
+    }
+    // The whole file, from 26 headers below the checkpoint: anchored at the
+    // checkpoint, what precedes it skipped.
+    let file = write("h.bin", &headers[1989..]);
+    let o = gmrelay(&["headers", "import", file.to_str().unwrap()], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "imported 84 new headers from {}; tip 2100",
+            file.display()
+        )),
+        "{}",
+        text(&o)
+    );
+    // A second import of the same file adds nothing and fails nothing.
+    let o = gmrelay(&["headers", "import", file.to_str().unwrap()], &env);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("imported 0 new headers"), "{}", text(&o));
+}

@@ -16,6 +16,7 @@ use alloy::rpc::types::TransactionRequest;
 use alloy::signers::local::PrivateKeySigner;
 use alloy::signers::SignerSync;
 use common::anvil::TestAnvil;
+use gmrelay::error::Classify;
 use gmrelay::goat::chain::{Finality, GoatEvent, GoatRule};
 use gmrelay::goat::checkpoint::GoatCheckpoint;
 use gmrelay::goat::devnet::{self, TestStablecoin, RELAYER_KEY};
@@ -170,7 +171,14 @@ async fn eip3009_payment_is_detected_proven_and_verified_and_tampering_fails() {
     };
     verified.check_invoice(&invoice_terms).unwrap();
     assert_eq!(verified.payment().from, payer);
-    assert_eq!(verified.replay_key().block_hash, proof.block_hash);
+    assert_eq!(
+        verified.replay_key(),
+        gmrelay::goat::proof::GoatReplayKey::Authorization {
+            token,
+            authorizer: payer,
+            nonce: invoice,
+        }
+    );
 
     // The proof file round-trips through the shared envelope.
     let file = gmrelay::proof::ProofFile::goat(proof.clone());
@@ -560,4 +568,54 @@ async fn restart_restores_the_chain_and_refuses_another_genesis() {
         matches!(err, GoatSyncError::WrongChain { found: 2345, .. }),
         "{err}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_behind_our_finalized_height_is_waited_for_never_a_reorg_or_a_panic() {
+    let anvil = TestAnvil::start(&[]).await;
+    anvil.mine(3).await;
+    // The node will later come back at height 3, as a lagging (or
+    // load-balanced) backend would: same blocks, lower head.
+    let behind = anvil.rpc("evm_snapshot", json!([])).await;
+    anvil.mine(17).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = RocksStore::open(dir.path()).unwrap();
+    let source = rpc(&anvil).await;
+    let mut syncer = GoatSyncer::open(
+        &source,
+        &store,
+        GoatCheckpoint::DevnetGenesis,
+        CHAIN_ID,
+        Finality::Depth(2),
+        opts(),
+    )
+    .await
+    .unwrap();
+    let synced = syncer.sync_once().await.unwrap();
+    assert_eq!(synced.tip.0, 20);
+    assert_eq!(synced.finalized.0, 18);
+
+    anvil.rpc("evm_revert", json!([behind])).await;
+    assert_eq!(anvil.head().await, 3);
+    let err = syncer.sync_once().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            GoatSyncError::NodeBehind {
+                head: 3,
+                finalized: 18,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.is_transient(), "a lagging node is waited for: {err}");
+    assert!(
+        err.to_string()
+            .contains("at height 3, we have finalized 18"),
+        "{err}"
+    );
+    // Nothing was rewound.
+    assert_eq!(store.goat_tip().unwrap(), Some(synced.tip));
+    assert_eq!(store.goat_finalized().unwrap(), Some(synced.finalized));
 }

@@ -229,6 +229,20 @@ pub struct ChangeSet {
 }
 
 impl ChangeSet {
+    /// Appends a later change-set, so that writing the result once is the
+    /// same as writing `self` and then `later`.
+    pub fn merge(&mut self, later: ChangeSet) {
+        self.headers.extend(later.headers);
+        if let Some(h) = later.truncate_best_above {
+            self.best.retain(|(height, _)| *height <= h);
+            self.truncate_best_above = Some(self.truncate_best_above.map_or(h, |t| t.min(h)));
+        }
+        self.best.extend(later.best);
+        if later.tip.is_some() {
+            self.tip = later.tip;
+        }
+    }
+
     /// Whether there is nothing to write.
     pub fn is_empty(&self) -> bool {
         self.headers.is_empty() && self.best.is_empty() && self.truncate_best_above.is_none()
@@ -266,6 +280,9 @@ type HashIndex<V> = HashMap<BlockHash, V, BuildHasherDefault<PrefixHasher>>;
 /// A trusted starting point: a header the operator vouches for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Anchor {
+    /// The hash the operator vouches for (the configured checkpoint's).
+    /// `header` must hash to it: whoever served the header is not trusted.
+    pub trusted_hash: BlockHash,
     /// The checkpoint header.
     pub header: Header,
     /// Its height.
@@ -526,6 +543,16 @@ impl fmt::Debug for HeaderChain {
 /// Why a chain could not be started from an anchor.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum AnchorError {
+    /// The header offered as the checkpoint is another block.
+    #[error("the header given for the checkpoint at height {height} hashes to {served}, not to the trusted checkpoint hash {trusted}: refusing to anchor on it")]
+    NotTheCheckpoint {
+        /// Checkpoint height.
+        height: u32,
+        /// The configured checkpoint hash.
+        trusted: BlockHash,
+        /// What the offered header hashes to.
+        served: BlockHash,
+    },
     /// The checkpoint header's proof of work is invalid.
     #[error("checkpoint header {hash} at height {height}: {rule}")]
     BadCheckpoint {
@@ -598,11 +625,22 @@ impl HeaderChain {
         capacity: usize,
     ) -> Result<Self, AnchorError> {
         let Anchor {
+            trusted_hash,
             header,
             height,
             chainwork,
             ancestors,
         } = anchor;
+        // The one check every anchoring path (sync, import, benches) goes
+        // through: the trust root is the configured hash, never the bytes.
+        let served = header.block_hash();
+        if served != trusted_hash {
+            return Err(AnchorError::NotTheCheckpoint {
+                height,
+                trusted: trusted_hash,
+                served,
+            });
+        }
         let (hash, _) =
             check_proof_of_work(&header, rules).map_err(|rule| AnchorError::BadCheckpoint {
                 height,
@@ -1072,6 +1110,7 @@ mod tests {
             rules,
             Anchor {
                 header: g,
+                trusted_hash: g.block_hash(),
                 height: 0,
                 chainwork: g.work(),
                 ancestors: vec![],
@@ -1491,6 +1530,7 @@ mod tests {
         // Re-anchor at height 20 (with its 10 ancestors) and fork from 19.
         let anchor = Anchor {
             header: main[19],
+            trusted_hash: main[19].block_hash(),
             height: 20,
             chainwork: main[19].work(),
             ancestors: main[9..19].to_vec(),
@@ -1504,6 +1544,7 @@ mod tests {
         // Ancestors must link to the checkpoint.
         let bad = Anchor {
             header: main[19],
+            trusted_hash: main[19].block_hash(),
             height: 20,
             chainwork: main[19].work(),
             ancestors: main[8..18].to_vec(),
@@ -1522,6 +1563,7 @@ mod tests {
             rules,
             Anchor {
                 header: g,
+                trusted_hash: g.block_hash(),
                 height: 0,
                 chainwork: g.work(),
                 ancestors: vec![],
@@ -1553,6 +1595,7 @@ mod tests {
             rules,
             Anchor {
                 header: g,
+                trusted_hash: g.block_hash(),
                 height: 0,
                 chainwork: g.work(),
                 ancestors: vec![],
@@ -1596,6 +1639,37 @@ mod tests {
     }
 
     #[test]
+    fn a_header_that_is_not_the_checkpoint_is_refused_whatever_its_work() {
+        // A real mainnet header with valid proof of work, offered for the
+        // checkpoint it is not (what a hostile node or a man in the middle
+        // of a plain-http RPC connection would do).
+        let fixture = mainnet_fixture();
+        let cp = &fixture["checkpoint"];
+        let builtin = crate::btc::checkpoint::Checkpoint::builtin(crate::btc::BtcNetwork::Mainnet);
+        let other = decode(&cp["next"]);
+        let ancestors: Vec<Header> = cp["below"].as_array().unwrap().iter().map(decode).collect();
+        let err = HeaderChain::from_anchor(
+            &crate::btc::network::MAINNET,
+            Anchor {
+                trusted_hash: builtin.hash,
+                header: other,
+                height: builtin.height,
+                chainwork: other.work(),
+                ancestors,
+            },
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            AnchorError::NotTheCheckpoint {
+                height: builtin.height,
+                trusted: builtin.hash,
+                served: other.block_hash(),
+            }
+        );
+    }
+
+    #[test]
     fn real_mainnet_checkpoint_and_next_header() {
         let fixture = mainnet_fixture();
         let cp = &fixture["checkpoint"];
@@ -1607,10 +1681,11 @@ mod tests {
         let mut chain = HeaderChain::from_anchor(
             &crate::btc::network::MAINNET,
             Anchor {
+                trusted_hash: builtin.hash,
                 header,
                 height: builtin.height,
                 chainwork: header.work(),
-                ancestors,
+                ancestors: ancestors.clone(),
             },
         )
         .unwrap();

@@ -115,8 +115,9 @@ pub fn parse_anchor(arg: &str) -> Result<(u32, Header), HeaderFileError> {
 pub struct BadHeader {
     /// 0-based position in the file.
     pub index: usize,
-    /// Its height.
-    pub height: u32,
+    /// Its height (`u64`: a start height near the top of `u32` is reported,
+    /// never wrapped).
+    pub height: u64,
     /// Its hash.
     pub hash: BlockHash,
     /// The rule, as text.
@@ -130,6 +131,8 @@ pub struct VerifyReport {
     pub count: usize,
     /// First height.
     pub first_height: u32,
+    /// Last height (the first height when the file is empty).
+    pub last_height: u32,
     /// Hash of the last header.
     pub last_hash: Option<BlockHash>,
     /// Checks that could not be made for want of earlier headers, as
@@ -169,11 +172,24 @@ pub fn verify_file(
     let rules = network.rules();
     let mut known: HashMap<u32, Header> = anchors.iter().copied().collect();
     let mut unchecked = Vec::new();
+    let mut last_height = start_height;
     for (i, header) in headers.iter().enumerate() {
-        let height = start_height + i as u32;
+        let wide = u64::from(start_height) + i as u64;
+        let Ok(height) = u32::try_from(wide) else {
+            return Err(BadHeader {
+                index: i,
+                height: wide,
+                hash: header.block_hash(),
+                rule: format!(
+                    "no header can be above height {} (the file starts at height {start_height}: check the start height)",
+                    u32::MAX
+                ),
+            });
+        };
+        last_height = height;
         let bad = |rule: Rule| BadHeader {
             index: i,
-            height,
+            height: u64::from(height),
             hash: header.block_hash(),
             rule: rule.to_string(),
         };
@@ -252,6 +268,7 @@ pub fn verify_file(
     Ok(VerifyReport {
         count: headers.len(),
         first_height: start_height,
+        last_height,
         last_hash: headers.last().map(|h| h.block_hash()),
         unchecked,
     })

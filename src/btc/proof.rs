@@ -4,7 +4,7 @@
 //! The proof file format is documented in the README ("Proof files").
 //!
 //! Attacks answered here:
-//! * CVE-2017-12842, both directions. A 64-byte "transaction" is refused, so
+//! * CVE-2017-12842, both directions. A 64-byte "payment" is refused, so
 //!   an inner node cannot pose as a transaction. A real 64-byte transaction
 //!   cannot pose as an inner node either: the proof carries the coinbase's
 //!   branch, which is all-left from index 0, and the transaction's branch must
@@ -118,23 +118,26 @@ pub enum ProofError {
         claimed: BlockHash,
     },
     /// The raw transaction does not decode.
-    #[error("{which} transaction: raw bytes do not decode: {message}")]
+    #[error(
+        "{which} transaction (proof field `{}`): raw bytes do not decode: {message}",
+        raw_field(which)
+    )]
     BadTransaction {
-        /// `tx` or `coinbase`.
+        /// `payment` or `coinbase`.
         which: &'static str,
         /// Decoder message.
         message: String,
     },
     /// The raw transaction carries witness data or trailing bytes.
-    #[error("{which} transaction: raw bytes are not the canonical non-witness serialization")]
+    #[error("{which} transaction (proof field `{}`): raw bytes are not the canonical non-witness serialization", raw_field(which))]
     NotCanonical {
-        /// `tx` or `coinbase`.
+        /// `payment` or `coinbase`.
         which: &'static str,
     },
     /// The transaction hashes to another txid.
     #[error("{which} transaction hashes to {computed}, the proof says {claimed}")]
     TxidMismatch {
-        /// `tx` or `coinbase`.
+        /// `payment` or `coinbase`.
         which: &'static str,
         /// Computed.
         computed: Txid,
@@ -144,7 +147,7 @@ pub enum ProofError {
     /// CVE-2017-12842: a 64-byte transaction.
     #[error("{which} transaction is 64 bytes: refused (CVE-2017-12842)")]
     SixtyFourByteTx {
-        /// `tx` or `coinbase`.
+        /// `payment` or `coinbase`.
         which: &'static str,
     },
     /// The coinbase proof is not a coinbase at index 0.
@@ -161,7 +164,7 @@ pub enum ProofError {
     /// The index has bits above the branch's depth.
     #[error("{which}: index {index} does not fit a tree of depth {depth}")]
     IndexOutOfRange {
-        /// `tx` or `coinbase`.
+        /// `payment` or `coinbase`.
         which: &'static str,
         /// The index.
         index: u32,
@@ -171,7 +174,7 @@ pub enum ProofError {
     /// CVE-2012-2459: a right child equal to its sibling.
     #[error("{which}: level {level} proves the duplicated copy of an odd level's last node (CVE-2012-2459)")]
     DuplicateLeaf {
-        /// `tx` or `coinbase`.
+        /// `payment` or `coinbase`.
         which: &'static str,
         /// Tree level, 0 = leaves.
         level: usize,
@@ -179,7 +182,7 @@ pub enum ProofError {
     /// The branch does not lead to the header's Merkle root.
     #[error("{which}: Merkle branch leads to {computed}, the header commits to {expected}")]
     MerkleMismatch {
-        /// `tx` or `coinbase`.
+        /// `payment` or `coinbase`.
         which: &'static str,
         /// Computed root.
         computed: TxMerkleNode,
@@ -361,6 +364,16 @@ pub fn serialize_no_witness(tx: &Transaction) -> Vec<u8> {
     serialize(&stripped)
 }
 
+/// The proof field that holds the raw bytes of the `payment` or `coinbase`
+/// transaction.
+fn raw_field(which: &str) -> &'static str {
+    if which == "coinbase" {
+        "coinbase.raw"
+    } else {
+        "tx.raw"
+    }
+}
+
 fn decode_tx(which: &'static str, raw: &[u8]) -> Result<Transaction, ProofError> {
     if raw.len() == 64 {
         return Err(ProofError::SixtyFourByteTx { which });
@@ -514,11 +527,11 @@ pub fn verify_standalone(proof: &BtcProof) -> Result<(Header, Transaction), Proo
             claimed: proof.block_hash,
         });
     }
-    let tx = decode_tx("transaction", &proof.tx.raw)?;
+    let tx = decode_tx("payment", &proof.tx.raw)?;
     let txid = tx.compute_txid();
     if txid != proof.tx.txid {
         return Err(ProofError::TxidMismatch {
-            which: "transaction",
+            which: "payment",
             computed: txid,
             claimed: proof.tx.txid,
         });
@@ -554,7 +567,7 @@ pub fn verify_standalone(proof: &BtcProof) -> Result<(Header, Transaction), Proo
     let expected = header.merkle_root;
     for (which, leaf, index, branch) in [
         ("coinbase", cb_txid.to_byte_array(), 0, cb),
-        ("transaction", txid.to_byte_array(), proof.tx.index, tb),
+        ("payment", txid.to_byte_array(), proof.tx.index, tb),
     ] {
         let nodes: Vec<[u8; 32]> = branch.iter().map(|n| n.to_byte_array()).collect();
         let root = fold_branch(which, leaf, index, &nodes)?;
@@ -698,7 +711,7 @@ mod tests {
         assert_eq!(
             verify_standalone(&p),
             Err(ProofError::DuplicateLeaf {
-                which: "transaction",
+                which: "payment",
                 level: 0
             })
         );
@@ -715,9 +728,7 @@ mod tests {
         .concat();
         assert_eq!(
             verify_standalone(&p),
-            Err(ProofError::SixtyFourByteTx {
-                which: "transaction"
-            })
+            Err(ProofError::SixtyFourByteTx { which: "payment" })
         );
     }
 
@@ -761,9 +772,7 @@ mod tests {
         p.tx.raw = serialize(&t);
         assert_eq!(
             verify_standalone(&p),
-            Err(ProofError::NotCanonical {
-                which: "transaction"
-            })
+            Err(ProofError::NotCanonical { which: "payment" })
         );
     }
 
@@ -820,19 +829,19 @@ mod tests {
             let root = bitcoin::merkle_tree::calculate_root(
                 leaves.iter().map(|l| TxMerkleNode::from_byte_array(*l)),
             ).unwrap();
-            prop_assert_eq!(fold_branch("transaction", leaves[index], index as u32, &branch).unwrap(), root.to_byte_array());
+            prop_assert_eq!(fold_branch("payment", leaves[index], index as u32, &branch).unwrap(), root.to_byte_array());
             // Flip one bit somewhere in (leaf ‖ branch).
             let bits = 256 * (1 + branch.len());
             let bit = flip.index(bits);
             let (mut leaf, mut br) = (leaves[index], branch.clone());
             let target = if bit < 256 { &mut leaf } else { &mut br[bit / 256 - 1] };
             target[(bit % 256) / 8] ^= 1 << (bit % 8);
-            let folded = fold_branch("transaction", leaf, index as u32, &br);
+            let folded = fold_branch("payment", leaf, index as u32, &br);
             prop_assert!(folded.map(|r| r != root.to_byte_array()).unwrap_or(true));
             // Any other index fails (or is refused).
             if !branch.is_empty() {
                 let other = (index as u32) ^ (1 << (flip.index(branch.len())));
-                let folded = fold_branch("transaction", leaves[index], other, &branch);
+                let folded = fold_branch("payment", leaves[index], other, &branch);
                 prop_assert!(folded.map(|r| r != root.to_byte_array()).unwrap_or(true));
             }
         }

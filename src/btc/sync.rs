@@ -33,9 +33,39 @@ pub enum SyncError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The checkpoint could not be anchored.
-    #[error("checkpoint: {0}")]
-    Anchor(#[from] AnchorError),
+    /// The checkpoint could not be anchored on what the node served.
+    #[error("checkpoint from {endpoint}: {error}")]
+    Anchor {
+        /// The node that served the anchor.
+        endpoint: String,
+        /// Why it was refused.
+        #[source]
+        error: AnchorError,
+    },
+    /// The store was anchored on another block than the configured checkpoint.
+    #[error("store {path} is anchored on block {stored} at height {height}, not on the configured checkpoint {trusted}: it was anchored on a header that is not the checkpoint (a hostile node, or a gmrelay before 0.1.1 that did not check it). Delete {path} and sync again")]
+    AnchoredElsewhere {
+        /// The store.
+        path: String,
+        /// Checkpoint height.
+        height: u32,
+        /// What the store holds there (or `none`).
+        stored: String,
+        /// The configured checkpoint hash.
+        trusted: BlockHash,
+    },
+    /// The node's chain forks from ours below the headers held in memory.
+    #[error("{endpoint} forks from gmrelay's best chain at height {fork_height}, below the {window} headers kept to check a reorg (from height {lowest}): a reorg this deep is not followed automatically. Check the node; if its chain is the real one, move the store away and sync a new one from the checkpoint")]
+    ForkBelowWindow {
+        /// The node.
+        endpoint: String,
+        /// The last height both chains share.
+        fork_height: u32,
+        /// The lowest height held in memory.
+        lowest: u32,
+        /// Headers held.
+        window: usize,
+    },
     /// The node follows another chain than the config.
     #[error("{endpoint} follows chain `{found}`, the config says Bitcoin {expected} (chain `{}`)", expected.core_chain_name())]
     WrongChain {
@@ -122,6 +152,8 @@ pub struct SyncReport {
     pub tip_hash: Option<BlockHash>,
     /// Whether the node's chain is lighter than the one gmrelay follows.
     pub node_behind: bool,
+    /// The node's height.
+    pub node_height: u32,
 }
 
 /// Progress callback: (local tip height, node tip height).
@@ -175,7 +207,12 @@ impl<'a, S: BtcSource, St: Store> Syncer<'a, S, St> {
             Some(_) => restore(store, network, checkpoint)?,
             None => {
                 let anchor = fetch_anchor(source, checkpoint, &options).await?;
-                let chain = HeaderChain::from_anchor(network.rules(), anchor)?;
+                let chain = HeaderChain::from_anchor(network.rules(), anchor).map_err(|error| {
+                    SyncError::Anchor {
+                        endpoint: source.endpoint(),
+                        error,
+                    }
+                })?;
                 store.btc_init(
                     network,
                     (checkpoint.height, checkpoint.hash),
@@ -238,8 +275,20 @@ impl<'a, S: BtcSource, St: Store> Syncer<'a, S, St> {
             });
         }
         metrics::gauge!("gmrelay_node_height", "chain" => "bitcoin").set(f64::from(info.blocks));
-        let mut report = SyncReport::default();
-        let mut from = self.common_height(info.blocks).await? + 1;
+        let mut report = SyncReport {
+            node_height: info.blocks,
+            ..SyncReport::default()
+        };
+        let common = self.common_height(info.blocks).await?;
+        if common < self.chain.tip().height() && self.chain.best_at(common).is_none() {
+            return Err(SyncError::ForkBelowWindow {
+                endpoint: source.endpoint(),
+                fork_height: common,
+                lowest: self.chain.lowest_height(),
+                window: HeaderChain::DEFAULT_WINDOW,
+            });
+        }
+        let mut from = common + 1;
         while from <= info.blocks {
             self.check_stop()?;
             let count = (info.blocks - from + 1).min(opts.batch_size);
@@ -328,28 +377,51 @@ impl<'a, S: BtcSource, St: Store> Syncer<'a, S, St> {
         let lowest = self.chain.checkpoint_height();
         let mut h = tip.height().min(node_height);
         let mut step = 1u32;
-        loop {
-            let ours = if let Some(v) = self.chain.best_at(h) {
-                Some(v.hash())
-            } else {
-                self.store.btc_best_hash(h)?
-            };
-            let source = self.source;
-            let theirs = with_retry(&self.options, "getblockhash", || source.block_hashes(h, 1))
-                .await?
-                .first()
-                .copied();
-            if ours.is_some() && ours == theirs {
-                return Ok(h);
+        // Walk back exponentially to a height where both agree, then bisect
+        // between it and the last height where they did not: the highest
+        // common height in O(log depth) calls.
+        let mut disagree: Option<u32> = None;
+        let good = loop {
+            if self.agrees_at(h).await? {
+                break h;
             }
             if h <= lowest {
                 // The node does not have our checkpoint: connecting will fail
                 // with an unknown parent, naming the header.
                 return Ok(lowest);
             }
+            disagree = Some(h);
             h = h.saturating_sub(step).max(lowest);
             step = step.saturating_mul(2);
+        };
+        let (mut good, mut bad) = match disagree {
+            Some(bad) => (good, bad),
+            None => return Ok(good),
+        };
+        while bad - good > 1 {
+            let mid = good + (bad - good) / 2;
+            if self.agrees_at(mid).await? {
+                good = mid;
+            } else {
+                bad = mid;
+            }
         }
+        Ok(good)
+    }
+
+    /// Whether the node's best chain and ours hold the same block at `h`.
+    async fn agrees_at(&self, h: u32) -> Result<bool, SyncError> {
+        let ours = if let Some(v) = self.chain.best_at(h) {
+            Some(v.hash())
+        } else {
+            self.store.btc_best_hash(h)?
+        };
+        let source = self.source;
+        let theirs = with_retry(&self.options, "getblockhash", || source.block_hashes(h, 1))
+            .await?
+            .first()
+            .copied();
+        Ok(ours.is_some() && ours == theirs)
     }
 }
 
@@ -377,6 +449,18 @@ pub async fn fetch_anchor<S: BtcSource>(
         .await
         .map_err(|e| missing(e.to_string()))?
         .ok_or_else(|| missing("no header".into()))?;
+    // Refused at once, never retried: a node that serves another header for
+    // the trusted hash is not going to serve the right one a second later.
+    if header.block_hash() != checkpoint.hash {
+        return Err(SyncError::Anchor {
+            endpoint: source.endpoint(),
+            error: AnchorError::NotTheCheckpoint {
+                height: checkpoint.height,
+                trusted: checkpoint.hash,
+                served: header.block_hash(),
+            },
+        });
+    }
     let mut ancestors = Vec::new();
     let mut prev = header.prev_blockhash;
     for _ in 0..HeaderChain::anchor_ancestors(checkpoint.height) {
@@ -390,11 +474,38 @@ pub async fn fetch_anchor<S: BtcSource>(
     ancestors.reverse();
     let chainwork = checkpoint.chainwork().unwrap_or_else(|| header.work());
     Ok(Anchor {
+        trusted_hash: checkpoint.hash,
         header,
         height: checkpoint.height,
         chainwork,
         ancestors,
     })
+}
+
+/// The header stored at the checkpoint's height must be the checkpoint: a
+/// store anchored on anything else (by a hostile node, or by an older gmrelay
+/// that did not check) is refused, whatever its origin record says.
+pub fn check_stored_anchor<St: Store>(
+    store: &St,
+    checkpoint: &Checkpoint,
+) -> Result<(), SyncError> {
+    let elsewhere = |stored: String| SyncError::AnchoredElsewhere {
+        path: store.location(),
+        height: checkpoint.height,
+        stored,
+        trusted: checkpoint.hash,
+    };
+    let Some(hash) = store.btc_best_hash(checkpoint.height)? else {
+        return Err(elsewhere("none".into()));
+    };
+    let header = store
+        .btc_header(&hash)?
+        .ok_or_else(|| elsewhere(format!("{hash} (its header is missing)")))?;
+    // `from_store` re-hashed the stored bytes: `hash` is what they hash to.
+    if header.hash() != checkpoint.hash {
+        return Err(elsewhere(header.hash().to_string()));
+    }
+    Ok(())
 }
 
 /// Rebuilds the in-memory chain from the store's best chain.
@@ -424,6 +535,7 @@ pub fn restore<St: Store>(
         }
         .into());
     }
+    check_stored_anchor(store, checkpoint)?;
     let (tip_height, _) = store.btc_tip()?.ok_or(SyncError::Restore {
         height: cp_height,
         message: "no tip recorded".into(),
@@ -451,6 +563,115 @@ mod tests {
                 rule,
             },
         }
+    }
+
+    /// An in-memory node serving one best chain, genesis first (a fake for
+    /// this pure-logic test of the runner; the integration tests use bitcoind).
+    struct MemSource(Vec<bitcoin::block::Header>);
+
+    impl BtcSource for MemSource {
+        fn endpoint(&self) -> String {
+            "mem".into()
+        }
+        async fn chain_info(&self) -> Result<super::super::source::ChainInfo, SourceError> {
+            Ok(super::super::source::ChainInfo {
+                chain: "regtest".into(),
+                blocks: self.0.len() as u32 - 1,
+                best_block_hash: self.0.last().unwrap().block_hash(),
+            })
+        }
+        async fn block_hashes(&self, from: u32, count: u32) -> Result<Vec<BlockHash>, SourceError> {
+            Ok(self
+                .0
+                .iter()
+                .skip(from as usize)
+                .take(count as usize)
+                .map(|h| h.block_hash())
+                .collect())
+        }
+        async fn headers(
+            &self,
+            hashes: &[BlockHash],
+        ) -> Result<Vec<bitcoin::block::Header>, SourceError> {
+            Ok(hashes
+                .iter()
+                .filter_map(|x| self.0.iter().find(|h| h.block_hash() == *x).copied())
+                .collect())
+        }
+        async fn block(&self, _: &BlockHash) -> Result<bitcoin::Block, SourceError> {
+            unimplemented!("not used by the header sync")
+        }
+        async fn tx_block(&self, _: &bitcoin::Txid) -> Result<Option<BlockHash>, SourceError> {
+            Ok(None)
+        }
+    }
+
+    /// `n` regtest headers on top of `parent`, tagged so branches differ.
+    fn branch(parent: &bitcoin::block::Header, n: usize, tag: u32) -> Vec<bitcoin::block::Header> {
+        use bitcoin::hashes::Hash;
+        let mut out = Vec::with_capacity(n);
+        let mut prev = *parent;
+        for i in 0..n {
+            let mut h = bitcoin::block::Header {
+                version: bitcoin::block::Version::from_consensus(0x2000_0000),
+                prev_blockhash: prev.block_hash(),
+                merkle_root: bitcoin::TxMerkleNode::from_byte_array(
+                    bitcoin::hashes::sha256d::Hash::hash(
+                        &[tag.to_le_bytes(), (i as u32).to_le_bytes()].concat(),
+                    )
+                    .to_byte_array(),
+                ),
+                time: prev.time + 1,
+                bits: prev.bits,
+                nonce: 0,
+            };
+            while !h.target().is_met_by(h.block_hash()) {
+                h.nonce += 1;
+            }
+            out.push(h);
+            prev = h;
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_fork_below_the_window_is_permanent_and_says_what_to_do() {
+        let store = crate::store::MemStore::default();
+        let cp = Checkpoint::builtin(BtcNetwork::Regtest);
+        let genesis = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header;
+        let mut main = vec![genesis];
+        main.extend(branch(&genesis, HeaderChain::DEFAULT_WINDOW + 200, 1));
+        let node = MemSource(main.clone());
+        let opts = SyncOptions {
+            max_retry: Duration::from_millis(10),
+            ..SyncOptions::default()
+        };
+        let mut syncer = Syncer::open(&node, &store, &cp, opts.clone())
+            .await
+            .unwrap();
+        syncer.sync_once(None).await.unwrap();
+        assert!(
+            syncer.chain().best_at(100).is_none(),
+            "height 100 left the window"
+        );
+        // A heavier chain that forks at height 100.
+        let mut fork = main[..=100].to_vec();
+        fork.extend(branch(&main[100], HeaderChain::DEFAULT_WINDOW + 300, 2));
+        let other = MemSource(fork);
+        let mut syncer = Syncer::open(&other, &store, &cp, opts).await.unwrap();
+        let err = syncer.sync_once(None).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SyncError::ForkBelowWindow {
+                    fork_height: 100,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(!err.is_transient(), "retrying cannot help: {err}");
+        assert!(err.to_string().contains("move the store away"), "{err}");
     }
 
     #[test]

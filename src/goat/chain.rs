@@ -179,7 +179,7 @@ impl fmt::Display for GoatRule {
                 None => f.write_str("declared finalized, but gmrelay has no header at that height"),
             },
             GoatRule::CheckpointMismatch { trusted } => {
-                write!(f, "checkpoint header does not hash to the trusted hash {trusted}")
+                write!(f, "served for the checkpoint, but the trusted checkpoint hash is {trusted}: refusing to anchor on it")
             }
         }
     }

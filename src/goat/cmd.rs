@@ -2,6 +2,10 @@
 //! GOAT half of the command line (argument definitions live in
 //! [`crate::cli`]).
 
+use crate::app::{
+    goat_checkpoint as checkpoint, goat_finality as finality, goat_policy as policy,
+    goat_source as source, goat_sync_options as sync_options,
+};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -11,14 +15,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
 use serde_json::{json, Value};
 
-use super::chain::Finality;
-use super::checkpoint::GoatCheckpoint;
 use super::header::{HashCheck, RpcHeader};
-use super::payment::{Invoice, PaymentPolicy};
+use super::payment::Invoice;
 use super::proof::{parse_address, parse_amount, verify_goat_proof, Acceptance};
-use super::source::{GoatRpc, GoatSource};
-use super::sync::{GoatSyncError, GoatSyncOptions, GoatSyncer};
-use crate::config::{Config, GoatFinality};
+use super::source::GoatSource;
+use super::sync::{GoatSyncError, GoatSyncer};
+use crate::config::Config;
 use crate::proof::{ProofBody, ProofFile};
 use crate::store::Store;
 
@@ -76,49 +78,6 @@ pub enum GoatCmd {
         #[arg(long)]
         json: bool,
     },
-}
-
-/// The finality policy the settings select.
-pub fn finality(config: &Config) -> Finality {
-    match config.goat.finality {
-        GoatFinality::Finalized => Finality::Tag,
-        GoatFinality::Depth(n) => Finality::Depth(n),
-    }
-}
-
-/// The checkpoint the settings select.
-pub fn checkpoint(config: &Config) -> Result<GoatCheckpoint> {
-    Ok(match &config.goat.checkpoint_file {
-        Some(p) => GoatCheckpoint::load(&crate::config::expand_home(p), config.goat.chain_id)?,
-        None => GoatCheckpoint::builtin(config.goat.chain_id)?,
-    })
-}
-
-/// Sync tuning from the settings.
-pub fn sync_options(config: &Config) -> GoatSyncOptions {
-    GoatSyncOptions {
-        batch_size: u64::from(config.goat.batch_size),
-        max_retry: Duration::from_secs(config.goat.max_retry_secs),
-        ..GoatSyncOptions::default()
-    }
-}
-
-/// The payment policy from the settings.
-pub fn policy(config: &Config) -> PaymentPolicy {
-    PaymentPolicy {
-        tokens: config.goat_tokens(),
-        payees: config.goat_payees(),
-        allow_plain_transfers: config.goat.allow_plain_transfers,
-    }
-}
-
-/// Connects to the configured GOAT node.
-pub async fn source(config: &Config) -> Result<GoatRpc> {
-    Ok(GoatRpc::connect(
-        &config.goat_rpc_url(),
-        Duration::from_secs(config.goat.timeout_secs),
-    )
-    .await?)
 }
 
 /// Reads a block JSON file (a block object or a JSON-RPC response).
@@ -186,7 +145,7 @@ pub async fn run(config: &Config, cmd: GoatCmd) -> Result<()> {
                     other.chain()
                 ),
             };
-            let store = crate::cli::open_store(config)?;
+            let store = crate::app::open_store(config)?;
             let acceptance = match min_confirmations {
                 Some(n) => Acceptance::Confirmations(n),
                 None => Acceptance::Finalized,
@@ -232,7 +191,7 @@ pub async fn run(config: &Config, cmd: GoatCmd) -> Result<()> {
                     .map_err(|e| anyhow!(e))?,
                 nonce: invoice
                     .as_deref()
-                    .map(|s| crate::cli::parse_invoice_id(s).map(B256::from))
+                    .map(|s| crate::app::parse_invoice_id(s).map(B256::from))
                     .transpose()?,
             };
             verified
@@ -289,9 +248,9 @@ pub async fn run(config: &Config, cmd: GoatCmd) -> Result<()> {
 
 async fn sync(config: &Config, follow: bool) -> Result<()> {
     let source = source(config).await?;
-    let store = crate::cli::open_store(config)?;
+    let store = crate::app::open_store(config)?;
     let cp = checkpoint(config)?;
-    let flag = crate::cli::stop_flag();
+    let flag = crate::app::stop_flag();
     let mut syncer = GoatSyncer::open(
         &source,
         &store,
@@ -351,7 +310,7 @@ async fn sync(config: &Config, follow: bool) -> Result<()> {
 }
 
 fn status(config: &Config, json: bool) -> Result<()> {
-    let store = crate::cli::open_store(config)?;
+    let store = crate::app::open_store(config)?;
     let Some((chain_id, cp_n, cp_hash)) = store.goat_origin()? else {
         bail!(
             "store {} holds no GOAT chain: run `gmrelay goat sync` first",
@@ -399,7 +358,7 @@ async fn prove(config: &Config, tx: B256, out: Option<PathBuf>) -> Result<()> {
         bail!("goat.tokens is empty: set the token contracts whose payments count (config file or GMRELAY_GOAT_TOKENS)");
     }
     let source = source(config).await?;
-    let store = crate::cli::open_store(config)?;
+    let store = crate::app::open_store(config)?;
     let proof =
         crate::goat::proof::prove_payment(&source, &store, config.goat.chain_id, tx, &policy)
             .await?;
@@ -502,7 +461,7 @@ pub async fn devnet(config: &Config, cmd: GoatDevnetCmd) -> Result<()> {
             let token: Address = parse_address(&token).map_err(|e| anyhow!(e))?;
             let to: Address = parse_address(&to).map_err(|e| anyhow!(e))?;
             let amount: U256 = parse_amount(&amount).map_err(|e| anyhow!(e))?;
-            let id = B256::from(crate::cli::parse_invoice_id(&invoice)?);
+            let id = B256::from(crate::app::parse_invoice_id(&invoice)?);
             if !no_mint {
                 super::devnet::mint(&url, token, super::devnet::payer_address(), amount).await?;
             }

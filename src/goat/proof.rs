@@ -114,6 +114,17 @@ pub enum GoatProofError {
         /// The stored finalized height.
         finalized: u64,
     },
+    /// A plain transfer (no EIP-3009 nonce) in a block that is not final:
+    /// its only identity is its position, which a reorg can change.
+    #[error("block {hash} at height {number}: a plain transfer counts only once final (finalized height {finalized}); its only identity is its position, which a reorg can move")]
+    PlainTransferNotFinal {
+        /// The block.
+        hash: B256,
+        /// Its number.
+        number: u64,
+        /// The stored finalized height.
+        finalized: u64,
+    },
     /// Not enough confirmations.
     #[error(
         "block {hash} at height {number} has {confirmations} confirmations, {required} required"
@@ -172,24 +183,48 @@ pub struct StandaloneCheck {
     pub payment: PaymentSummary,
 }
 
-/// The replay key of a verified payment: one payment per (block, transaction, log).
+/// The replay key of a verified payment: something a reorg cannot change.
+/// An EIP-3009 payment is keyed by its authorization (token, authorizer,
+/// nonce), which the token itself lets be used once, in whatever block the
+/// transaction lands. A plain ERC-20 transfer carries no such identity in its
+/// receipt, so it is keyed by its position and only ever accepted once final
+/// (see [`GoatProofError::PlainTransferNotFinal`]), where positions no longer move.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct GoatReplayKey {
-    /// The block hash.
-    pub block_hash: B256,
-    /// The transaction index.
-    pub tx_index: u64,
-    /// The Transfer log's receipt-local index.
-    pub log_index: u64,
+pub enum GoatReplayKey {
+    /// An EIP-3009 `transferWithAuthorization` / `receiveWithAuthorization`.
+    Authorization {
+        /// The token contract.
+        token: Address,
+        /// The authorizer (payer).
+        authorizer: Address,
+        /// The EIP-3009 nonce.
+        nonce: B256,
+    },
+    /// A plain transfer in a finalized block.
+    FinalPosition {
+        /// The block hash.
+        block_hash: B256,
+        /// The transaction index.
+        tx_index: u64,
+        /// The Transfer log's receipt-local index.
+        log_index: u64,
+    },
 }
 
 impl std::fmt::Display for GoatReplayKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}",
-            self.block_hash, self.tx_index, self.log_index
-        )
+        match self {
+            GoatReplayKey::Authorization {
+                token,
+                authorizer,
+                nonce,
+            } => write!(f, "eip3009:{token}:{authorizer}:{nonce}"),
+            GoatReplayKey::FinalPosition {
+                block_hash,
+                tx_index,
+                log_index,
+            } => write!(f, "final:{block_hash}:{tx_index}:{log_index}"),
+        }
     }
 }
 
@@ -239,12 +274,19 @@ impl VerifiedGoatProof {
     pub fn payment(&self) -> &PaymentSummary {
         &self.payment
     }
-    /// The replay key: (block hash, transaction index, Transfer log index).
+    /// The replay key (see [`GoatReplayKey`]).
     pub fn replay_key(&self) -> GoatReplayKey {
-        GoatReplayKey {
-            block_hash: self.block_hash,
-            tx_index: self.tx_index,
-            log_index: self.log_indexes.transfer,
+        match self.payment.nonce {
+            Some(nonce) => GoatReplayKey::Authorization {
+                token: self.payment.token,
+                authorizer: self.payment.from,
+                nonce,
+            },
+            None => GoatReplayKey::FinalPosition {
+                block_hash: self.block_hash,
+                tx_index: self.tx_index,
+                log_index: self.log_indexes.transfer,
+            },
         }
     }
     /// Checks the payment against an invoice.
@@ -383,6 +425,13 @@ pub fn verify_goat_proof<S: Store>(
         }
         _ => {}
     }
+    if check.payment.nonce.is_none() && !is_final {
+        return Err(GoatProofError::PlainTransferNotFinal {
+            hash: p.block_hash,
+            number,
+            finalized,
+        });
+    }
     Ok(VerifiedGoatProof {
         chain_id,
         block_hash: p.block_hash,
@@ -489,8 +538,16 @@ mod tests {
         assert_eq!(v.block_number(), 102);
         assert_eq!(v.confirmations(), 4);
         assert!(v.finalized());
-        assert_eq!(v.replay_key().log_index, 1);
-        assert_eq!(v.replay_key().tx_index, 7);
+        // Keyed by the authorization, not by where it landed: a reorg that
+        // moves the transaction to another block keeps the key.
+        assert_eq!(
+            v.replay_key(),
+            GoatReplayKey::Authorization {
+                token: TOKEN,
+                authorizer: v.payment().from,
+                nonce: NONCE,
+            }
+        );
         v.check_invoice(&Invoice {
             token: Some(TOKEN),
             payee: Some(PAYEE),

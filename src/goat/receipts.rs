@@ -483,7 +483,12 @@ pub fn verify_receipt_proof(
         .map_err(|e| ReceiptError::BadProof {
             tx_index,
             root,
-            message: e.to_string(),
+            // alloy-trie quotes whole nodes; keep the line readable.
+            message: format!(
+                "{} ({} proof nodes)",
+                crate::error::abbreviate_hex(&e.to_string()),
+                proof.len()
+            ),
         })
 }
 

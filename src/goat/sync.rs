@@ -65,6 +65,31 @@ pub enum GoatSyncError {
         /// The node.
         endpoint: String,
     },
+    /// The node's head is below the height gmrelay already holds as final:
+    /// a lagging (or load-balanced) backend, not a reorg.
+    #[error(
+        "{endpoint} is at height {head}, we have finalized {finalized}: waiting for it to catch up"
+    )]
+    NodeBehind {
+        /// The node.
+        endpoint: String,
+        /// Its head.
+        head: u64,
+        /// Our finalized height.
+        finalized: u64,
+    },
+    /// The store's GOAT chain starts from another block than the checkpoint.
+    #[error("store {path} holds GOAT block {stored} at the checkpoint height {number}, not the configured checkpoint {trusted}: delete {path} and sync again")]
+    AnchoredElsewhere {
+        /// The store.
+        path: String,
+        /// Checkpoint number.
+        number: u64,
+        /// What the store holds there (or `none`).
+        stored: String,
+        /// The configured hash.
+        trusted: B256,
+    },
     /// Ctrl-C or a shutdown request.
     #[error("interrupted")]
     Interrupted,
@@ -74,6 +99,7 @@ impl Classify for GoatSyncError {
     fn class(&self) -> ErrorClass {
         match self {
             GoatSyncError::Source(e) => e.class(),
+            GoatSyncError::NodeBehind { .. } => ErrorClass::Transient,
             // The node may have reorged between two batches: a new round re-reads it.
             GoatSyncError::Invalid { error, .. }
                 if matches!(
@@ -120,6 +146,10 @@ pub struct GoatSyncReport {
     pub tip: (u64, B256),
     /// Finalized block after the sync.
     pub finalized: (u64, B256),
+    /// Whether the finalized block moved in this round.
+    pub finalized_moved: bool,
+    /// The node's head.
+    pub node_head: u64,
 }
 
 /// Retries a source call with exponential backoff while its error is
@@ -258,7 +288,19 @@ impl<'a, S: GoatSource, St: Store> GoatSyncer<'a, S, St> {
             ),
             Finality::Depth(_) => None,
         };
-        let mut report = GoatSyncReport::default();
+        let finalized = self.chain.finalized().0;
+        if head < finalized {
+            return Err(GoatSyncError::NodeBehind {
+                endpoint: source.endpoint(),
+                head,
+                finalized,
+            });
+        }
+        let finalized_before = self.chain.finalized();
+        let mut report = GoatSyncReport {
+            node_head: head,
+            ..GoatSyncReport::default()
+        };
         let common = self.common_height(head).await?;
         if common < self.chain.tip().number() && common == head {
             // The node's canonical chain is now shorter than ours.
@@ -319,6 +361,7 @@ impl<'a, S: GoatSource, St: Store> GoatSyncer<'a, S, St> {
         let tip = self.chain.tip();
         report.tip = (tip.number(), tip.hash());
         report.finalized = self.chain.finalized();
+        report.finalized_moved = report.finalized != finalized_before;
         info!(chain = "goat", height = tip.number(), hash = %tip.hash(), finalized = report.finalized.0, new = report.new_headers, "synced");
         Ok(report)
     }
@@ -350,6 +393,14 @@ impl<'a, S: GoatSource, St: Store> GoatSyncer<'a, S, St> {
     async fn common_height(&self, head: u64) -> Result<u64, GoatSyncError> {
         let finalized = self.chain.finalized();
         let mut top = self.chain.tip().number().min(head);
+        if top < finalized.0 {
+            // Never a range upside down (the caller refuses such a node first).
+            return Err(GoatSyncError::NodeBehind {
+                endpoint: self.source.endpoint(),
+                head,
+                finalized: finalized.0,
+            });
+        }
         loop {
             let lowest = top.saturating_sub(63).max(finalized.0);
             let source = self.source;
@@ -403,13 +454,21 @@ pub async fn fetch_checkpoint<S: GoatSource>(
             .await
             .map_err(|e| missing(e.to_string()))?
             .ok_or_else(|| missing("no such block".into()))?;
-            if header.number != number {
-                return Err(missing(format!("the block is at height {}", header.number)));
+            // The one check of the trust root: the served header must hash to
+            // the configured hash. A mismatch is permanent and refused at once.
+            let header = ValidatedGoatHeader::checkpoint(header, hash).map_err(|error| {
+                GoatSyncError::Invalid {
+                    source_name: source.endpoint(),
+                    error,
+                }
+            })?;
+            if header.number() != number {
+                return Err(missing(format!(
+                    "the block is at height {}, the checkpoint file says {number}",
+                    header.number()
+                )));
             }
-            ValidatedGoatHeader::checkpoint(header, hash).map_err(|error| GoatSyncError::Invalid {
-                source_name: source.endpoint(),
-                error,
-            })
+            Ok(header)
         }
         GoatCheckpoint::DevnetGenesis => {
             let mut hs =
@@ -431,6 +490,25 @@ pub fn restore<St: Store>(store: &St, finality: Finality) -> Result<GoatChain, G
     let (_, cp_number, cp_hash) = store
         .goat_origin()?
         .ok_or_else(|| GoatSyncError::Restore("no GOAT chain stored".into()))?;
+    // The stored chain must start at the checkpoint the origin names.
+    let elsewhere = |stored: String| GoatSyncError::AnchoredElsewhere {
+        path: store.location(),
+        number: cp_number,
+        stored,
+        trusted: cp_hash,
+    };
+    match store.goat_best_hash(cp_number)? {
+        Some(h) if h == cp_hash => {
+            let header = store
+                .goat_header(&h)?
+                .ok_or_else(|| elsewhere(format!("{h} (its header is missing)")))?;
+            if header.hash() != cp_hash {
+                return Err(elsewhere(header.hash().to_string()));
+            }
+        }
+        Some(h) => return Err(elsewhere(h.to_string())),
+        None => return Err(elsewhere("none".into())),
+    }
     let (tip, _) = store
         .goat_tip()?
         .ok_or_else(|| GoatSyncError::Restore("no tip recorded".into()))?;

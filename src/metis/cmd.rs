@@ -1,21 +1,21 @@
 //! `gmrelay contracts …` and `gmrelay metis …`: the commands behind the
 //! Metis half of the command line. Errors become `anyhow` here only.
 
+use crate::app::{metis_contracts as contracts, metis_sink as sink, relayer_key};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use alloy::primitives::{Address, Bytes, B256, U256};
-use alloy::signers::local::PrivateKeySigner;
 use anyhow::{anyhow, bail, Context, Result};
-use clap::{Subcommand, ValueEnum};
+use clap::Subcommand;
 use serde_json::json;
 
 use super::attest::{self, AttestDomain};
 use super::bindings::{RAIL_BTC, RAIL_GOAT};
-use super::deploy::{self, DeployParams, Deployment};
+use super::deploy::{self, DeployParams};
 use super::relay::{self, RelayOptions};
 use super::settle::{self, SettleOptions};
-use super::sink::{AlloySink, Contracts, MetisSink, NewInvoice};
+use super::sink::{MetisSink, NewInvoice};
 use crate::btc::network::BtcNetwork;
 use crate::config::Config;
 use crate::proof::ProofFile;
@@ -78,14 +78,7 @@ pub enum MetisCmd {
     },
 }
 
-/// Payment rail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Rail {
-    /// Bitcoin.
-    Btc,
-    /// GOAT stablecoin (EIP-3009).
-    Goat,
-}
+pub use crate::rail::Rail;
 
 /// `gmrelay metis invoice …`
 #[derive(Debug, Subcommand)]
@@ -137,88 +130,6 @@ pub enum InvoiceCmd {
     },
 }
 
-/// The relayer's signing key, from the variable named by metis.key_env.
-pub fn relayer_key(config: &Config) -> Result<PrivateKeySigner> {
-    if let Some(path) = &config.metis.keystore {
-        let path = crate::config::expand_home(path);
-        let pw_var = &config.metis.keystore_password_env;
-        let password = std::env::var(pw_var).map_err(|_| {
-            anyhow!("environment variable {pw_var} (metis.keystore_password_env) is not set: it must hold the password of {}", path.display())
-        })?;
-        return PrivateKeySigner::decrypt_keystore(&path, password)
-            .with_context(|| format!("metis.keystore {}: cannot decrypt", path.display()));
-    }
-    let var = &config.metis.key_env;
-    let v = std::env::var(var).map_err(|_| {
-        anyhow!("environment variable {var} (metis.key_env) is not set: it must hold the Metis account's hex private key")
-    })?;
-    v.trim().parse().map_err(|_| {
-        anyhow!("environment variable {var} (metis.key_env) is not a 32-byte hex private key")
-    })
-}
-
-/// The deployment the settings select: the deployment file, with metis.* address overrides.
-pub fn contracts(config: &Config) -> Result<(Contracts, Option<Deployment>)> {
-    let path = config.metis_deployment_file();
-    let file = if path.exists() {
-        Some(Deployment::load(&path)?)
-    } else {
-        None
-    };
-    let m = &config.metis;
-    let pick = |key: &str, over: &Option<String>, from_file: Option<Address>| -> Result<Address> {
-        match over {
-            Some(a) => Ok(a.parse().expect("validated by Config::validate")),
-            None => from_file.ok_or_else(|| {
-                anyhow!(
-                    "no {key} address: {} does not exist (run `gmrelay contracts deploy`) and metis.{key} is not set",
-                    path.display()
-                )
-            }),
-        }
-    };
-    let c = Contracts {
-        btc_light_client: pick(
-            "btc_light_client",
-            &m.btc_light_client,
-            file.as_ref().map(|d| d.btc_light_client),
-        )?,
-        goat_header_store: pick(
-            "goat_header_store",
-            &m.goat_header_store,
-            file.as_ref().map(|d| d.goat_header_store),
-        )?,
-        payment_settlement: pick(
-            "payment_settlement",
-            &m.payment_settlement,
-            file.as_ref().map(|d| d.payment_settlement),
-        )?,
-    };
-    Ok((c, file))
-}
-
-fn timeout(config: &Config) -> Duration {
-    Duration::from_secs(config.metis.timeout_secs)
-}
-
-/// Connects to Metis with the deployment's contracts; `write` loads the relayer key.
-pub async fn sink(config: &Config, write: bool) -> Result<AlloySink> {
-    let (c, _) = contracts(config)?;
-    let key = if write {
-        Some(relayer_key(config)?)
-    } else {
-        None
-    };
-    Ok(AlloySink::connect(
-        &config.metis_rpc_url(),
-        config.metis.chain_id,
-        c,
-        key,
-        timeout(config),
-    )
-    .await?)
-}
-
 /// Runs `gmrelay contracts …`.
 pub async fn contracts_cmd(config: &Config, cmd: ContractsCmd) -> Result<()> {
     match cmd {
@@ -247,7 +158,7 @@ pub async fn contracts_cmd(config: &Config, cmd: ContractsCmd) -> Result<()> {
                     path.display()
                 );
             }
-            let store = crate::cli::open_store(config)?;
+            let store = crate::app::open_store(config)?;
             let checkpoint = deploy::checkpoint_args(&store)?;
             let regtest = config.btc.network == BtcNetwork::Regtest;
             let (committee, threshold) = if config.metis.committee.is_empty() {
@@ -329,7 +240,7 @@ fn parse_amount(s: &str) -> Result<U256> {
 
 fn parse_b256(s: &str, what: &str) -> Result<B256> {
     Ok(B256::from(
-        crate::cli::parse_invoice_id(s).with_context(|| format!("--{what}"))?,
+        crate::app::parse_invoice_id(s).with_context(|| format!("--{what}"))?,
     ))
 }
 
@@ -337,7 +248,7 @@ fn parse_b256(s: &str, what: &str) -> Result<B256> {
 pub async fn run(config: &Config, cmd: MetisCmd) -> Result<()> {
     match cmd {
         MetisCmd::RelayHeaders => {
-            let store = crate::cli::open_store(config)?;
+            let store = crate::app::open_store(config)?;
             let sink = sink(config, true).await?;
             let options = RelayOptions {
                 batch: config.metis.header_batch,
@@ -378,7 +289,7 @@ pub async fn run(config: &Config, cmd: MetisCmd) -> Result<()> {
             sign_only,
             devnet_committee,
         } => {
-            let store = crate::cli::open_store(config)?;
+            let store = crate::app::open_store(config)?;
             let keys = if devnet_committee {
                 if config.btc.network != BtcNetwork::Regtest {
                     bail!("--devnet-committee is for regtest devnets only");
@@ -467,7 +378,7 @@ pub async fn run(config: &Config, cmd: MetisCmd) -> Result<()> {
                     if asset.is_some() {
                         bail!("--asset is for GOAT invoices only");
                     }
-                    let script = crate::cli::parse_script(&payee, config.btc.network)?;
+                    let script = crate::app::parse_script(&payee, config.btc.network)?;
                     (Bytes::from(script.to_bytes()), Address::ZERO, RAIL_BTC)
                 }
                 Rail::Goat => {
@@ -571,7 +482,7 @@ pub async fn run(config: &Config, cmd: MetisCmd) -> Result<()> {
         } => {
             let id = parse_b256(&invoice, "invoice")?;
             let file = ProofFile::load(&proof)?;
-            let store = crate::cli::open_store(config)?;
+            let store = crate::app::open_store(config)?;
             let sink = sink(config, true).await?;
             let r = settle::settle(
                 &store,

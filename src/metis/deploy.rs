@@ -18,7 +18,8 @@ use tracing::info;
 use super::bindings::{
     BtcLightClient, GoatHeaderStore, PaymentSettlement, NETWORK_MAINNET, NETWORK_REGTEST,
 };
-use super::sink::{map_contract_error, map_transport, provider, Contracts, MetisError};
+use super::sender::{Sender, TxPolicy};
+use super::sink::{map_transport, provider, Contracts, MetisError};
 use crate::btc::network::BtcNetwork;
 use crate::store::{Store, StoreError};
 
@@ -224,7 +225,7 @@ pub async fn deploy(
     params: &DeployParams,
 ) -> Result<Deployment, MetisError> {
     let from = deployer.address();
-    let p: DynProvider = provider(url, Some(deployer))?;
+    let p: DynProvider = provider(url)?;
     let found = p
         .get_chain_id()
         .await
@@ -236,8 +237,24 @@ pub async fn deploy(
             found,
         });
     }
+    // Legacy transactions priced from eth_gasPrice, as Metis takes them.
+    let sender = Sender::new(
+        p.clone(),
+        alloy::network::EthereumWallet::from(deployer),
+        url,
+        chain_id,
+        TxPolicy::default(),
+        None,
+    );
+    let created = |what: &'static str, o: super::sink::TxOutcome| {
+        o.contract_address.ok_or_else(|| MetisError::Rpc {
+            endpoint: url.to_string(),
+            what: what.to_string(),
+            message: format!("transaction {} created no contract", o.tx_hash),
+        })
+    };
     let c = &params.checkpoint;
-    let btc = BtcLightClient::deploy(
+    let req = BtcLightClient::deploy_builder(
         p.clone(),
         c.header.clone(),
         U256::from(c.height),
@@ -245,34 +262,37 @@ pub async fn deploy(
         c.mode,
         c.pow_limit,
     )
-    .await
-    .map_err(|e| map_contract_error(url, "deploying BtcLightClient", e))?;
-    info!(address = %btc.address(), "BtcLightClient deployed");
-    let goat = GoatHeaderStore::deploy(
+    .into_transaction_request();
+    let what = "deploying BtcLightClient";
+    let btc = created(what, sender.send(what, "deployment", req).await?)?;
+    info!(address = %btc, "BtcLightClient deployed");
+    let req = GoatHeaderStore::deploy_builder(
         p.clone(),
         params.committee.clone(),
         U256::from(params.threshold),
         U256::from(params.goat_chain_id),
     )
-    .await
-    .map_err(|e| map_contract_error(url, "deploying GoatHeaderStore", e))?;
-    info!(address = %goat.address(), "GoatHeaderStore deployed");
-    let settlement = PaymentSettlement::deploy(
+    .into_transaction_request();
+    let what = "deploying GoatHeaderStore";
+    let goat = created(what, sender.send(what, "deployment", req).await?)?;
+    info!(address = %goat, "GoatHeaderStore deployed");
+    let req = PaymentSettlement::deploy_builder(
         p.clone(),
-        *btc.address(),
-        *goat.address(),
+        btc,
+        goat,
         U256::from(params.min_btc_confirmations),
     )
-    .await
-    .map_err(|e| map_contract_error(url, "deploying PaymentSettlement", e))?;
-    info!(address = %settlement.address(), "PaymentSettlement deployed");
+    .into_transaction_request();
+    let what = "deploying PaymentSettlement";
+    let settlement = created(what, sender.send(what, "deployment", req).await?)?;
+    info!(address = %settlement, "PaymentSettlement deployed");
     Ok(Deployment {
         format: DEPLOYMENT_FORMAT.into(),
         version: DEPLOYMENT_VERSION,
         metis_chain_id: chain_id,
-        btc_light_client: *btc.address(),
-        goat_header_store: *goat.address(),
-        payment_settlement: *settlement.address(),
+        btc_light_client: btc,
+        goat_header_store: goat,
+        payment_settlement: settlement,
         btc_network: c.network,
         btc_checkpoint_height: c.height,
         btc_checkpoint_hash: c.hash.clone(),

@@ -9,6 +9,9 @@
 //! * [`attest`]: EIP-712 committee attestations of GOAT headers.
 //! * [`settle`]: the contracts' proof structs built from gmrelay proof files.
 //! * [`deploy`]: deployment and the deployment file.
+//! * [`sender`]: legacy EIP-155 transactions priced from `eth_gasPrice`,
+//!   as Metis's sequencer takes them, replaced when stuck.
+//! * [`outbox`]: every transaction recorded before it is broadcast.
 //! * [`gasbench`]: `gmrelay bench gas`.
 
 pub mod attest;
@@ -16,7 +19,9 @@ pub mod bindings;
 pub mod cmd;
 pub mod deploy;
 pub mod gasbench;
+pub mod outbox;
 pub mod relay;
+pub mod sender;
 pub mod settle;
 pub mod sink;
 

@@ -115,6 +115,16 @@ pub enum SettleError {
     Metis(#[from] MetisError),
 }
 
+impl SettleError {
+    /// The name of the contract's custom error, when Metis reverted.
+    pub fn revert_name(&self) -> Option<&str> {
+        match self {
+            SettleError::Metis(e) => e.revert().map(|r| r.name.as_str()),
+            _ => None,
+        }
+    }
+}
+
 impl Classify for SettleError {
     fn class(&self) -> ErrorClass {
         match self {

@@ -18,6 +18,8 @@ use super::bindings::{
     decode_revert, payment_settlement, BtcLightClient, DecodedRevert, GoatHeaderStore,
     PaymentSettlement,
 };
+use super::outbox::Outbox;
+use super::sender::{Sender, TxPolicy};
 use crate::error::{Classify, ErrorClass};
 
 /// A failure talking to Metis, classed for retrying.
@@ -85,6 +87,17 @@ pub enum MetisError {
         /// What was attempted.
         what: String,
     },
+    /// The node's gas price is above `metis.max_gas_price_gwei`: nothing is
+    /// sent until it comes down.
+    #[error("{what}: the node's gas price is {price} wei, above the cap of {cap} wei (metis.max_gas_price_gwei); waiting")]
+    GasPriceAboveCap {
+        /// What was attempted.
+        what: String,
+        /// eth_gasPrice.
+        price: u128,
+        /// The cap.
+        cap: u128,
+    },
     /// A transaction was sent but its receipt did not come in time. Not
     /// retried automatically: a second submission would race the first.
     #[error("{what}: transaction {tx_hash} was sent but not mined within {waited:?}; check it on the node, then run the command again (it re-plans from the contracts' state)")]
@@ -101,7 +114,9 @@ pub enum MetisError {
 impl Classify for MetisError {
     fn class(&self) -> ErrorClass {
         match self {
-            MetisError::Unavailable { .. } => ErrorClass::Transient,
+            MetisError::Unavailable { .. } | MetisError::GasPriceAboveCap { .. } => {
+                ErrorClass::Transient
+            }
             _ => ErrorClass::Permanent,
         }
     }
@@ -126,6 +141,19 @@ pub struct TxOutcome {
     pub gas_used: u64,
     /// The block it was mined in.
     pub block_number: Option<u64>,
+    /// The price paid per gas, wei.
+    pub gas_price: u128,
+    /// The L1 data fee, wei, where the chain has Metis's gas price oracle.
+    pub l1_fee: Option<U256>,
+    /// The contract a deployment created.
+    pub contract_address: Option<Address>,
+}
+
+impl TxOutcome {
+    /// Total cost in wei: gas × price, plus the L1 data fee.
+    pub fn cost_wei(&self) -> U256 {
+        U256::from(self.gas_used) * U256::from(self.gas_price) + self.l1_fee.unwrap_or_default()
+    }
 }
 
 /// The addresses of the three contracts.
@@ -259,6 +287,7 @@ pub struct AlloySink {
     contracts: Contracts,
     signer: Option<Address>,
     timeout: Duration,
+    sender: Option<std::sync::Arc<Sender>>,
 }
 
 impl std::fmt::Debug for AlloySink {
@@ -356,7 +385,35 @@ impl AlloySink {
         signer: Option<PrivateKeySigner>,
         timeout: Duration,
     ) -> Result<Self, MetisError> {
-        let provider = provider(url, signer.clone())?;
+        let policy = TxPolicy {
+            receipt_timeout: timeout,
+            ..TxPolicy::default()
+        };
+        Self::connect_with(url, chain_id, contracts, signer, timeout, policy, None).await
+    }
+
+    /// Like [`AlloySink::connect`], with a pricing policy and an outbox that
+    /// records every transaction before it is broadcast.
+    pub async fn connect_with(
+        url: &str,
+        chain_id: u64,
+        contracts: Contracts,
+        signer: Option<PrivateKeySigner>,
+        timeout: Duration,
+        policy: TxPolicy,
+        outbox: Option<std::sync::Arc<Outbox>>,
+    ) -> Result<Self, MetisError> {
+        let provider = provider(url)?;
+        let sender = signer.clone().map(|s| {
+            std::sync::Arc::new(Sender::new(
+                provider.clone(),
+                EthereumWallet::from(s),
+                url,
+                chain_id,
+                policy,
+                outbox,
+            ))
+        });
         let sink = AlloySink {
             provider,
             url: url.to_string(),
@@ -364,6 +421,7 @@ impl AlloySink {
             contracts,
             signer: signer.map(|s| s.address()),
             timeout,
+            sender,
         };
         sink.check_chain().await?;
         for (what, address) in [
@@ -400,6 +458,11 @@ impl AlloySink {
             });
         }
         Ok(())
+    }
+
+    /// The node's URL.
+    pub fn endpoint_url(&self) -> &str {
+        &self.url
     }
 
     /// The contract addresses.
@@ -447,11 +510,18 @@ impl AlloySink {
         PaymentSettlement::new(self.contracts.payment_settlement, self.provider.clone())
     }
 
-    /// Sends a prepared call (estimated first, so reverts come back decoded)
-    /// and waits for its receipt.
+    /// The sender (legacy transactions, outbox), when there is a key.
+    pub fn sender(&self) -> Option<&std::sync::Arc<Sender>> {
+        self.sender.as_ref()
+    }
+
+    /// Sends a prepared call as a legacy transaction priced from
+    /// `eth_gasPrice` (simulated first, so reverts come back decoded) and
+    /// waits for its receipt.
     async fn send<P, C>(
         &self,
         what: &str,
+        purpose: &str,
         call: alloy::contract::CallBuilder<P, C>,
     ) -> Result<TxOutcome, MetisError>
     where
@@ -459,59 +529,27 @@ impl AlloySink {
         C: alloy::contract::CallDecoder,
     {
         self.need_signer(what)?;
-        let pending = self
-            .timed(what, call.send())
-            .await?
-            .map_err(|e| map_contract_error(&self.url, what, e))?;
-        let tx_hash = *pending.tx_hash();
-        let receipt = tokio::time::timeout(self.timeout, pending.get_receipt())
+        let sender = self.sender.as_ref().ok_or_else(|| MetisError::NoSigner {
+            what: what.to_string(),
+        })?;
+        sender
+            .send(what, purpose, call.into_transaction_request())
             .await
-            .map_err(|_| MetisError::Pending {
-                what: what.to_string(),
-                tx_hash,
-                waited: self.timeout,
-            })?
-            .map_err(|e| MetisError::Pending {
-                what: format!("{what} ({e})"),
-                tx_hash,
-                waited: self.timeout,
-            })?;
-        if !receipt.status() {
-            return Err(MetisError::TxFailed {
-                what: what.to_string(),
-                tx_hash,
-            });
-        }
-        Ok(TxOutcome {
-            tx_hash,
-            gas_used: receipt.gas_used,
-            block_number: receipt.block_number,
-        })
     }
 }
 
-/// A provider for `url`, signing with `signer` when given.
-pub fn provider(url: &str, signer: Option<PrivateKeySigner>) -> Result<DynProvider, MetisError> {
+/// A provider for `url`. It signs nothing: [`Sender`] fills, signs (legacy
+/// EIP-155, as Metis requires) and records every transaction itself.
+pub fn provider(url: &str) -> Result<DynProvider, MetisError> {
     let parsed = url.parse().map_err(|e| MetisError::Rpc {
         endpoint: url.to_string(),
         what: "connect".into(),
         message: format!("not a URL: {e}"),
     })?;
-    Ok(match signer {
-        // A simple nonce manager (the pending count, asked each time): the
-        // default cached one reserves a nonce before the gas estimate, so a
-        // refused (reverting) transaction would leave a gap that blocks
-        // every later one from the same process.
-        Some(s) => ProviderBuilder::new()
-            .disable_recommended_fillers()
-            .with_gas_estimation()
-            .with_simple_nonce_management()
-            .fetch_chain_id()
-            .wallet(EthereumWallet::from(s))
-            .connect_http(parsed)
-            .erased(),
-        None => ProviderBuilder::new().connect_http(parsed).erased(),
-    })
+    Ok(ProviderBuilder::new()
+        .disable_recommended_fillers()
+        .connect_http(parsed)
+        .erased())
 }
 
 macro_rules! view {
@@ -548,8 +586,10 @@ impl MetisSink for AlloySink {
     }
 
     async fn btc_submit_headers(&self, headers: Bytes) -> Result<TxOutcome, MetisError> {
+        let purpose = format!("{} headers", headers.len() / 80);
         self.send(
             "BtcLightClient.submitHeaders",
+            &purpose,
             self.btc().submitHeaders(headers),
         )
         .await
@@ -588,6 +628,7 @@ impl MetisSink for AlloySink {
     ) -> Result<TxOutcome, MetisError> {
         self.send(
             "GoatHeaderStore.submitHeader",
+            "GOAT header attestation",
             self.goat().submitHeader(header_rlp, signatures),
         )
         .await
@@ -621,6 +662,7 @@ impl MetisSink for AlloySink {
         let outcome = self
             .send(
                 "PaymentSettlement.createInvoice",
+                &format!("invoice {}", super::invoice_id(creator, i.salt)),
                 self.settlement().createInvoice(
                     i.salt,
                     i.rail,
@@ -646,6 +688,7 @@ impl MetisSink for AlloySink {
     ) -> Result<TxOutcome, MetisError> {
         self.send(
             "PaymentSettlement.settleBtc",
+            &format!("invoice {id}"),
             self.settlement().settleBtc(id, proof),
         )
         .await
@@ -658,6 +701,7 @@ impl MetisSink for AlloySink {
     ) -> Result<TxOutcome, MetisError> {
         self.send(
             "PaymentSettlement.settleGoat",
+            &format!("invoice {id}"),
             self.settlement().settleGoat(id, proof),
         )
         .await

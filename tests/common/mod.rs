@@ -1,3 +1,5 @@
 //! Shared helpers of the integration tests.
 pub mod anvil;
+pub mod cli;
+pub mod fakenode;
 pub mod metis;

@@ -1,0 +1,140 @@
+//! The two follow tasks: the Bitcoin and the GOAT header chains, synced into
+//! the store round after round. After each round that persisted something
+//! they wake the worker, which reads the news from the store.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::{Ctx, TaskError};
+use crate::btc::source::BtcSource;
+use crate::btc::sync::Syncer;
+use crate::error::Classify;
+use crate::goat::sync::GoatSyncer;
+
+/// Follows Bitcoin until cancelled.
+pub async fn btc(ctx: &Ctx, cancel: &CancellationToken) -> Result<(), TaskError> {
+    let source = &ctx.btc;
+    let cp = crate::app::btc_checkpoint(&ctx.config).map_err(TaskError::permanent)?;
+    let mut syncer = Syncer::open(
+        source,
+        &*ctx.store,
+        &cp,
+        crate::app::btc_sync_options(&ctx.config),
+    )
+    .await
+    .map_err(|e| {
+        ctx.state.chain_err(
+            "bitcoin",
+            &source.endpoint(),
+            e.to_string(),
+            !e.is_transient(),
+        );
+        TaskError::classed(e)
+    })?;
+    let poll = Duration::from_millis(ctx.poll_ms);
+    loop {
+        match syncer.sync_once(None).await {
+            Ok(r) => {
+                let tip = syncer.chain().tip();
+                let need = u64::from(ctx.config.metis.min_btc_confirmations.max(1));
+                let deep = u64::from(tip.height()).checked_sub(need - 1);
+                ctx.state.chain_ok(
+                    "bitcoin",
+                    &source.endpoint(),
+                    (u64::from(tip.height()), tip.hash().to_string()),
+                    deep,
+                    u64::from(r.node_height),
+                );
+                if r.new_headers > 0 || !r.reorgs.is_empty() {
+                    debug!(
+                        new = r.new_headers,
+                        reorgs = r.reorgs.len(),
+                        "bitcoin: news"
+                    );
+                    ctx.news.notify_one();
+                }
+            }
+            Err(e) => {
+                ctx.state.chain_err(
+                    "bitcoin",
+                    &source.endpoint(),
+                    e.to_string(),
+                    !is_unreachable(&e.to_string()),
+                );
+                if !e.is_transient() {
+                    return Err(TaskError::classed(e));
+                }
+                warn!(error = %e, "bitcoin: round failed; retrying");
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+/// Follows GOAT until cancelled.
+pub async fn goat(ctx: &Ctx, cancel: &CancellationToken) -> Result<(), TaskError> {
+    let source = &*ctx.goat;
+    let endpoint = ctx.config.goat_rpc_url();
+    let cp = crate::app::goat_checkpoint(&ctx.config).map_err(TaskError::permanent)?;
+    let mut syncer = GoatSyncer::open(
+        source,
+        &*ctx.store,
+        cp,
+        ctx.config.goat.chain_id,
+        crate::app::goat_finality(&ctx.config),
+        crate::app::goat_sync_options(&ctx.config),
+    )
+    .await
+    .map_err(|e| {
+        ctx.state
+            .chain_err("goat", &endpoint, e.to_string(), !e.is_transient());
+        TaskError::classed(e)
+    })?;
+    let poll = Duration::from_millis(ctx.poll_ms);
+    loop {
+        match syncer.sync_once().await {
+            Ok(r) => {
+                ctx.state.chain_ok(
+                    "goat",
+                    &endpoint,
+                    (r.tip.0, r.tip.1.to_string()),
+                    Some(r.finalized.0),
+                    r.node_head,
+                );
+                if r.new_headers > 0 || !r.reorgs.is_empty() || r.finalized_moved {
+                    ctx.news.notify_one();
+                }
+            }
+            Err(e) => {
+                ctx.state.chain_err(
+                    "goat",
+                    &endpoint,
+                    e.to_string(),
+                    !is_unreachable(&e.to_string()),
+                );
+                if !e.is_transient() {
+                    return Err(TaskError::classed(e));
+                }
+                warn!(error = %e, "goat: round failed; retrying");
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+/// Whether an error message says the node could not be reached at all.
+pub fn is_unreachable(message: &str) -> bool {
+    let m = message.to_lowercase();
+    m.contains("connect")
+        || m.contains("timed out")
+        || m.contains("refused")
+        || m.contains("unreachable")
+}

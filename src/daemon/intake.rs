@@ -1,0 +1,93 @@
+//! Invoice intake: `InvoiceCreated` events of PaymentSettlement, read from a
+//! stored cursor. Each round re-reads the last [`REORG_MARGIN`] blocks, so an
+//! invoice whose creation a Metis reorg moved is picked up again; writing
+//! a record that exists already changes nothing.
+
+use alloy::eips::BlockNumberOrTag;
+use alloy::providers::Provider;
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEvent;
+use tracing::info;
+
+use super::records::{InvoiceRecord, Stage};
+use super::{Ctx, TaskError};
+use crate::metis::bindings::PaymentSettlement;
+use crate::metis::sink::map_transport;
+use crate::rail::Rail;
+
+/// Blocks re-read each round.
+pub const REORG_MARGIN: u64 = 32;
+/// Blocks per `eth_getLogs` request.
+pub const LOG_RANGE: u64 = 5_000;
+
+/// One intake round: returns the number of new invoices.
+pub async fn round(ctx: &Ctx) -> Result<usize, TaskError> {
+    let provider = ctx.sink.provider();
+    let url = ctx.sink.endpoint_url();
+    let latest = provider
+        .get_block_number()
+        .await
+        .map_err(|e| TaskError::classed(map_transport(url, "eth_blockNumber", e)))?;
+    let cursor = ctx
+        .records
+        .cursor("intake")
+        .map_err(TaskError::permanent)?
+        .and_then(|v| v.as_u64())
+        .unwrap_or(ctx.intake_from);
+    let mut from = cursor.saturating_sub(REORG_MARGIN);
+    let mut new = Vec::new();
+    let address = ctx.sink.contracts().payment_settlement;
+    while from <= latest {
+        let to = latest.min(from + LOG_RANGE - 1);
+        let filter = Filter::new()
+            .address(address)
+            .event_signature(PaymentSettlement::InvoiceCreated::SIGNATURE_HASH)
+            .from_block(BlockNumberOrTag::Number(from))
+            .to_block(BlockNumberOrTag::Number(to));
+        let logs = provider
+            .get_logs(&filter)
+            .await
+            .map_err(|e| TaskError::classed(map_transport(url, "eth_getLogs", e)))?;
+        for log in logs {
+            if log.removed {
+                continue;
+            }
+            let Ok(ev) = PaymentSettlement::InvoiceCreated::decode_log_data(log.data()) else {
+                continue;
+            };
+            let Some(rail) = Rail::from_u8(ev.rail) else {
+                continue;
+            };
+            if ctx
+                .records
+                .invoice(&ev.invoiceId)
+                .map_err(TaskError::permanent)?
+                .is_some()
+                || new.iter().any(|r: &InvoiceRecord| r.id == ev.invoiceId)
+            {
+                continue;
+            }
+            info!(invoice = %ev.invoiceId, rail = %rail, amount = %ev.amount, "invoice taken in");
+            new.push(InvoiceRecord {
+                id: ev.invoiceId,
+                rail,
+                payee: ev.payee.clone(),
+                asset: ev.asset,
+                amount: ev.amount,
+                expiry: ev.expiry,
+                stage: Stage::AwaitingPayment,
+                payment: None,
+                settled_tx: None,
+                detail: None,
+                created_block: log.block_number.unwrap_or(to),
+                deep_at_ms: None,
+                settled_at_ms: None,
+            });
+        }
+        from = to + 1;
+    }
+    ctx.records
+        .save(&new, Some(("intake", &serde_json::json!(latest + 1))))
+        .map_err(TaskError::permanent)?;
+    Ok(new.len())
+}

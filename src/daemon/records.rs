@@ -1,0 +1,227 @@
+//! The daemon's records in the store's `daemon` column family: one per
+//! invoice (what it asks, where its payment is, which stage it is at) and
+//! one cursor per task. JSON values, written atomically.
+
+use std::sync::Arc;
+
+use alloy::primitives::{Address, Bytes, B256, U256};
+use serde::{Deserialize, Serialize};
+
+use crate::rail::Rail;
+use crate::store::{RocksStore, StoreError};
+
+/// Where an invoice is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Open on Metis; no payment seen yet.
+    AwaitingPayment,
+    /// Paid; waiting for the confirmations (Bitcoin) or finality (GOAT).
+    Confirming,
+    /// Deep enough: headers or the attestation are being relayed, then
+    /// the settlement sent.
+    Settling,
+    /// Settled on Metis by this relayer.
+    Settled,
+    /// Settled on Metis by someone else (another relayer).
+    SettledByOther,
+    /// Expired before it was paid deep enough.
+    Expired,
+    /// A payment that can never settle it (wrong amount, payee…).
+    Failed,
+}
+
+impl Stage {
+    /// Every stage, for metrics.
+    pub const ALL: [Stage; 7] = [
+        Stage::AwaitingPayment,
+        Stage::Confirming,
+        Stage::Settling,
+        Stage::Settled,
+        Stage::SettledByOther,
+        Stage::Expired,
+        Stage::Failed,
+    ];
+
+    /// The snake-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::AwaitingPayment => "awaiting_payment",
+            Stage::Confirming => "confirming",
+            Stage::Settling => "settling",
+            Stage::Settled => "settled",
+            Stage::SettledByOther => "settled_by_other",
+            Stage::Expired => "expired",
+            Stage::Failed => "failed",
+        }
+    }
+
+    /// Whether the daemon still works on it.
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            Stage::AwaitingPayment | Stage::Confirming | Stage::Settling
+        )
+    }
+}
+
+/// A payment found for an invoice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentRef {
+    /// Bitcoin txid (display order) or GOAT transaction hash.
+    pub tx: String,
+    /// The block it is in (display order for Bitcoin).
+    pub block_hash: String,
+    /// Its height.
+    pub height: u64,
+}
+
+/// One invoice, as the daemon tracks it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InvoiceRecord {
+    /// The invoice id.
+    pub id: B256,
+    /// Its rail.
+    pub rail: Rail,
+    /// Bitcoin scriptPubKey or 20-byte GOAT address.
+    pub payee: Bytes,
+    /// GOAT token (zero for Bitcoin).
+    pub asset: Address,
+    /// Minimum amount.
+    pub amount: U256,
+    /// Last unix time at which it may settle.
+    pub expiry: u64,
+    /// Where it is.
+    pub stage: Stage,
+    /// Its payment, once found.
+    pub payment: Option<PaymentRef>,
+    /// The Metis settlement transaction.
+    pub settled_tx: Option<B256>,
+    /// The last thing that went wrong or is awaited, for `/status`.
+    pub detail: Option<String>,
+    /// The Metis block that created it.
+    pub created_block: u64,
+    /// Unix milliseconds when the payment reached its required depth.
+    pub deep_at_ms: Option<u64>,
+    /// Unix milliseconds when its settlement was mined.
+    pub settled_at_ms: Option<u64>,
+}
+
+fn inv_key(id: &B256) -> Vec<u8> {
+    let mut k = b"inv/".to_vec();
+    k.extend_from_slice(id.as_slice());
+    k
+}
+
+/// Typed access to the `daemon` column family.
+#[derive(Debug, Clone)]
+pub struct Records {
+    store: Arc<RocksStore>,
+}
+
+fn corrupt(store: &RocksStore, key: &[u8], e: serde_json::Error) -> StoreError {
+    StoreError::Corrupt {
+        path: store.path().to_path_buf(),
+        cf: "daemon",
+        key: hex::encode(key),
+        what: e.to_string(),
+    }
+}
+
+impl Records {
+    /// Over `store`.
+    pub fn new(store: Arc<RocksStore>) -> Self {
+        Records { store }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<RocksStore> {
+        &self.store
+    }
+
+    /// One invoice.
+    pub fn invoice(&self, id: &B256) -> Result<Option<InvoiceRecord>, StoreError> {
+        let key = inv_key(id);
+        self.store
+            .daemon_get(&key)?
+            .map(|v| serde_json::from_slice(&v).map_err(|e| corrupt(&self.store, &key, e)))
+            .transpose()
+    }
+
+    /// Every invoice.
+    pub fn invoices(&self) -> Result<Vec<InvoiceRecord>, StoreError> {
+        self.store
+            .daemon_scan(b"inv/")?
+            .into_iter()
+            .map(|(k, v)| serde_json::from_slice(&v).map_err(|e| corrupt(&self.store, &k, e)))
+            .collect()
+    }
+
+    /// Writes invoices and a cursor in one atomic batch.
+    pub fn save(
+        &self,
+        invoices: &[InvoiceRecord],
+        cursor: Option<(&str, &serde_json::Value)>,
+    ) -> Result<(), StoreError> {
+        let mut rows: Vec<(Vec<u8>, Vec<u8>)> = invoices
+            .iter()
+            .map(|r| {
+                (
+                    inv_key(&r.id),
+                    serde_json::to_vec(r).expect("a record serializes"),
+                )
+            })
+            .collect();
+        if let Some((name, v)) = cursor {
+            rows.push((
+                format!("cursor/{name}").into_bytes(),
+                serde_json::to_vec(v).expect("a cursor serializes"),
+            ));
+        }
+        self.store.daemon_write(&rows, &[])
+    }
+
+    /// A task's cursor.
+    pub fn cursor(&self, name: &str) -> Result<Option<serde_json::Value>, StoreError> {
+        let key = format!("cursor/{name}").into_bytes();
+        self.store
+            .daemon_get(&key)?
+            .map(|v| serde_json::from_slice(&v).map_err(|e| corrupt(&self.store, &key, e)))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invoices_and_cursors_round_trip_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Records::new(Arc::new(RocksStore::open(dir.path()).unwrap()));
+        let inv = InvoiceRecord {
+            id: B256::repeat_byte(1),
+            rail: Rail::Btc,
+            payee: Bytes::from_static(&[0x00, 0x14]),
+            asset: Address::ZERO,
+            amount: U256::from(50_000u64),
+            expiry: 2_000_000_000,
+            stage: Stage::AwaitingPayment,
+            payment: None,
+            settled_tx: None,
+            detail: None,
+            created_block: 7,
+            deep_at_ms: None,
+            settled_at_ms: None,
+        };
+        r.save(
+            std::slice::from_ref(&inv),
+            Some(("intake", &serde_json::json!(7))),
+        )
+        .unwrap();
+        assert_eq!(r.invoice(&inv.id).unwrap(), Some(inv.clone()));
+        assert_eq!(r.invoices().unwrap(), vec![inv]);
+        assert_eq!(r.cursor("intake").unwrap(), Some(serde_json::json!(7)));
+        assert_eq!(r.cursor("other").unwrap(), None);
+    }
+}

@@ -1,0 +1,455 @@
+//! `gmrelay run` against a real devnet (`gmrelay devnet up`: bitcoind
+//! regtest, GOAT and Metis anvils), with Metis reached through a JSON-RPC
+//! proxy that refuses what Metis Andromeda refuses (typed transactions, gas
+//! prices far from `eth_gasPrice`). Every process is stopped at the end.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use alloy::consensus::{Transaction, TxEnvelope};
+use alloy::eips::eip2718::Decodable2718;
+use alloy::primitives::{Address, B256};
+use alloy::providers::{Provider, ProviderBuilder};
+use alloy::rpc::types::Filter;
+use alloy::sol_types::SolEvent;
+use common::cli::{gmrelay, text};
+use common::fakenode::{forward, FakeNode, ProxyLog};
+use gmrelay::metis::bindings::PaymentSettlement;
+use serde_json::{json, Value};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_gmrelay")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = gmrelay(args, &[]);
+    assert!(o.status.success(), "gmrelay {args:?}: {}", text(&o));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// A devnet in a temporary directory, brought down on drop.
+struct Devnet {
+    dir: tempfile::TempDir,
+}
+
+impl Devnet {
+    fn up() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        ok(&["devnet", "up", "--dir", dir.path().to_str().unwrap()]);
+        Devnet { dir }
+    }
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+    fn d(&self) -> &str {
+        self.dir.path().to_str().unwrap()
+    }
+    fn file(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.path().join("devnet.json")).unwrap()).unwrap()
+    }
+}
+
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = gmrelay(&["devnet", "down", "--dir", self.d()], &[]);
+    }
+}
+
+/// A running relayer, killed on drop.
+struct Relayer {
+    child: Child,
+    http: String,
+    log: PathBuf,
+}
+
+impl Relayer {
+    fn start(config: &Path, log: PathBuf) -> Self {
+        let text = std::fs::read_to_string(config).unwrap();
+        let http = text
+            .lines()
+            .find_map(|l| l.strip_prefix("http = \""))
+            .map(|l| l.trim_end_matches('"').to_string())
+            .expect("run.http in the config");
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(bin())
+            .args(["run", "--config", config.to_str().unwrap()])
+            .env("GMRELAY_LOG_LEVEL", "info,gmrelay=debug")
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .expect("gmrelay run starts");
+        Relayer { child, http, log }
+    }
+    fn get(&self, path: &str) -> Option<(u16, String)> {
+        let url = format!("http://{}{path}", self.http);
+        let out = Command::new("curl")
+            .args(["-s", "-o", "-", "-w", "\n%{http_code}", &url])
+            .output()
+            .ok()?;
+        let t = String::from_utf8_lossy(&out.stdout).to_string();
+        let (body, code) = t.rsplit_once('\n')?;
+        Some((code.trim().parse().ok()?, body.to_string()))
+    }
+    fn status(&self) -> Option<Value> {
+        let (code, body) = self.get("/status")?;
+        (code == 200).then(|| serde_json::from_str(&body).ok())?
+    }
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Relayer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Metis's rules in front of the Metis anvil: legacy transactions only,
+/// priced within 25 % of `eth_gasPrice`; no `eth_sendTransaction`.
+fn metis_rules_proxy(upstream: String, log: Arc<Mutex<ProxyLog>>) -> FakeNode {
+    let up = upstream.clone();
+    FakeNode::proxy(
+        upstream,
+        move |method, params| match method {
+            "eth_sendTransaction" => Some("Metis nodes hold no keys".into()),
+            "eth_sendRawTransaction" => {
+                let raw = params[0].as_str().unwrap_or_default();
+                let bytes = hex::decode(raw.trim_start_matches("0x")).ok()?;
+                let env = TxEnvelope::decode_2718(&mut bytes.as_slice()).ok()?;
+                if !env.is_legacy() {
+                    return Some(format!(
+                        "transaction type {} not supported (legacy only)",
+                        env.tx_type() as u8
+                    ));
+                }
+                let oracle = forward(
+                    &up,
+                    &json!({"jsonrpc": "2.0", "id": 1, "method": "eth_gasPrice", "params": []}),
+                )
+                .ok()?;
+                let oracle =
+                    u128::from_str_radix(oracle["result"].as_str()?.trim_start_matches("0x"), 16)
+                        .ok()?;
+                let price = env.gas_price()?;
+                if price > oracle + oracle / 4 || price + price / 4 < oracle {
+                    return Some(format!(
+                        "gas price {price} too far from the oracle's {oracle}"
+                    ));
+                }
+                None
+            }
+            _ => None,
+        },
+        log,
+    )
+}
+
+/// Points the devnet's config at `metis_url` and another data dir and HTTP port.
+fn config_variant(devnet: &Devnet, name: &str, metis_url: &str, key: Option<&str>) -> PathBuf {
+    let text = std::fs::read_to_string(devnet.path().join("gmrelay.toml")).unwrap();
+    let d = devnet.file();
+    let mut out = String::new();
+    for line in text.lines() {
+        if line.starts_with("rpc_url = ") && line.contains(d["metis_rpc_url"].as_str().unwrap()) {
+            out.push_str(&format!("rpc_url = \"{metis_url}\"\n"));
+        } else if line.starts_with("data_dir = ") {
+            out.push_str(&format!(
+                "data_dir = \"{}\"\n",
+                devnet.path().join(format!("data-{name}")).display()
+            ));
+        } else if line.starts_with("http = ") {
+            out.push_str(&format!(
+                "http = \"127.0.0.1:{}\"\n",
+                gmrelay::devnet::free_port()
+            ));
+        } else if line.starts_with("key_file = ") && key.is_some() {
+            let path = devnet.path().join(format!("{name}.key"));
+            std::fs::write(&path, key.unwrap()).unwrap();
+            out.push_str(&format!("key_file = \"{}\"\n", path.display()));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    let path = devnet.path().join(format!("{name}.toml"));
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+async fn settled_events(metis: &str, settlement: Address, id: B256) -> usize {
+    let p = ProviderBuilder::new().connect_http(metis.parse().unwrap());
+    let logs = p
+        .get_logs(
+            &Filter::new()
+                .address(settlement)
+                .event_signature(PaymentSettlement::InvoiceSettled::SIGNATURE_HASH)
+                .topic1(id)
+                .from_block(0),
+        )
+        .await
+        .unwrap();
+    logs.len()
+}
+
+fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool, log: impl Fn() -> String) {
+    let start = Instant::now();
+    while !f() {
+        assert!(
+            start.elapsed() < limit,
+            "timed out waiting for {what}; relayer log:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn stage(r: &Relayer, id: &str) -> Option<String> {
+    let s = r.status()?;
+    let all = s["invoices"]["open"].as_array()?.clone();
+    if let Some(inv) = all.iter().find(|i| i["id"] == json!(id)) {
+        return inv["stage"].as_str().map(str::to_string);
+    }
+    None
+}
+
+fn is_settled(devnet: &Devnet, id: &str) -> bool {
+    let d = devnet.file();
+    let out = Command::new(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tools/node_modules/.bin/cast"),
+    )
+    .args([
+        "call",
+        "--rpc-url",
+        d["metis_rpc_url"].as_str().unwrap(),
+        d["payment_settlement"].as_str().unwrap(),
+        "isSettled(bytes32)(bool)",
+        id,
+    ])
+    .output()
+    .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim() == "true"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_settles_both_rails_through_metis_rules_survives_kill_9_and_a_second_relayer() {
+    let devnet = Devnet::up();
+    let d = devnet.file();
+    let metis_url = d["metis_rpc_url"].as_str().unwrap().to_string();
+    let settlement: Address = d["payment_settlement"].as_str().unwrap().parse().unwrap();
+    let proxy_log = Arc::new(Mutex::new(ProxyLog::default()));
+    let proxy = metis_rules_proxy(metis_url.clone(), proxy_log.clone());
+    let config = config_variant(&devnet, "a", &proxy.url, None);
+    let mut relayer = Relayer::start(&config, devnet.path().join("relayer-a.log"));
+
+    // One invoice per rail, paid as an agent would.
+    let btc_id = ok(&["devnet", "invoice", "--dir", devnet.d(), "--rail", "btc"]);
+    let goat_id = ok(&["devnet", "invoice", "--dir", devnet.d(), "--rail", "goat"]);
+    ok(&[
+        "devnet",
+        "pay-btc",
+        "--dir",
+        devnet.d(),
+        "--invoice",
+        &btc_id,
+    ]);
+    ok(&["devnet", "mine-btc", "--dir", devnet.d(), "6"]);
+    ok(&[
+        "devnet",
+        "pay-goat",
+        "--dir",
+        devnet.d(),
+        "--invoice",
+        &goat_id,
+    ]);
+    for id in [&btc_id, &goat_id] {
+        wait_for(
+            &format!("invoice {id} settled"),
+            Duration::from_secs(120),
+            || is_settled(&devnet, id),
+            || relayer.log(),
+        );
+    }
+    for id in [&btc_id, &goat_id] {
+        let id: B256 = id.parse().unwrap();
+        assert_eq!(settled_events(&metis_url, settlement, id).await, 1);
+    }
+    {
+        let log = proxy_log.lock().unwrap();
+        assert!(
+            log.refused.is_empty(),
+            "Metis rules refused: {:?}",
+            log.refused
+        );
+        assert!(
+            log.accepted >= 3,
+            "headers, attestation, two settlements: {log:?}"
+        );
+    }
+    // Ready, with the chains and the signer in /status and /metrics.
+    let (code, body) = relayer.get("/readyz").unwrap();
+    assert_eq!(code, 200, "{body}");
+    let status = relayer.status().unwrap();
+    assert!(
+        status["chains"]["bitcoin"]["tip"].as_u64().unwrap() >= 206,
+        "{status}"
+    );
+    assert!(
+        status["invoices"]["by_stage"]["settled"].as_u64().unwrap() >= 2,
+        "{status}"
+    );
+    let (_, metrics) = relayer.get("/metrics").unwrap();
+    assert!(
+        metrics.contains("gmrelay_invoices{stage=\"settled\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("gmrelay_metis_transactions{state=\"mined\"}"),
+        "{metrics}"
+    );
+
+    // kill -9 while a settlement is in flight (an open outbox entry), then
+    // restart: settled exactly once.
+    let mut caught = false;
+    for _ in 0..3 {
+        let id = ok(&["devnet", "invoice", "--dir", devnet.d(), "--rail", "goat"]);
+        ok(&["devnet", "pay-goat", "--dir", devnet.d(), "--invoice", &id]);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(60) && !is_settled(&devnet, &id) {
+            let in_flight = relayer
+                .status()
+                .and_then(|s| s["outbox"]["open"].as_array().map(|a| !a.is_empty()))
+                .unwrap_or(false);
+            if in_flight {
+                relayer.kill9();
+                caught = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let log_before = relayer.log();
+        relayer = Relayer::start(&config, devnet.path().join("relayer-a2.log"));
+        wait_for(
+            &format!("invoice {id} settled after the restart"),
+            Duration::from_secs(120),
+            || is_settled(&devnet, &id),
+            || format!("{log_before}\n--- after restart ---\n{}", relayer.log()),
+        );
+        assert_eq!(
+            settled_events(&metis_url, settlement, id.parse().unwrap()).await,
+            1
+        );
+        if caught {
+            break;
+        }
+    }
+    assert!(caught, "never saw a settlement in flight to kill -9 it");
+    wait_for(
+        "the outbox to drain",
+        Duration::from_secs(60),
+        || {
+            relayer
+                .status()
+                .and_then(|s| s["outbox"]["open"].as_array().map(|a| a.is_empty()))
+                .unwrap_or(false)
+        },
+        || relayer.log(),
+    );
+
+    // A second relayer (its own key and store) on the same contracts: five
+    // invoices, each settled exactly once.
+    let config_b = config_variant(
+        &devnet,
+        "b",
+        &proxy.url,
+        Some("0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6"),
+    );
+    let relayer_b = Relayer::start(&config_b, devnet.path().join("relayer-b.log"));
+    let ids: Vec<String> = (0..5)
+        .map(|i| {
+            let rail = if i % 2 == 0 { "goat" } else { "btc" };
+            ok(&["devnet", "invoice", "--dir", devnet.d(), "--rail", rail])
+        })
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        if i % 2 == 0 {
+            ok(&["devnet", "pay-goat", "--dir", devnet.d(), "--invoice", id]);
+        } else {
+            ok(&["devnet", "pay-btc", "--dir", devnet.d(), "--invoice", id]);
+        }
+    }
+    ok(&["devnet", "mine-btc", "--dir", devnet.d(), "6"]);
+    for id in &ids {
+        wait_for(
+            &format!("invoice {id} settled with two relayers"),
+            Duration::from_secs(120),
+            || is_settled(&devnet, id),
+            || format!("A:\n{}\nB:\n{}", relayer.log(), relayer_b.log()),
+        );
+    }
+    for id in &ids {
+        assert_eq!(
+            settled_events(&metis_url, settlement, id.parse().unwrap()).await,
+            1
+        );
+    }
+    // Each relayer ends with every one of them closed, by itself or the other.
+    wait_for(
+        "both relayers to see every invoice closed",
+        Duration::from_secs(60),
+        || {
+            [&relayer, &relayer_b]
+                .iter()
+                .all(|r| ids.iter().all(|id| stage(r, id).is_none()))
+        },
+        || format!("A:\n{}\nB:\n{}", relayer.log(), relayer_b.log()),
+    );
+    assert!(proxy_log.lock().unwrap().refused.is_empty());
+}
+
+#[test]
+fn a_bad_key_or_an_unreachable_node_at_start_is_a_clear_error_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let key = dir.path().join("bad.key");
+    std::fs::write(&key, "not a key").unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = \"{}\"\n[btc]\nnetwork = \"regtest\"\nrpc_url = \"http://127.0.0.1:{}\"\n[metis]\nkey_file = \"{}\"\n",
+            data.display(),
+            gmrelay::devnet::free_port(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let o = gmrelay(&["run", "--config", config.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("not a 32-byte hex private key"),
+        "{}",
+        text(&o)
+    );
+    assert!(!data.exists(), "nothing written");
+    // A good key, no bitcoind.
+    std::fs::write(&key, gmrelay::goat::devnet::RELAYER_KEY).unwrap();
+    let o = gmrelay(&["run", "--config", config.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("(btc.rpc_url)"), "{}", text(&o));
+    assert!(!data.exists(), "nothing written");
+    // An unknown key in the file.
+    std::fs::write(&config, "[run]\nhtpp = \"127.0.0.1:1\"\n").unwrap();
+    let o = gmrelay(&["run", "--config", config.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("htpp"), "{}", text(&o));
+}
