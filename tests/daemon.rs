@@ -453,3 +453,136 @@ fn a_bad_key_or_an_unreachable_node_at_start_is_a_clear_error_and_writes_nothing
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("htpp"), "{}", text(&o));
 }
+
+fn btc_rpc(devnet: &Devnet) -> gmrelay::btc::rpc::BitcoindRpc {
+    let d = devnet.file();
+    gmrelay::btc::rpc::BitcoindRpc::new(
+        d["btc_rpc_url"].as_str().unwrap(),
+        gmrelay::btc::rpc::Auth::Cookie(d["btc_cookie_file"].as_str().unwrap().into()),
+        Duration::from_secs(10),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorged_out_payment_waits_for_its_new_block_and_a_node_outage_is_shown_and_survived() {
+    let devnet = Devnet::up();
+    let d = devnet.file();
+    let metis_url = d["metis_rpc_url"].as_str().unwrap().to_string();
+    let settlement: Address = d["payment_settlement"].as_str().unwrap().parse().unwrap();
+    let relayer = Relayer::start(
+        &devnet.path().join("gmrelay.toml"),
+        devnet.path().join("relayer.log"),
+    );
+    let rpc = btc_rpc(&devnet);
+    let node = gmrelay::devnet::RpcNode::new(&rpc);
+    let agent = gmrelay::devnet::Payer::from_seed(gmrelay::devtools::BTC_PAYER_SEED);
+
+    // Paid and two blocks deep: the daemon has found it.
+    let id = ok(&["devnet", "invoice", "--dir", devnet.d(), "--rail", "btc"]);
+    ok(&["devnet", "pay-btc", "--dir", devnet.d(), "--invoice", &id]);
+    node.mine(2, &agent.address).await.unwrap();
+    let paid_height = node.height().await.unwrap() - 1;
+    wait_for(
+        "the payment to be found",
+        Duration::from_secs(60),
+        || stage(&relayer, &id).as_deref() == Some("confirming"),
+        || relayer.log(),
+    );
+    // Reorged out before its six confirmations: a longer chain of empty
+    // blocks; the payment waits in the mempool.
+    let paid_block = node.block_hash(paid_height).await.unwrap();
+    node.invalidate(&paid_block).await.unwrap();
+    node.mine_empty(8, &agent.address).await.unwrap();
+    wait_for(
+        "the daemon to drop the reorged-out payment",
+        Duration::from_secs(60),
+        || stage(&relayer, &id).as_deref() == Some("awaiting_payment"),
+        || relayer.log(),
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !is_settled(&devnet, &id),
+        "settled from a reorged-out block"
+    );
+    // Mined anew, six deep: settled, once.
+    node.mine(6, &agent.address).await.unwrap();
+    wait_for(
+        "the re-mined payment to settle",
+        Duration::from_secs(90),
+        || is_settled(&devnet, &id),
+        || relayer.log(),
+    );
+    assert_eq!(
+        settled_events(&metis_url, settlement, id.parse().unwrap()).await,
+        1
+    );
+
+    // bitcoind goes away: /readyz and /metrics say so.
+    let pid = d["pids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p[0] == json!("bitcoind"))
+        .and_then(|p| p[1].as_u64())
+        .unwrap();
+    Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    wait_for(
+        "bitcoind to stop",
+        Duration::from_secs(30),
+        || !Path::new(&format!("/proc/{pid}")).exists(),
+        String::new,
+    );
+    wait_for(
+        "/readyz to report bitcoin",
+        Duration::from_secs(60),
+        || {
+            relayer
+                .get("/readyz")
+                .is_some_and(|(code, body)| code == 503 && body.contains("bitcoin"))
+        },
+        || relayer.log(),
+    );
+    wait_for(
+        "/metrics to show bitcoind down",
+        Duration::from_secs(60),
+        || {
+            relayer
+                .get("/metrics")
+                .is_some_and(|(_, m)| m.contains("gmrelay_node_up{chain=\"bitcoin\"} 0"))
+        },
+        || relayer.log(),
+    );
+    let (_, why) = relayer.get("/readyz").unwrap();
+    assert!(why.contains("cannot reach"), "{why}");
+    // Back on the same port: ready again, and it catches up and settles.
+    let port: u16 = d["btc_rpc_url"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let _restarted = gmrelay::devnet::Bitcoind::start_in(&devnet.path().join("bitcoind"), port)
+        .await
+        .unwrap();
+    wait_for(
+        "/readyz after the restart",
+        Duration::from_secs(60),
+        || relayer.get("/readyz").is_some_and(|(code, _)| code == 200),
+        || relayer.log(),
+    );
+    let id = ok(&["devnet", "invoice", "--dir", devnet.d(), "--rail", "btc"]);
+    ok(&["devnet", "pay-btc", "--dir", devnet.d(), "--invoice", &id]);
+    ok(&["devnet", "mine-btc", "--dir", devnet.d(), "6"]);
+    wait_for(
+        "a payment after the outage to settle",
+        Duration::from_secs(90),
+        || is_settled(&devnet, &id),
+        || relayer.log(),
+    );
+}

@@ -777,6 +777,18 @@ mod tests {
     }
 
     #[test]
+    fn undecodable_bytes_are_named_by_their_field() {
+        let mut p = proof_of(4, 2);
+        p.tx.raw.truncate(20);
+        let err = verify_standalone(&p).unwrap_err().to_string();
+        assert!(
+            err.starts_with("payment transaction (proof field `tx.raw`): raw bytes do not decode"),
+            "{err}"
+        );
+        assert!(!err.contains("transaction transaction"), "{err}");
+    }
+
+    #[test]
     fn payment_rules() {
         let mut t = tx(5, false);
         let script = t.output[0].script_pubkey.clone();

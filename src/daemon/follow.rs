@@ -9,9 +9,13 @@ use tracing::{debug, warn};
 
 use super::{Ctx, TaskError};
 use crate::btc::source::BtcSource;
-use crate::btc::sync::Syncer;
+use crate::btc::sync::{SyncOptions, Syncer};
 use crate::error::Classify;
-use crate::goat::sync::GoatSyncer;
+use crate::goat::sync::{GoatSyncOptions, GoatSyncer};
+
+/// How long one round retries a transient source failure before the round
+/// fails and the node is reported down (the task then retries the next round).
+pub const ROUND_RETRY: Duration = Duration::from_secs(5);
 
 /// Follows Bitcoin until cancelled.
 pub async fn btc(ctx: &Ctx, cancel: &CancellationToken) -> Result<(), TaskError> {
@@ -21,7 +25,11 @@ pub async fn btc(ctx: &Ctx, cancel: &CancellationToken) -> Result<(), TaskError>
         source,
         &*ctx.store,
         &cp,
-        crate::app::btc_sync_options(&ctx.config),
+        SyncOptions {
+            // The supervisor retries the round: surface a dead node quickly.
+            max_retry: ROUND_RETRY.min(Duration::from_secs(ctx.config.btc.max_retry_secs)),
+            ..crate::app::btc_sync_options(&ctx.config)
+        },
     )
     .await
     .map_err(|e| {
@@ -87,7 +95,10 @@ pub async fn goat(ctx: &Ctx, cancel: &CancellationToken) -> Result<(), TaskError
         cp,
         ctx.config.goat.chain_id,
         crate::app::goat_finality(&ctx.config),
-        crate::app::goat_sync_options(&ctx.config),
+        GoatSyncOptions {
+            max_retry: ROUND_RETRY.min(Duration::from_secs(ctx.config.goat.max_retry_secs)),
+            ..crate::app::goat_sync_options(&ctx.config)
+        },
     )
     .await
     .map_err(|e| {
@@ -133,8 +144,7 @@ pub async fn goat(ctx: &Ctx, cancel: &CancellationToken) -> Result<(), TaskError
 /// Whether an error message says the node could not be reached at all.
 pub fn is_unreachable(message: &str) -> bool {
     let m = message.to_lowercase();
-    m.contains("connect")
-        || m.contains("timed out")
-        || m.contains("refused")
-        || m.contains("unreachable")
+    ["reach", "connect", "refused", "timed out", "unavailable"]
+        .iter()
+        .any(|w| m.contains(w))
 }

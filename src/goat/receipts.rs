@@ -694,6 +694,26 @@ pub(crate) mod tests {
         }
     }
 
+    #[test]
+    fn a_bad_proof_error_is_one_readable_line_not_kilobytes_of_nodes() {
+        // Receipts with many logs make trie nodes and receipts of kilobytes.
+        let enc: Vec<Vec<u8>> = (0..20).map(|i| synthetic(2, i, 12).encode_2718()).collect();
+        let (root, proof) = receipts_root_and_proof(&enc, Some(3));
+        assert!(enc[4].len() > 1_000, "a large receipt");
+        let err = verify_receipt_proof(root, 3, &enc[4], &proof)
+            .unwrap_err()
+            .to_string();
+        assert!(err.len() < 600, "{} characters: {err}", err.len());
+        assert!(
+            err.contains("bytes)") && err.contains("proof nodes"),
+            "{err}"
+        );
+        assert!(
+            err.contains(&root.to_string()),
+            "the root stays whole: {err}"
+        );
+    }
+
     /// A GOAT system-transaction receipt (type 0x60), modelled on the
     /// shape of the receipts goat-geth serves: zero gas, logs from the
     /// 0xbc10… predeploys.
