@@ -585,4 +585,25 @@ async fn a_reorged_out_payment_waits_for_its_new_block_and_a_node_outage_is_show
         || is_settled(&devnet, &id),
         || relayer.log(),
     );
+
+    // An invoice paid and confirmed while the relayer was stopped: taken in
+    // after its payment's blocks were scanned, it is found all the same.
+    drop(relayer);
+    let id = ok(&["devnet", "invoice", "--dir", devnet.d(), "--rail", "btc"]);
+    ok(&["devnet", "pay-btc", "--dir", devnet.d(), "--invoice", &id]);
+    ok(&["devnet", "mine-btc", "--dir", devnet.d(), "6"]);
+    let relayer = Relayer::start(
+        &devnet.path().join("gmrelay.toml"),
+        devnet.path().join("relayer-2.log"),
+    );
+    wait_for(
+        "a payment made while the relayer was down to settle",
+        Duration::from_secs(90),
+        || is_settled(&devnet, &id),
+        || relayer.log(),
+    );
+    assert_eq!(
+        settled_events(&metis_url, settlement, id.parse().unwrap()).await,
+        1
+    );
 }

@@ -17,6 +17,9 @@ use crate::rail::Rail;
 
 /// Blocks re-read each round.
 pub const REORG_MARGIN: u64 = 32;
+/// Bitcoin blocks below the tip scanned again when a Bitcoin invoice is
+/// taken in: its payment may have been mined before intake saw it.
+pub const BTC_LOOKBACK: u32 = 144;
 /// Blocks per `eth_getLogs` request.
 pub const LOG_RANGE: u64 = 5_000;
 
@@ -89,5 +92,43 @@ pub async fn round(ctx: &Ctx) -> Result<usize, TaskError> {
     ctx.records
         .save(&new, Some(("intake", &serde_json::json!(latest + 1))))
         .map_err(TaskError::permanent)?;
+    if new.iter().any(|r| r.rail == Rail::Btc) {
+        look_back_for_btc_payments(ctx)?;
+    }
     Ok(new.len())
+}
+
+/// A Bitcoin invoice may be taken in after its payment was mined (the
+/// daemon was down, or intake lagged): move the Bitcoin scan back
+/// [`BTC_LOOKBACK`] blocks below the tip so those blocks are scanned again.
+fn look_back_for_btc_payments(ctx: &Ctx) -> Result<(), TaskError> {
+    use crate::store::Store;
+    let store = &*ctx.store;
+    let Some((tip, _)) = store.btc_tip().map_err(TaskError::permanent)? else {
+        return Ok(());
+    };
+    let from = tip.saturating_sub(BTC_LOOKBACK);
+    let cursor = ctx
+        .records
+        .cursor("btc_scan")
+        .map_err(TaskError::permanent)?;
+    let at = cursor
+        .as_ref()
+        .and_then(|v| v["height"].as_u64())
+        .map(|h| h as u32);
+    if at.is_some_and(|h| h <= from) {
+        return Ok(());
+    }
+    let Some(hash) = store.btc_best_hash(from).map_err(TaskError::permanent)? else {
+        return Ok(());
+    };
+    ctx.records
+        .save(
+            &[],
+            Some((
+                "btc_scan",
+                &serde_json::json!({"height": from, "hash": hash.to_string()}),
+            )),
+        )
+        .map_err(TaskError::permanent)
 }

@@ -61,14 +61,16 @@ pub async fn round(ctx: &Ctx) -> Result<(), TaskError> {
             inv.detail = Some(e.to_string());
             metrics::counter!("gmrelay_errors_total", "kind" => if e.transient { "transient" } else { "permanent" }).increment(1);
         }
+        // Said once per new reason, not every round.
+        let news = inv.detail != before.detail;
         if inv != before {
             ctx.records
                 .save(&[inv], None)
                 .map_err(TaskError::permanent)?;
         }
         if let Err(e) = result {
-            if !e.transient {
-                warn!(error = %e.error, "invoice step failed");
+            if news {
+                warn!(error = %e.error, transient = e.transient, "invoice step failed");
             }
         }
     }
