@@ -63,9 +63,10 @@ bench: build ## Run the benchmarks recorded in BENCHMARKS.md
 gas: build ## Whole-transaction gas of the Metis contracts (anvil 1088 + bitcoind + GOAT anvil), markdown table
 	$(BIN) bench gas
 
-demo: build ## Devnets (bitcoind, GOAT and Metis anvils): a BTC and a GOAT payment proven and settled
+demo: build ## A devnet and the relayer daemon: a BTC and a GOAT payment settled on Metis by `gmrelay run`
 	@scripts/demo.sh
 
 clean-devnet: ## Stop and delete the demo devnet
+	-@$(BIN) devnet down --dir $(CURDIR)/.devnet 2>/dev/null
 	-@GMRELAY_DATA_DIR=$(CURDIR)/.devnet/gmrelay $(BIN) devnet stop 2>/dev/null
 	rm -rf .devnet

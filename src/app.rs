@@ -132,10 +132,21 @@ pub async fn goat_source(config: &Config) -> Result<GoatRpc> {
 pub fn relayer_key(config: &Config) -> Result<PrivateKeySigner> {
     if let Some(path) = &config.metis.keystore {
         let path = crate::config::expand_home(path);
-        let pw_var = &config.metis.keystore_password_env;
-        let password = std::env::var(pw_var).map_err(|_| {
-            anyhow!("environment variable {pw_var} (metis.keystore_password_env) is not set: it must hold the password of {}", path.display())
-        })?;
+        let password = match &config.metis.keystore_password_file {
+            Some(file) => {
+                let file = crate::config::expand_home(file);
+                std::fs::read_to_string(&file)
+                    .with_context(|| format!("metis.keystore_password_file {}", file.display()))?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string()
+            }
+            None => {
+                let pw_var = &config.metis.keystore_password_env;
+                std::env::var(pw_var).map_err(|_| {
+                    anyhow!("environment variable {pw_var} (metis.keystore_password_env) is not set: it must hold the password of {} (or set metis.keystore_password_file)", path.display())
+                })?
+            }
+        };
         return PrivateKeySigner::decrypt_keystore(&path, password)
             .with_context(|| format!("metis.keystore {}: cannot decrypt", path.display()));
     }

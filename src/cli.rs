@@ -17,7 +17,7 @@ use crate::app::{
 };
 use crate::btc::headerfile;
 use crate::btc::network::BtcNetwork;
-use crate::btc::proof::{build_proof, verify_proof};
+use crate::btc::proof::verify_proof;
 use crate::btc::source::BtcSource;
 use crate::btc::sync::{now_secs, Syncer};
 use crate::config::{Config, LogFormat, Overrides};
@@ -737,38 +737,14 @@ async fn btc(config: &Config, cmd: BtcCmd) -> Result<()> {
         BtcCmd::Prove { txid, block, out } => {
             let source = btc_source(config)?;
             let store = open_store(config)?;
-            let block_hash = match block {
-                Some(b) => b,
-                None => source.tx_block(&txid).await?.ok_or_else(|| {
-                    anyhow!("the node cannot tell which block holds {txid} (unconfirmed, or no -txindex): pass --block <hash>")
-                })?,
-            };
-            let stored = store.btc_header(&block_hash)?.ok_or_else(|| {
-                anyhow!("block {block_hash} is not in the store: run `gmrelay headers sync` first")
-            })?;
-            if store.btc_best_hash(stored.height())? != Some(block_hash) {
-                bail!(
-                    "block {block_hash} at height {} is not on the best chain (reorged out)",
-                    stored.height()
-                );
-            }
-            let (tip, _) = store.btc_tip()?.ok_or_else(|| anyhow!("no tip"))?;
-            let block = source.block(&block_hash).await?;
-            let proof = build_proof(
-                network,
-                &block,
-                stored.height(),
-                txid,
-                tip - stored.height() + 1,
-            )?;
+            let proof = crate::btc::proof::prove_tx(&source, &store, network, txid, block).await?;
+            let (block_hash, height) = (proof.block_hash, proof.block_height);
             let file = ProofFile::bitcoin(proof);
             match out {
                 Some(path) => {
                     file.save(&path)?;
                     println!(
-                        "proof of {txid} in block {} (height {}) written to {}",
-                        block_hash,
-                        stored.height(),
+                        "proof of {txid} in block {block_hash} (height {height}) written to {}",
                         path.display()
                     );
                 }

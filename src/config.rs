@@ -131,6 +131,9 @@ pub struct MetisConfig {
     pub keystore: Option<PathBuf>,
     /// The environment variable holding the keystore's password.
     pub keystore_password_env: String,
+    /// A file holding the keystore's password (mode 0600), instead of
+    /// `keystore_password_env`.
+    pub keystore_password_file: Option<PathBuf>,
     /// Where `contracts deploy` writes the addresses and the other commands
     /// read them. Default: `<data_dir>/deployment.json`.
     pub deployment_file: Option<PathBuf>,
@@ -170,6 +173,7 @@ impl Default for MetisConfig {
             devnet_attesters: false,
             keystore: None,
             keystore_password_env: "GMRELAY_METIS_KEYSTORE_PASSWORD".into(),
+            keystore_password_file: None,
             deployment_file: None,
             header_batch: 100,
             min_btc_confirmations: 6,
@@ -481,6 +485,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     (
         "GMRELAY_METIS_KEYSTORE_PASSWORD_ENV",
         "metis.keystore_password_env",
+    ),
+    (
+        "GMRELAY_METIS_KEYSTORE_PASSWORD_FILE",
+        "metis.keystore_password_file",
     ),
     ("GMRELAY_METIS_DEPLOYMENT_FILE", "metis.deployment_file"),
     ("GMRELAY_METIS_HEADER_BATCH", "metis.header_batch"),

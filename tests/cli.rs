@@ -486,6 +486,26 @@ fn metis_key_from_an_encrypted_keystore() {
     assert!(!wrong.status.success());
     assert!(text(&wrong).contains("cannot decrypt"), "{}", text(&wrong));
     assert!(text(&wrong).contains("relayer"), "{}", text(&wrong));
+    // The password from a file (with its trailing newline), no variable.
+    let pw = dir.path().join("password");
+    std::fs::write(&pw, "hunter2\n").unwrap();
+    let by_file = gmrelay(
+        &[
+            "--keystore",
+            keystore.to_str().unwrap(),
+            "metis",
+            "invoice",
+            "id",
+            "--salt",
+            &salt,
+        ],
+        &[("GMRELAY_METIS_KEYSTORE_PASSWORD_FILE", pw.to_str().unwrap())],
+    );
+    assert!(by_file.status.success(), "{}", text(&by_file));
+    assert_eq!(
+        String::from_utf8_lossy(&by_file.stdout).trim(),
+        expected.to_string()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -295,14 +295,20 @@ async fn the_daemon_settles_both_rails_through_metis_rules_survives_kill_9_and_a
             "headers, attestation, two settlements: {log:?}"
         );
     }
-    // Ready, with the chains and the signer in /status and /metrics.
-    let (code, body) = relayer.get("/readyz").unwrap();
-    assert_eq!(code, 200, "{body}");
-    let status = relayer.status().unwrap();
-    assert!(
-        status["chains"]["bitcoin"]["tip"].as_u64().unwrap() >= 206,
-        "{status}"
+    // Ready, with the chains and the signer in /status and /metrics (the
+    // follow tasks report after their round: wait for it under load).
+    wait_for(
+        "/readyz and the Bitcoin tip in /status",
+        Duration::from_secs(60),
+        || {
+            relayer.get("/readyz").is_some_and(|(code, _)| code == 200)
+                && relayer
+                    .status()
+                    .is_some_and(|s| s["chains"]["bitcoin"]["tip"].as_u64().unwrap_or(0) >= 206)
+        },
+        || format!("{:?}\n{}", relayer.get("/readyz"), relayer.log()),
     );
+    let status = relayer.status().unwrap();
     assert!(
         status["invoices"]["by_stage"]["settled"].as_u64().unwrap() >= 2,
         "{status}"

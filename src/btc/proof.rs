@@ -633,6 +633,87 @@ pub fn verify_proof<St: Store>(
     })
 }
 
+/// Why [`prove_tx`] could not prove a transaction.
+#[derive(Debug, Error)]
+pub enum ProveError {
+    /// The node cannot tell which block holds it.
+    #[error("the node cannot tell which block holds {0} (unconfirmed, or no -txindex): pass the block hash")]
+    BlockUnknown(Txid),
+    /// The block is not in the store.
+    #[error("block {0} is not in the store: sync headers first")]
+    NotSynced(BlockHash),
+    /// The block is not on the stored best chain.
+    #[error("block {hash} at height {height} is not on the best chain (reorged out)")]
+    ReorgedOut {
+        /// The block.
+        hash: BlockHash,
+        /// Its height.
+        height: u32,
+    },
+    /// The node failed.
+    #[error(transparent)]
+    Source(#[from] super::source::SourceError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The block does not prove the transaction.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+}
+
+impl crate::error::Classify for ProveError {
+    fn class(&self) -> crate::error::ErrorClass {
+        match self {
+            ProveError::Source(e) => e.class(),
+            // Not synced yet, or a reorg under way: a later round may succeed.
+            ProveError::NotSynced(_) | ProveError::ReorgedOut { .. } => {
+                crate::error::ErrorClass::Transient
+            }
+            _ => crate::error::ErrorClass::Permanent,
+        }
+    }
+}
+
+/// Proves transaction `txid` (in `block`, or wherever the node says it is)
+/// against the stored best chain: the block must be stored on it, is fetched
+/// from the node (its Merkle root checked) and the proof built with the
+/// confirmations the store counts. Used alike by `gmrelay btc prove` and
+/// the daemon.
+pub async fn prove_tx<S: super::source::BtcSource, St: Store>(
+    source: &S,
+    store: &St,
+    network: BtcNetwork,
+    txid: Txid,
+    block: Option<BlockHash>,
+) -> Result<BtcProof, ProveError> {
+    let block_hash = match block {
+        Some(b) => b,
+        None => source
+            .tx_block(&txid)
+            .await?
+            .ok_or(ProveError::BlockUnknown(txid))?,
+    };
+    let stored = store
+        .btc_header(&block_hash)?
+        .ok_or(ProveError::NotSynced(block_hash))?;
+    let height = stored.height();
+    if store.btc_best_hash(height)? != Some(block_hash) {
+        return Err(ProveError::ReorgedOut {
+            hash: block_hash,
+            height,
+        });
+    }
+    let (tip, _) = store.btc_tip()?.ok_or(ProveError::NotSynced(block_hash))?;
+    let block = source.block(&block_hash).await?;
+    Ok(build_proof(
+        network,
+        &block,
+        height,
+        txid,
+        tip.saturating_sub(height) + 1,
+    )?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

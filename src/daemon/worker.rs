@@ -12,7 +12,7 @@ use tracing::{info, info_span, warn, Instrument};
 
 use super::records::{InvoiceRecord, PaymentRef, Stage};
 use super::{now_ms, Ctx, TaskError};
-use crate::btc::proof::{build_proof, find_payment};
+use crate::btc::proof::find_payment;
 use crate::btc::source::BtcSource;
 use crate::goat::payment::PaymentPolicy;
 use crate::metis::attest::{attest_goat, AttestDomain};
@@ -309,19 +309,15 @@ async fn btc_invoice(
     let txid: Txid =
         p.tx.parse()
             .map_err(|_| TaskError::permanent(anyhow::anyhow!("bad txid in record")))?;
-    let block = ctx
-        .btc
-        .block(&block_hash)
-        .await
-        .map_err(TaskError::classed)?;
-    let proof = build_proof(
+    let proof = crate::btc::proof::prove_tx(
+        &ctx.btc,
+        store,
         ctx.config.btc.network,
-        &block,
-        height,
         txid,
-        tip - height + 1,
+        Some(block_hash),
     )
-    .map_err(TaskError::permanent)?;
+    .await
+    .map_err(TaskError::classed)?;
     // The contract needs descendants of the payment's block: relay what it lacks.
     relay_headers(
         store,
