@@ -613,3 +613,69 @@ async fn a_reorged_out_payment_waits_for_its_new_block_and_a_node_outage_is_show
         1
     );
 }
+
+fn anvil_call(url: &str, method: &str, params: Value) -> Value {
+    let answer = forward(
+        url,
+        &json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
+    )
+    .unwrap();
+    assert!(answer.get("error").is_none(), "{method}: {answer}");
+    answer["result"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_goat_payment_reorged_out_before_finality_settles_only_once_paid_again() {
+    let devnet = Devnet::up();
+    let d = devnet.file();
+    let goat = d["goat_rpc_url"].as_str().unwrap().to_string();
+    let metis_url = d["metis_rpc_url"].as_str().unwrap().to_string();
+    let settlement: Address = d["payment_settlement"].as_str().unwrap().parse().unwrap();
+    // GOAT finality 8 blocks deep: room for a reorg above it.
+    let config = devnet.path().join("deep.toml");
+    let text = std::fs::read_to_string(devnet.path().join("gmrelay.toml"))
+        .unwrap()
+        .replace("finality = { depth = 1 }", "finality = { depth = 8 }");
+    std::fs::write(&config, text).unwrap();
+    let relayer = Relayer::start(&config, devnet.path().join("relayer.log"));
+
+    let id = ok(&["devnet", "invoice", "--dir", devnet.d(), "--rail", "goat"]);
+    let before = anvil_call(&goat, "evm_snapshot", json!([]));
+    ok(&["devnet", "pay-goat", "--dir", devnet.d(), "--invoice", &id]);
+    wait_for(
+        "the GOAT payment to be found",
+        Duration::from_secs(60),
+        || stage(&relayer, &id).as_deref() == Some("confirming"),
+        || relayer.log(),
+    );
+    // The chain goes back to before the payment and grows without it.
+    assert_eq!(
+        anvil_call(&goat, "evm_revert", json!([before])),
+        json!(true)
+    );
+    wait_for(
+        "the daemon to drop the reorged-out payment",
+        Duration::from_secs(60),
+        || stage(&relayer, &id).as_deref() == Some("awaiting_payment"),
+        || relayer.log(),
+    );
+    // Past the depth the payment would have had: still not settled.
+    std::thread::sleep(Duration::from_secs(10));
+    assert!(
+        !is_settled(&devnet, &id),
+        "settled from a reorged-out GOAT block"
+    );
+    assert_eq!(stage(&relayer, &id).as_deref(), Some("awaiting_payment"));
+    // Paid again (the authorization is unused on this chain): settled once.
+    ok(&["devnet", "pay-goat", "--dir", devnet.d(), "--invoice", &id]);
+    wait_for(
+        "the re-made GOAT payment to settle",
+        Duration::from_secs(90),
+        || is_settled(&devnet, &id),
+        || relayer.log(),
+    );
+    assert_eq!(
+        settled_events(&metis_url, settlement, id.parse().unwrap()).await,
+        1
+    );
+}
