@@ -20,6 +20,8 @@ pub const REORG_MARGIN: u64 = 32;
 /// Bitcoin blocks below the tip scanned again when a Bitcoin invoice is
 /// taken in: its payment may have been mined before intake saw it.
 pub const BTC_LOOKBACK: u32 = 144;
+/// GOAT blocks below our tip searched for the payment of a new GOAT invoice.
+pub const GOAT_LOOKBACK: u64 = 1_000;
 /// Blocks per `eth_getLogs` request.
 pub const LOG_RANGE: u64 = 5_000;
 
@@ -38,6 +40,13 @@ pub async fn round(ctx: &Ctx) -> Result<usize, TaskError> {
         .and_then(|v| v.as_u64())
         .unwrap_or(ctx.intake_from);
     let mut from = cursor.saturating_sub(REORG_MARGIN);
+    let goat_tip = {
+        use crate::store::Store;
+        ctx.store
+            .goat_tip()
+            .map_err(TaskError::permanent)?
+            .map(|(n, _)| n)
+    };
     let mut new = Vec::new();
     let address = ctx.sink.contracts().payment_settlement;
     while from <= latest {
@@ -85,6 +94,8 @@ pub async fn round(ctx: &Ctx) -> Result<usize, TaskError> {
                 created_block: log.block_number.unwrap_or(to),
                 deep_at_ms: None,
                 settled_at_ms: None,
+                // A payment may come a little before intake sees the invoice.
+                goat_scan_from: goat_tip.map(|t| t.saturating_sub(GOAT_LOOKBACK)),
             });
         }
         from = to + 1;

@@ -105,6 +105,10 @@ pub struct InvoiceRecord {
     pub deep_at_ms: Option<u64>,
     /// Unix milliseconds when its settlement was mined.
     pub settled_at_ms: Option<u64>,
+    /// GOAT: the first block the next payment search reads (each search
+    /// reads a bounded range and moves this forward).
+    #[serde(default)]
+    pub goat_scan_from: Option<u64>,
 }
 
 fn inv_key(id: &B256) -> Vec<u8> {
@@ -213,6 +217,7 @@ mod tests {
             created_block: 7,
             deep_at_ms: None,
             settled_at_ms: None,
+            goat_scan_from: None,
         };
         r.save(
             std::slice::from_ref(&inv),

@@ -26,6 +26,9 @@ use crate::store::Store;
 /// Bitcoin blocks scanned below the tip when the daemon starts on a store
 /// with no scan cursor.
 pub const BTC_INITIAL_SCAN: u32 = 2016;
+/// GOAT blocks each payment search reads again below where the last one
+/// stopped (a reorg above finality may have moved the payment).
+pub const GOAT_RESCAN: u64 = 64;
 /// Bitcoin blocks scanned again below the cursor when a reorg replaced it.
 pub const BTC_RESCAN_ON_REORG: u32 = 144;
 
@@ -343,11 +346,26 @@ async fn btc_invoice(
 async fn goat_invoice(ctx: &Ctx, inv: &mut InvoiceRecord) -> Result<(), TaskError> {
     let store = &*ctx.store;
     if inv.payment.is_none() {
+        // A bounded range per round, from where the last search stopped
+        // (less a margin a reorg could rewrite), up to our tip.
+        let (tip, _) = store
+            .goat_tip()
+            .map_err(TaskError::permanent)?
+            .unwrap_or((0, B256::ZERO));
+        let from = inv.goat_scan_from.unwrap_or(0).min(tip);
+        let to = tip.min(from + crate::daemon::intake::LOG_RANGE - 1);
         let hits = ctx
             .goat
-            .authorization_used(inv.asset, inv.id)
+            .authorization_used(inv.asset, inv.id, from, to)
             .await
             .map_err(TaskError::classed)?;
+        if hits.is_empty() {
+            inv.goat_scan_from = Some(to.saturating_sub(GOAT_RESCAN).max(from));
+            if to < tip {
+                // Still catching up: the next round reads on.
+                inv.goat_scan_from = Some(to + 1);
+            }
+        }
         if let Some((tx, number, hash)) = hits.first() {
             info!(tx = %tx, height = number, "GOAT payment found");
             inv.payment = Some(PaymentRef {

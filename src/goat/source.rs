@@ -178,18 +178,20 @@ fn parse_quantity(v: &Value) -> Option<u64> {
 }
 
 impl GoatRpc {
-    /// The transactions in which `token` emitted `AuthorizationUsed(_, nonce)`
-    /// (`eth_getLogs` with the nonce as topic 2), as (transaction, block
+    /// The transactions in blocks `from..=to` in which `token` emitted
+    /// `AuthorizationUsed(_, nonce)` (`eth_getLogs` with the nonce as topic 2), as (transaction, block
     /// number, block hash). Where to look, not what to trust: the payment is
     /// proven against gmrelay's own header chain afterwards.
     pub async fn authorization_used(
         &self,
         token: alloy::primitives::Address,
         nonce: B256,
+        from: u64,
+        to: u64,
     ) -> Result<Vec<(B256, u64, B256)>, GoatSourceError> {
         let filter = serde_json::json!({
-            "fromBlock": "earliest",
-            "toBlock": "latest",
+            "fromBlock": format!("{from:#x}"),
+            "toBlock": format!("{to:#x}"),
             "address": token,
             "topics": [super::payment::AUTHORIZATION_USED_TOPIC, null, nonce],
         });
