@@ -248,6 +248,22 @@ poll_interval_ms = 250
     .await?;
     deployment.goat_test_token = Some(token);
     deployment.save(&dir.join("deployment.json"))?;
+    // BtcLightClient starts level with the regtest chain, as an operator's
+    // deployment would be before taking invoices in.
+    {
+        let store = crate::app::open_store(&config)?;
+        let sink = crate::app::metis_sink(&config, true).await?;
+        crate::metis::relay::relay_headers(
+            &store,
+            &sink,
+            crate::metis::relay::RelayOptions {
+                batch: 500,
+                max_retry: Duration::from_secs(30),
+            },
+            |_| {},
+        )
+        .await?;
+    }
     // Fund the merchant on Metis (anvil's second account is funded already).
     let d = DevnetFile {
         btc_rpc_url: node.rpc_url(),

@@ -109,6 +109,8 @@ pub struct Ctx {
     pub attesters: Vec<PrivateKeySigner>,
     /// Woken when a chain persisted news.
     pub news: Notify,
+    /// One Bitcoin header relay at a time.
+    pub relay_lock: tokio::sync::Mutex<()>,
     /// Round interval, milliseconds.
     pub poll_ms: u64,
     /// First Metis block intake reads when it has no cursor.
@@ -223,6 +225,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<Arc<Ctx>> {
         sink,
         attesters,
         news: Notify::new(),
+        relay_lock: tokio::sync::Mutex::new(()),
         config,
         min_btc_conf: OnceCell::new(),
     }))
@@ -357,6 +360,15 @@ pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<()> {
         tasks.push(tokio::spawn(async move {
             supervise("settle", k.clone(), || {
                 every_round(&c, &k, || worker::round(&c))
+            })
+            .await
+        }));
+    }
+    {
+        let (c, k) = (ctx.clone(), cancel.clone());
+        tasks.push(tokio::spawn(async move {
+            supervise("relay", k.clone(), || {
+                every_round(&c, &k, || worker::relay_round(&c))
             })
             .await
         }));

@@ -46,38 +46,50 @@ pub async fn round(ctx: &Ctx) -> Result<(), TaskError> {
         return Ok(());
     }
     let btc_found = scan_btc(ctx, &open).await?;
-    for mut inv in open {
-        let span = info_span!("invoice", invoice = %inv.id, rail = %inv.rail);
-        let before = inv.clone();
-        let result = async {
-            match inv.rail {
-                Rail::Btc => {
-                    let found = btc_found.get(&inv.id).cloned();
-                    btc_invoice(ctx, &mut inv, found.as_ref()).await
-                }
-                Rail::Goat => goat_invoice(ctx, &mut inv).await,
-            }
-        }
-        .instrument(span)
-        .await;
-        if let Err(e) = &result {
-            inv.detail = Some(e.to_string());
-            metrics::counter!("gmrelay_errors_total", "kind" => if e.transient { "transient" } else { "permanent" }).increment(1);
-        }
-        // Said once per new reason, not every round.
-        let news = inv.detail != before.detail;
-        if inv != before {
-            ctx.records
-                .save(&[inv], None)
-                .map_err(TaskError::permanent)?;
-        }
-        if let Err(e) = result {
-            if news {
-                warn!(error = %e.error, transient = e.transient, "invoice step failed");
-            }
-        }
+    // Every open invoice at once: their Metis transactions share blocks.
+    let steps = open.into_iter().map(|inv| {
+        let found = btc_found.get(&inv.id).cloned();
+        step(ctx, inv, found)
+    });
+    for r in futures::future::join_all(steps).await {
+        r?;
     }
     update_metrics(ctx)
+}
+
+/// One invoice's step; its record is saved when it changed.
+async fn step(
+    ctx: &Ctx,
+    mut inv: InvoiceRecord,
+    found: Option<PaymentRef>,
+) -> Result<(), TaskError> {
+    let span = info_span!("invoice", invoice = %inv.id, rail = %inv.rail);
+    let before = inv.clone();
+    let result = async {
+        match inv.rail {
+            Rail::Btc => btc_invoice(ctx, &mut inv, found.as_ref()).await,
+            Rail::Goat => goat_invoice(ctx, &mut inv).await,
+        }
+    }
+    .instrument(span)
+    .await;
+    if let Err(e) = &result {
+        inv.detail = Some(e.to_string());
+        metrics::counter!("gmrelay_errors_total", "kind" => if e.transient { "transient" } else { "permanent" }).increment(1);
+    }
+    // Said once per new reason, not every round.
+    let news = inv.detail != before.detail;
+    if inv != before {
+        ctx.records
+            .save(&[inv], None)
+            .map_err(TaskError::permanent)?;
+    }
+    if let Err(e) = result {
+        if news {
+            warn!(error = %e.error, transient = e.transient, "invoice step failed");
+        }
+    }
+    Ok(())
 }
 
 fn update_metrics(ctx: &Ctx) -> Result<(), TaskError> {
@@ -130,6 +142,40 @@ async fn check_on_chain(ctx: &Ctx, inv: &mut InvoiceRecord) -> Result<bool, Task
             Ok(true)
         }
     }
+}
+
+/// The relay task's round: while a Bitcoin invoice is open, keep
+/// BtcLightClient up to our chain, so that when a payment reaches its depth
+/// only the newest headers and the settlement are left to send.
+pub async fn relay_round(ctx: &Ctx) -> Result<(), TaskError> {
+    let any_btc = ctx
+        .records
+        .invoices()
+        .map_err(TaskError::permanent)?
+        .iter()
+        .any(|r| r.rail == Rail::Btc && r.stage.is_open());
+    if any_btc {
+        relay(ctx).await?;
+    }
+    Ok(())
+}
+
+/// Brings BtcLightClient up to our best chain (nothing to send when it is).
+async fn relay(ctx: &Ctx) -> Result<(), TaskError> {
+    // One relay at a time: concurrent invoices would plan the same batch.
+    let _one = ctx.relay_lock.lock().await;
+    relay_headers(
+        &*ctx.store,
+        &ctx.sink,
+        RelayOptions {
+            batch: ctx.config.metis.header_batch,
+            max_retry: std::time::Duration::from_secs(ctx.config.metis.max_retry_secs),
+        },
+        |b| record_spend(&b.outcome),
+    )
+    .await
+    .map(|_| ())
+    .map_err(TaskError::classed)
 }
 
 /// The payment is at its depth: note when, then let the contracts' state
@@ -322,24 +368,7 @@ async fn btc_invoice(
     .await
     .map_err(TaskError::classed)?;
     // The contract needs descendants of the payment's block: relay what it lacks.
-    relay_headers(
-        store,
-        &ctx.sink,
-        RelayOptions {
-            batch: ctx.config.metis.header_batch,
-            max_retry: std::time::Duration::from_secs(ctx.config.metis.max_retry_secs),
-        },
-        |b| {
-            info!(
-                from = b.from,
-                to = b.to,
-                gas = b.outcome.gas_used,
-                "headers relayed"
-            )
-        },
-    )
-    .await
-    .map_err(TaskError::classed)?;
+    relay(ctx).await?;
     settle_with(ctx, inv, ProofFile::bitcoin(proof)).await
 }
 

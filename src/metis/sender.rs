@@ -77,7 +77,7 @@ pub struct Sender {
     chain_id: u64,
     policy: TxPolicy,
     outbox: Option<Arc<Outbox>>,
-    /// One transaction at a time from this process: nonces stay in order.
+    /// One nonce at a time from this process: signed and broadcast in order.
     lock: Mutex<()>,
     oracle: tokio::sync::OnceCell<bool>,
 }
@@ -216,7 +216,10 @@ impl Sender {
         purpose: &str,
         req: TransactionRequest,
     ) -> Result<TxOutcome, MetisError> {
-        let _one_at_a_time = self.lock.lock().await;
+        // Nonces are handed out one transaction at a time, up to the
+        // broadcast; receipts are awaited concurrently, so several
+        // transactions can share a block.
+        let one_at_a_time = self.lock.lock().await;
         let req = req.with_from(self.from).with_chain_id(self.chain_id);
         let estimate = self
             .provider
@@ -250,6 +253,7 @@ impl Sender {
             return Err(e);
         }
         info!(what, purpose, tx = %hash, nonce, gas_price = price, "Metis transaction sent");
+        drop(one_at_a_time);
         self.wait(&mut entry, base, price).await
     }
 
