@@ -59,6 +59,7 @@ bench: build ## Run the benchmarks recorded in BENCHMARKS.md
 	$(BIN) bench sync --blocks 10000
 	$(BIN) bench goat-proof --receipts 1000
 	$(BIN) bench goat-sync --blocks 10000
+	$(BIN) bench daemon --invoices 100
 
 gas: build ## Whole-transaction gas of the Metis contracts (anvil 1088 + bitcoind + GOAT anvil), markdown table
 	$(BIN) bench gas

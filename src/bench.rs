@@ -62,6 +62,13 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 100)]
         btc_payments: u32,
     },
+    /// The daemon under a burst: a devnet, `gmrelay run`, N invoices created
+    /// and paid at once (half per rail), until every one is settled.
+    Daemon {
+        /// Invoices (half Bitcoin, half GOAT; at most 200).
+        #[arg(long, default_value_t = 100)]
+        invoices: u32,
+    },
     /// Header sync from a real regtest bitcoind (started by the benchmark).
     Sync {
         /// Blocks to mine and sync.
@@ -165,6 +172,7 @@ pub async fn run(_config: &Config, cmd: BenchCmd) -> Result<()> {
             iterations,
         } => bench_goat_proof(receipts, iterations),
         BenchCmd::GoatSync { blocks, batch } => bench_goat_sync(blocks, batch).await,
+        BenchCmd::Daemon { invoices } => crate::devtools::bench_burst(invoices).await,
         BenchCmd::Gas { btc_payments } => {
             let rows = crate::metis::gasbench::measure(btc_payments).await?;
             print!("{}", crate::metis::gasbench::table(&rows));

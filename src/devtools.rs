@@ -340,7 +340,8 @@ pub fn config(dir: &Path) -> Result<Config> {
     Ok(Config::load(&dir.join("gmrelay.toml"))?)
 }
 
-async fn merchant_sink(dir: &Path) -> Result<crate::metis::sink::AlloySink> {
+/// The devnet merchant's Metis sink (it creates invoices).
+pub async fn merchant_sink(dir: &Path) -> Result<crate::metis::sink::AlloySink> {
     let d = load(dir)?;
     let config = config(dir)?;
     let key: PrivateKeySigner = d
@@ -463,6 +464,159 @@ pub async fn pay_goat(dir: &Path, id: B256) -> Result<B256> {
     )
     .await?;
     Ok(paid.tx_hash)
+}
+
+/// `gmrelay bench daemon`: a devnet in a temporary directory, `gmrelay run`
+/// as a child process, `n` invoices created at once (half per rail), all
+/// paid, then the time until every one is settled, the Metis transactions
+/// and gas the daemon spent, and its peak RSS.
+pub async fn bench_burst(n: u32) -> Result<()> {
+    if !(2..=200).contains(&n) {
+        bail!("--invoices {n}: 2..=200 (the devnet's agent has 100 mature coinbases)");
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("gmrelay-burst-")
+        .tempdir()?;
+    let dir = tmp.path();
+    let d = up(dir).await?;
+    let result = async {
+        let mut child = std::process::Command::new(std::env::current_exe()?)
+            .args(["run", "--config"])
+            .arg(dir.join("gmrelay.toml"))
+            .env("GMRELAY_LOG_LEVEL", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("relayer.log"))?)
+            .spawn()?;
+        let pid = child.id();
+        let outcome = burst(dir, &d, n, pid).await;
+        let _ = child.kill();
+        let _ = child.wait();
+        outcome
+    }
+    .await;
+    let _ = down(dir);
+    let r = result?;
+    println!("| invoices | rails | wall time, last payment at depth → all settled | Metis transactions | gas per settlement (all transactions / invoices) | daemon peak RSS |");
+    println!("|---:|---|---:|---:|---:|---:|");
+    println!(
+        "| {n} | {} BTC + {} GOAT | {:.1} s | {} | {} | {:.1} MiB |",
+        n / 2,
+        n - n / 2,
+        r.0.as_secs_f64(),
+        r.1,
+        r.2 / u64::from(n),
+        r.3
+    );
+    Ok(())
+}
+
+async fn burst(dir: &Path, d: &DevnetFile, n: u32, pid: u32) -> Result<(Duration, u64, u64, f64)> {
+    use futures::future::join_all;
+    let sink = merchant_sink(dir).await?;
+    let now = sink.now().await?;
+    let btc_payee = crate::app::parse_script(&d.merchant_btc_payee, BtcNetwork::Regtest)?;
+    let invoices: Vec<NewInvoice> = (0..n)
+        .map(|i| {
+            let mut salt = [0u8; 32];
+            salt[..4].copy_from_slice(&i.to_be_bytes());
+            salt[4..12].copy_from_slice(&now.to_be_bytes());
+            let btc = i % 2 == 0;
+            NewInvoice {
+                salt: B256::from(salt),
+                rail: if btc { Rail::Btc } else { Rail::Goat }.as_u8(),
+                payee: if btc {
+                    Bytes::from(btc_payee.to_bytes())
+                } else {
+                    Bytes::copy_from_slice(d.merchant_goat_payee.as_slice())
+                },
+                asset: if btc { Address::ZERO } else { d.goat_token },
+                amount: U256::from(if btc { 50_000u64 } else { 2_500_000 }),
+                expiry: now + 3600,
+                service_id: B256::ZERO,
+            }
+        })
+        .collect();
+    let created = join_all(invoices.iter().map(|i| sink.create_invoice(i))).await;
+    let mut ids = Vec::new();
+    for c in created {
+        ids.push(c?.0);
+    }
+    eprintln!("{} invoices created; paying", ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        if i % 2 == 0 {
+            pay_btc(dir, *id).await?;
+        } else {
+            let inv = sink
+                .invoice(*id)
+                .await?
+                .ok_or_else(|| anyhow!("invoice {id} vanished"))?;
+            let payee = Address::try_from(inv.payee.as_ref()).map_err(|_| anyhow!("payee"))?;
+            crate::goat::devnet::pay(
+                &d.goat_rpc_url,
+                inv.asset,
+                &d.agent_goat_key,
+                payee,
+                inv.amount,
+                *id,
+                false,
+            )
+            .await?;
+        }
+    }
+    mine_btc(dir, 6).await?;
+    let start = std::time::Instant::now();
+    eprintln!("all paid; waiting for the daemon");
+    loop {
+        let states = join_all(ids.iter().map(|id| sink.invoice(*id))).await;
+        let mut settled = 0;
+        for s in states {
+            if s?.is_some_and(|v| v.status == 2) {
+                settled += 1;
+            }
+        }
+        if settled == ids.len() {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(600) {
+            bail!(
+                "{settled} of {} settled after 10 minutes (see {})",
+                ids.len(),
+                dir.join("relayer.log").display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let wall = start.elapsed();
+    // What the daemon spent, from its own metrics (after two more rounds:
+    // it counts a settlement once it has seen the receipt).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let metrics = reqwest::get(format!("http://{}/metrics", d.relayer_http))
+        .await?
+        .text()
+        .await?;
+    let value = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+            .map(|v| v as u64)
+            .unwrap_or(0)
+    };
+    let txs = value("gmrelay_metis_transactions{state=\"mined\"}");
+    let gas = value("gmrelay_metis_gas_total");
+    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|t| {
+            t.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<f64>().ok())
+            })
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0);
+    Ok((wall, txs, gas, rss))
 }
 
 /// Mines `n` Bitcoin blocks to the agent.
