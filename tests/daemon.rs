@@ -298,13 +298,14 @@ async fn the_daemon_settles_both_rails_through_metis_rules_survives_kill_9_and_a
     // Ready, with the chains and the signer in /status and /metrics (the
     // follow tasks report after their round: wait for it under load).
     wait_for(
-        "/readyz and the Bitcoin tip in /status",
+        "/readyz, the Bitcoin tip and both settlements in /status",
         Duration::from_secs(60),
         || {
             relayer.get("/readyz").is_some_and(|(code, _)| code == 200)
-                && relayer
-                    .status()
-                    .is_some_and(|s| s["chains"]["bitcoin"]["tip"].as_u64().unwrap_or(0) >= 206)
+                && relayer.status().is_some_and(|s| {
+                    s["chains"]["bitcoin"]["tip"].as_u64().unwrap_or(0) >= 206
+                        && s["invoices"]["by_stage"]["settled"].as_u64().unwrap_or(0) >= 2
+                })
         },
         || format!("{:?}\n{}", relayer.get("/readyz"), relayer.log()),
     );
@@ -313,11 +314,18 @@ async fn the_daemon_settles_both_rails_through_metis_rules_survives_kill_9_and_a
         status["invoices"]["by_stage"]["settled"].as_u64().unwrap() >= 2,
         "{status}"
     );
-    let (_, metrics) = relayer.get("/metrics").unwrap();
-    assert!(
-        metrics.contains("gmrelay_invoices{stage=\"settled\"} 2"),
-        "{metrics}"
+    // The gauges are refreshed at the end of the settlement round.
+    wait_for(
+        "the settled gauge",
+        Duration::from_secs(30),
+        || {
+            relayer
+                .get("/metrics")
+                .is_some_and(|(_, m)| m.contains("gmrelay_invoices{stage=\"settled\"} 2"))
+        },
+        || relayer.get("/metrics").map(|m| m.1).unwrap_or_default(),
     );
+    let (_, metrics) = relayer.get("/metrics").unwrap();
     assert!(
         metrics.contains("gmrelay_metis_transactions{state=\"mined\"}"),
         "{metrics}"

@@ -310,6 +310,10 @@ async fn watch_signer(ctx: &Ctx) -> Result<(), TaskError> {
         .ok()
         .map(|b: U256| u128::try_from(b).unwrap_or(u128::MAX));
     ctx.state.signer(address.to_string(), balance);
+    // Receipts that came after their sender stopped waiting.
+    if let Err(e) = sender.refresh_open().await {
+        warn!(error = %e, "outbox refresh failed");
+    }
     Ok(())
 }
 

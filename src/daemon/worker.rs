@@ -188,6 +188,11 @@ async fn deep_enough(ctx: &Ctx, inv: &mut InvoiceRecord) -> Result<bool, TaskErr
         return Ok(false);
     }
     inv.stage = Stage::Settling;
+    // Saved now, so /status shows the payment and the stage while the
+    // transactions are in flight.
+    ctx.records
+        .save(std::slice::from_ref(inv), None)
+        .map_err(TaskError::permanent)?;
     Ok(true)
 }
 
@@ -501,6 +506,23 @@ fn record_spend(o: &crate::metis::sink::TxOutcome) {
 }
 
 async fn settle_with(ctx: &Ctx, inv: &mut InvoiceRecord, file: ProofFile) -> Result<(), TaskError> {
+    // Our earlier settlement of it still waits for its receipt (its sender
+    // stopped waiting): never send a second one next to it.
+    if let Some(outbox) = ctx.sink.sender().and_then(|s| s.outbox().cloned()) {
+        let purpose = format!("invoice {}", inv.id);
+        let pending = outbox
+            .open_entries()
+            .map_err(TaskError::permanent)?
+            .into_iter()
+            .find(|e| e.purpose == purpose && e.what.starts_with("PaymentSettlement.settle"));
+        if let Some(e) = pending {
+            inv.detail = Some(format!(
+                "our settlement {} is pending",
+                e.hashes.last().map(|h| h.to_string()).unwrap_or_default()
+            ));
+            return Ok(());
+        }
+    }
     let options = SettleOptions {
         network: ctx.config.btc.network,
         skip_checks: false,

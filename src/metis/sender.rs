@@ -353,6 +353,42 @@ impl Sender {
         }
     }
 
+    /// Looks up the receipts of the open outbox entries once, without
+    /// waiting or rebroadcasting, and marks the mined ones (for entries whose
+    /// sender stopped waiting: a receipt that came after the timeout).
+    pub async fn refresh_open(&self) -> Result<usize, MetisError> {
+        let Some(outbox) = &self.outbox else {
+            return Ok(0);
+        };
+        let open = outbox
+            .open_entries()
+            .map_err(|e| rpc_err(&self.url, "outbox", e.to_string()))?;
+        let mut done = 0;
+        for mut e in open.into_iter().filter(|e| e.state == TxState::Sent) {
+            for hash in e.hashes.clone() {
+                let receipt = self
+                    .provider
+                    .get_transaction_receipt(hash)
+                    .await
+                    .map_err(|err| map_transport(&self.url, &e.what, err))?;
+                if let Some(r) = receipt {
+                    e.mined_hash = Some(hash);
+                    e.gas_used = Some(r.gas_used);
+                    e.state = if r.status() {
+                        TxState::Mined
+                    } else {
+                        e.error = Some("mined with status 0".into());
+                        TxState::Failed
+                    };
+                    self.record(&e)?;
+                    done += 1;
+                    break;
+                }
+            }
+        }
+        Ok(done)
+    }
+
     /// Settles every open outbox entry against the chain: mined ones are
     /// marked, ones whose nonce was used by another transaction are marked
     /// failed, the others are rebroadcast from their raw bytes and waited
