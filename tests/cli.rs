@@ -2,28 +2,14 @@
 //! name what and where, settings layered from flags and environment, and
 //! Ctrl-C during a sync.
 
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::cli::{gmrelay, text};
 use gmrelay::devnet::{Bitcoind, Payer};
 use gmrelay::store::{RocksStore, Store};
-
-fn gmrelay(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gmrelay"));
-    cmd.args(args).env("GMRELAY_LOG_LEVEL", "warn");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("gmrelay runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 #[test]
 fn config_validate_names_file_line_and_key() {

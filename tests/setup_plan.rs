@@ -5,8 +5,12 @@
 //! error naming the variable. Run through `make`, so the Makefile's exports
 //! are in play (they once hid a broken first command behind a warm cache).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use common::cli::text;
 
 /// A directory holding what `make setup-plan` reads: Makefile, scripts/,
 /// tools/package.json (and no tools/node_modules).
@@ -49,14 +53,6 @@ fn plan(clone: &Path, cache: &Path, home: &Path, envs: &[(&str, &str)]) -> Outpu
         cmd.env(k, v);
     }
     cmd.output().expect("make runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
 }
 
 #[test]
