@@ -1,7 +1,7 @@
 //! The command line: argument definitions and the commands behind them.
 //! `src/bin/gmrelay.rs` only parses and calls [`run`].
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -826,16 +826,10 @@ fn pid_file(config: &Config) -> PathBuf {
 }
 
 fn stop_pid(pid: &str) -> Result<()> {
-    std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(pid)
-        .status()?;
-    for _ in 0..200 {
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let pid: u32 = pid
+        .parse()
+        .with_context(|| format!("`{pid}` is not a process id"))?;
+    crate::devtools::stop_pid(pid);
     Ok(())
 }
 

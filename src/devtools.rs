@@ -102,7 +102,8 @@ fn save(dir: &Path, d: &DevnetFile) -> Result<()> {
     Ok(())
 }
 
-fn alive(pid: u32) -> bool {
+/// Whether process `pid` exists.
+pub fn alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
@@ -304,7 +305,8 @@ fn write_secret(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-fn stop_pid(pid: u32) {
+/// Stops process `pid`: SIGTERM, up to 10 s to exit, then SIGKILL.
+pub fn stop_pid(pid: u32) {
     let _ = std::process::Command::new("kill")
         .arg("-TERM")
         .arg(pid.to_string())
