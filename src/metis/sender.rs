@@ -13,7 +13,7 @@ use alloy::eips::eip2718::Encodable2718;
 use alloy::network::{EthereumWallet, NetworkTransactionBuilder, TransactionBuilder};
 use alloy::primitives::{address, Address, Bytes, B256, U256};
 use alloy::providers::{DynProvider, Provider};
-use alloy::rpc::types::TransactionRequest;
+use alloy::rpc::types::{TransactionReceipt, TransactionRequest};
 use alloy::sol;
 use tokio::sync::Mutex;
 use tracing::{info, warn};
@@ -291,37 +291,22 @@ impl Sender {
         let started = Instant::now();
         let mut last_sent = Instant::now();
         loop {
-            for hash in entry.hashes.clone().iter().rev() {
-                let receipt = self
-                    .provider
-                    .get_transaction_receipt(*hash)
-                    .await
-                    .map_err(|e| map_transport(&self.url, &what, e))?;
-                if let Some(r) = receipt {
-                    entry.mined_hash = Some(*hash);
-                    entry.gas_used = Some(r.gas_used);
-                    let raw = entry.raw.clone().unwrap_or_default();
-                    if !r.status() {
-                        entry.state = TxState::Failed;
-                        entry.error = Some("mined with status 0".into());
-                        self.record(entry)?;
-                        return Err(MetisError::TxFailed {
-                            what,
-                            tx_hash: *hash,
-                        });
-                    }
-                    entry.state = TxState::Mined;
-                    self.record(entry)?;
-                    let l1_fee = self.l1_fee(&raw).await;
-                    return Ok(TxOutcome {
-                        tx_hash: *hash,
-                        gas_used: r.gas_used,
-                        block_number: r.block_number,
-                        gas_price: r.effective_gas_price,
-                        l1_fee,
-                        contract_address: r.contract_address,
+            if let Some((hash, r)) = self.record_receipt(entry).await? {
+                if entry.state == TxState::Failed {
+                    return Err(MetisError::TxFailed {
+                        what,
+                        tx_hash: hash,
                     });
                 }
+                let l1_fee = self.l1_fee(&entry.raw.clone().unwrap_or_default()).await;
+                return Ok(TxOutcome {
+                    tx_hash: hash,
+                    gas_used: r.gas_used,
+                    block_number: r.block_number,
+                    gas_price: r.effective_gas_price,
+                    l1_fee,
+                    contract_address: r.contract_address,
+                });
             }
             if started.elapsed() >= self.policy.receipt_timeout {
                 return Err(MetisError::Pending {
@@ -353,6 +338,35 @@ impl Sender {
         }
     }
 
+    /// Looks for a receipt of any of `e`'s hashes (newest first); when one
+    /// is mined, records `e` as mined (status 1) or failed (status 0) and
+    /// returns the hash and the receipt.
+    async fn record_receipt(
+        &self,
+        e: &mut OutboxEntry,
+    ) -> Result<Option<(B256, TransactionReceipt)>, MetisError> {
+        for hash in e.hashes.clone().into_iter().rev() {
+            let receipt = self
+                .provider
+                .get_transaction_receipt(hash)
+                .await
+                .map_err(|err| map_transport(&self.url, &e.what, err))?;
+            if let Some(r) = receipt {
+                e.mined_hash = Some(hash);
+                e.gas_used = Some(r.gas_used);
+                e.state = if r.status() {
+                    TxState::Mined
+                } else {
+                    e.error = Some("mined with status 0".into());
+                    TxState::Failed
+                };
+                self.record(e)?;
+                return Ok(Some((hash, r)));
+            }
+        }
+        Ok(None)
+    }
+
     /// Looks up the receipts of the open outbox entries once, without
     /// waiting or rebroadcasting, and marks the mined ones (for entries whose
     /// sender stopped waiting: a receipt that came after the timeout).
@@ -365,25 +379,8 @@ impl Sender {
             .map_err(|e| rpc_err(&self.url, "outbox", e.to_string()))?;
         let mut done = 0;
         for mut e in open.into_iter().filter(|e| e.state == TxState::Sent) {
-            for hash in e.hashes.clone() {
-                let receipt = self
-                    .provider
-                    .get_transaction_receipt(hash)
-                    .await
-                    .map_err(|err| map_transport(&self.url, &e.what, err))?;
-                if let Some(r) = receipt {
-                    e.mined_hash = Some(hash);
-                    e.gas_used = Some(r.gas_used);
-                    e.state = if r.status() {
-                        TxState::Mined
-                    } else {
-                        e.error = Some("mined with status 0".into());
-                        TxState::Failed
-                    };
-                    self.record(&e)?;
-                    done += 1;
-                    break;
-                }
+            if self.record_receipt(&mut e).await?.is_some() {
+                done += 1;
             }
         }
         Ok(done)
@@ -411,30 +408,12 @@ impl Sender {
                 report.failed += 1;
                 continue;
             };
-            let mut found = None;
-            for hash in &e.hashes {
-                if let Some(r) = self
-                    .provider
-                    .get_transaction_receipt(*hash)
-                    .await
-                    .map_err(|err| map_transport(&self.url, &what, err))?
-                {
-                    found = Some((*hash, r));
-                    break;
-                }
-            }
-            if let Some((hash, r)) = found {
-                e.mined_hash = Some(hash);
-                e.gas_used = Some(r.gas_used);
-                e.state = if r.status() {
+            if self.record_receipt(&mut e).await?.is_some() {
+                if e.state == TxState::Mined {
                     report.mined += 1;
-                    TxState::Mined
                 } else {
                     report.failed += 1;
-                    e.error = Some("mined with status 0".into());
-                    TxState::Failed
-                };
-                self.record(&e)?;
+                }
                 continue;
             }
             let used = self
