@@ -101,6 +101,13 @@ pub enum SyncError {
     Interrupted,
 }
 
+impl SyncError {
+    /// Whether the node could not be reached at all (down, refused, timed out).
+    pub fn node_unreachable(&self) -> bool {
+        matches!(self, SyncError::Source(SourceError::Unavailable { .. }))
+    }
+}
+
 impl Classify for SyncError {
     fn class(&self) -> ErrorClass {
         match self {

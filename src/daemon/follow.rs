@@ -37,7 +37,7 @@ pub async fn btc(ctx: &Ctx, cancel: &CancellationToken) -> Result<(), TaskError>
             "bitcoin",
             &source.endpoint(),
             e.to_string(),
-            !e.is_transient(),
+            !e.node_unreachable(),
         );
         TaskError::classed(e)
     })?;
@@ -64,18 +64,7 @@ pub async fn btc(ctx: &Ctx, cancel: &CancellationToken) -> Result<(), TaskError>
                     ctx.news.notify_one();
                 }
             }
-            Err(e) => {
-                ctx.state.chain_err(
-                    "bitcoin",
-                    &source.endpoint(),
-                    e.to_string(),
-                    !is_unreachable(&e.to_string()),
-                );
-                if !e.is_transient() {
-                    return Err(TaskError::classed(e));
-                }
-                warn!(error = %e, "bitcoin: round failed; retrying");
-            }
+            Err(e) => round_failed(ctx, "bitcoin", &source.endpoint(), e.node_unreachable(), e)?,
         }
         tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
@@ -103,7 +92,7 @@ pub async fn goat(ctx: &Ctx, cancel: &CancellationToken) -> Result<(), TaskError
     .await
     .map_err(|e| {
         ctx.state
-            .chain_err("goat", &endpoint, e.to_string(), !e.is_transient());
+            .chain_err("goat", &endpoint, e.to_string(), !e.node_unreachable());
         TaskError::classed(e)
     })?;
     let poll = Duration::from_millis(ctx.poll_ms);
@@ -121,18 +110,7 @@ pub async fn goat(ctx: &Ctx, cancel: &CancellationToken) -> Result<(), TaskError
                     ctx.news.notify_one();
                 }
             }
-            Err(e) => {
-                ctx.state.chain_err(
-                    "goat",
-                    &endpoint,
-                    e.to_string(),
-                    !is_unreachable(&e.to_string()),
-                );
-                if !e.is_transient() {
-                    return Err(TaskError::classed(e));
-                }
-                warn!(error = %e, "goat: round failed; retrying");
-            }
+            Err(e) => round_failed(ctx, "goat", &endpoint, e.node_unreachable(), e)?,
         }
         tokio::select! {
             _ = cancel.cancelled() => return Ok(()),
@@ -141,10 +119,23 @@ pub async fn goat(ctx: &Ctx, cancel: &CancellationToken) -> Result<(), TaskError
     }
 }
 
-/// Whether an error message says the node could not be reached at all.
-pub fn is_unreachable(message: &str) -> bool {
-    let m = message.to_lowercase();
-    ["reach", "connect", "refused", "timed out", "unavailable"]
-        .iter()
-        .any(|w| m.contains(w))
+/// Reports a failed round; a permanent failure ends the task (the
+/// supervisor restarts it later), a transient one is retried next round.
+fn round_failed<E>(
+    ctx: &Ctx,
+    chain: &'static str,
+    endpoint: &str,
+    unreachable: bool,
+    e: E,
+) -> Result<(), TaskError>
+where
+    E: Classify + std::error::Error + Send + Sync + 'static,
+{
+    ctx.state
+        .chain_err(chain, endpoint, e.to_string(), !unreachable);
+    if !e.is_transient() {
+        return Err(TaskError::classed(e));
+    }
+    warn!(error = %e, chain, "round failed; retrying");
+    Ok(())
 }

@@ -95,6 +95,16 @@ pub enum GoatSyncError {
     Interrupted,
 }
 
+impl GoatSyncError {
+    /// Whether the node could not be reached at all (down, refused, timed out).
+    pub fn node_unreachable(&self) -> bool {
+        matches!(
+            self,
+            GoatSyncError::Source(GoatSourceError::Unavailable { .. })
+        )
+    }
+}
+
 impl Classify for GoatSyncError {
     fn class(&self) -> ErrorClass {
         match self {
