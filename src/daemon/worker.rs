@@ -34,15 +34,11 @@ pub const BTC_RESCAN_ON_REORG: u32 = 144;
 
 /// One round over every open invoice.
 pub async fn round(ctx: &Ctx) -> Result<(), TaskError> {
-    let open: Vec<InvoiceRecord> = ctx
-        .records
-        .invoices()
-        .map_err(TaskError::permanent)?
-        .into_iter()
-        .filter(|r| r.stage.is_open())
-        .collect();
-    update_metrics(ctx)?;
+    let all = ctx.records.invoices().map_err(TaskError::permanent)?;
+    let open: Vec<InvoiceRecord> = all.iter().filter(|r| r.stage.is_open()).cloned().collect();
     if open.is_empty() {
+        // Nothing changes in an idle round: gauges from what was read.
+        stage_gauges(&all);
         return Ok(());
     }
     let btc_found = scan_btc(ctx, &open).await?;
@@ -92,12 +88,16 @@ async fn step(
     Ok(())
 }
 
-fn update_metrics(ctx: &Ctx) -> Result<(), TaskError> {
-    let all = ctx.records.invoices().map_err(TaskError::permanent)?;
+fn stage_gauges(all: &[InvoiceRecord]) {
     for stage in Stage::ALL {
         let n = all.iter().filter(|r| r.stage == stage).count();
         metrics::gauge!("gmrelay_invoices", "stage" => stage.name()).set(n as f64);
     }
+}
+
+/// Refreshes the invoice and outbox gauges after a round that worked.
+fn update_metrics(ctx: &Ctx) -> Result<(), TaskError> {
+    stage_gauges(&ctx.records.invoices().map_err(TaskError::permanent)?);
     if let Some(outbox) = ctx.sink.sender().and_then(|s| s.outbox().cloned()) {
         for (state, n) in outbox.counts().map_err(TaskError::permanent)? {
             metrics::gauge!("gmrelay_metis_transactions", "state" => state.name()).set(n as f64);
