@@ -60,6 +60,8 @@ bench: build ## Run the benchmarks recorded in BENCHMARKS.md
 	$(BIN) bench goat-proof --receipts 1000
 	$(BIN) bench goat-sync --blocks 10000
 	$(BIN) bench daemon --invoices 100
+	$(BIN) bench daemon --invoices 20 --rail btc
+	$(BIN) bench daemon --invoices 20 --rail goat
 
 gas: build ## Whole-transaction gas of the Metis contracts (anvil 1088 + bitcoind + GOAT anvil), markdown table
 	$(BIN) bench gas

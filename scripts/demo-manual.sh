@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The gmrelay demo: a regtest devnet, and a Bitcoin payment taken from
 # invoice to verified proof through the gmrelay commands an operator uses;
-# then a GOAT stablecoin payment, and both invoices settled on a Metis devnet
-# (anvil, chain 1088, Shanghai) through the contracts.
+# then a GOAT stablecoin payment, and both invoices (one signed off-chain, one
+# created on-chain) settled on a Metis devnet (anvil, chain 1088, Shanghai).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,20 +31,21 @@ step "Sync and validate every header from the regtest genesis checkpoint"
 run headers sync
 run headers status
 
-step "A merchant's invoice: 0.0005 BTC to its address, invoice id in OP_RETURN"
-# The merchant's Metis account (anvil's first devnet key, public) creates its
-# invoices; an invoice id is keccak256(abi.encode(merchant, salt)), so the
-# merchant knows it before the invoice is on-chain and nobody else can take it.
+step "A merchant's invoice: 0.0005 BTC to its address, the invoice's ref in OP_RETURN"
+# The merchant's Metis account (anvil's first devnet key, public) signs its
+# invoice terms off-chain (EIP-712, no transaction); the invoice id is
+# keccak256(abi.encode(merchant, ref)) and the payment carries the ref.
 export GMRELAY_METIS_KEY=0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80
 PAYEE="bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
 SALT="$(printf 'x402-demo-invoice-%s' "$(date +%s%N)" | sha256sum | cut -c1-64)"
-INVOICE="$(run metis invoice id --salt "$SALT" | tail -1)"
+INVOICE="$(run metis invoice id --ref "$SALT" | tail -1)"
 echo "payee   $PAYEE"
+echo "ref     0x$SALT"
 echo "invoice $INVOICE"
 
 step "The agent pays: a P2WPKH transaction built and signed in Rust, broadcast to bitcoind"
-printf '$ gmrelay devnet pay --to %s --amount 50000 --invoice %s\n' "$PAYEE" "$INVOICE"
-TXID="$("$BIN" devnet pay --to "$PAYEE" --amount 50000 --invoice "$INVOICE")"
+printf '$ gmrelay devnet pay --to %s --amount 50000 --invoice %s\n' "$PAYEE" "$SALT"
+TXID="$("$BIN" devnet pay --to "$PAYEE" --amount 50000 --invoice "$SALT")"
 echo "$TXID"
 
 step "Six confirmations, then sync"
@@ -56,7 +57,7 @@ run btc prove --txid "$TXID" --out "$DEVNET/btc-proof.json"
 
 step "Verify it against gmrelay's own header chain, and match the invoice"
 run btc verify "$DEVNET/btc-proof.json" --min-confirmations 6 \
-  --pay-to "$PAYEE" --amount 50000 --invoice "$INVOICE"
+  --pay-to "$PAYEE" --amount 50000 --invoice "$SALT"
 
 step "A tampered proof is refused"
 python3 - "$DEVNET/btc-proof.json" "$DEVNET/btc-proof-tampered.json" <<'PY'
@@ -77,7 +78,7 @@ run devnet mine 5
 run headers sync
 run btc prove --txid "$TXID" --out "$DEVNET/btc-proof-2.json"
 run btc verify "$DEVNET/btc-proof-2.json" --min-confirmations 6 \
-  --pay-to "$PAYEE" --amount 50000 --invoice "$INVOICE"
+  --pay-to "$PAYEE" --amount 50000 --invoice "$SALT"
 
 step "Metis and GOAT devnets: anvil --chain-id 1088 --hardfork shanghai, anvil --chain-id 2345"
 out="$(run devnet anvil-start --chain-id 1088)"; echo "$out"
@@ -97,35 +98,37 @@ run devnet mine 1
 run headers sync
 run metis relay-headers
 
-step "The BTC invoice on PaymentSettlement, then settle it with gmrelay's proof"
-run metis invoice create --salt "$SALT" --rail btc --payee "$PAYEE" --amount 50000 --expiry +3600
-run metis settle "$DEVNET/btc-proof-2.json" --invoice "$INVOICE"
+step "The merchant signs the BTC invoice (off-chain), then settle it with gmrelay's proof"
+run metis invoice sign --ref "$SALT" --rail btc --payee "$PAYEE" --amount 50000 --expiry +3600 --out "$DEVNET/btc-invoice.json" >/dev/null
+cat "$DEVNET/btc-invoice.json"; echo
+run metis invoice show --id "$INVOICE"
+run metis settle "$DEVNET/btc-proof-2.json" --invoice "$DEVNET/btc-invoice.json"
 run metis invoice show --id "$INVOICE"
 
-step "A GOAT invoice: 1 USDC (6 decimals) to the merchant, settled from an EIP-3009 payment"
+step "A GOAT invoice created on-chain: 1 USDC (6 decimals) to the merchant, settled from an EIP-3009 payment"
 GOAT_PAYEE=0x70997970C51812dc3A010C7d01b50e0d17dc79C8
 GOAT_SALT="$(printf 'x402-demo-goat-invoice-%s' "$(date +%s%N)" | sha256sum | cut -c1-64)"
-out="$(run metis invoice create --salt "$GOAT_SALT" --rail goat --payee "$GOAT_PAYEE" --amount 1000000 --expiry +3600)"; echo "$out"
+out="$(run metis invoice create --ref "$GOAT_SALT" --rail goat --payee "$GOAT_PAYEE" --amount 1000000 --expiry +3600 --out "$DEVNET/goat-invoice.json")"; echo "$out"
 GOAT_INVOICE="$(sed -n 's/^invoice \(0x[0-9a-f]*\) created.*/\1/p' <<<"$out")"
-printf '$ gmrelay devnet goat-pay --token %s --to %s --amount 1000000 --invoice %s\n' "$TOKEN" "$GOAT_PAYEE" "$GOAT_INVOICE"
-GOAT_TX="$("$BIN" devnet goat-pay --token "$TOKEN" --to "$GOAT_PAYEE" --amount 1000000 --invoice "$GOAT_INVOICE")"
+printf '$ gmrelay devnet goat-pay --token %s --to %s --amount 1000000 --invoice %s\n' "$TOKEN" "$GOAT_PAYEE" "$GOAT_SALT"
+GOAT_TX="$("$BIN" devnet goat-pay --token "$TOKEN" --to "$GOAT_PAYEE" --amount 1000000 --invoice "$GOAT_SALT")"
 echo "$GOAT_TX"
 run devnet goat-mine 3
 run goat sync
 run goat prove --tx "$GOAT_TX" --out "$DEVNET/goat-proof.json"
-run goat verify "$DEVNET/goat-proof.json" --token "$TOKEN" --payee "$GOAT_PAYEE" --amount 1000000 --invoice "$GOAT_INVOICE"
+run goat verify "$DEVNET/goat-proof.json" --token "$TOKEN" --payee "$GOAT_PAYEE" --amount 1000000 --invoice "$GOAT_SALT"
 GOAT_BLOCK="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["block_number"])' "$DEVNET/goat-proof.json")"
 
-step "Settling before the committee attested the block is refused, with the reason"
-if run metis settle "$DEVNET/goat-proof.json" --invoice "$GOAT_INVOICE"; then echo "unattested block accepted!" >&2; exit 1; fi
+step "Settling without the committee's signatures is refused, with the reason"
+if run metis settle "$DEVNET/goat-proof.json" --invoice "$DEVNET/goat-invoice.json"; then echo "unattested block accepted!" >&2; exit 1; fi
 
-step "The committee (3 of 5 devnet keys) attests the finalized GOAT block; settle"
-run metis attest-goat --block "$GOAT_BLOCK" --devnet-committee
-run metis settle "$DEVNET/goat-proof.json" --invoice "$GOAT_INVOICE"
+step "The committee (3 of 5 devnet keys) signs the finalized GOAT block; settle with the signatures inline"
+run metis attest-goat --block "$GOAT_BLOCK" --devnet-committee --sign-only
+GMRELAY_METIS_DEVNET_ATTESTERS=true run metis settle "$DEVNET/goat-proof.json" --invoice "$DEVNET/goat-invoice.json"
 run metis invoice show --id "$GOAT_INVOICE"
 
 step "Settling twice is refused by the contract (AlreadySettled, decoded)"
-if run metis settle "$DEVNET/goat-proof.json" --invoice "$GOAT_INVOICE" --skip-checks; then echo "double settlement accepted!" >&2; exit 1; fi
+if GMRELAY_METIS_DEVNET_ATTESTERS=true run metis settle "$DEVNET/goat-proof.json" --invoice "$DEVNET/goat-invoice.json" --skip-checks; then echo "double settlement accepted!" >&2; exit 1; fi
 
 step "Done"
 echo "Both invoices are settled on the Metis devnet."

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # The gmrelay demo: a whole devnet (`gmrelay devnet up`), the relayer daemon
-# (`gmrelay run`) in the background, and an agent paying one invoice on each
-# rail: Bitcoin (an output plus an OP_RETURN with the invoice id) and GOAT (an
-# EIP-3009 stablecoin transfer whose nonce is the invoice id). The daemon
-# finds each payment, waits for its depth, relays headers or the attestation
-# to Metis and settles; the demo shows each invoice settled and how long it
-# took. Everything is stopped at the end. `scripts/demo-manual.sh` takes the
-# same path through the manual commands.
+# (`gmrelay run`) in the background, a merchant's invoices signed off-chain
+# (free until paid) naming its AccessPass on Metis, and an agent paying one
+# on each rail: Bitcoin (an output plus an OP_RETURN with the invoice's ref)
+# and GOAT (an EIP-3009 stablecoin transfer whose nonce is the ref). The
+# daemon finds each payment, waits for its depth, relays the Bitcoin headers
+# and settles each in one transaction (the GOAT attestation inline); the
+# demo shows each invoice settled, how long it took, its gas, and the
+# service unlocked on Metis. Everything is stopped at the end.
+# `scripts/demo-manual.sh` takes the same path through the manual commands.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,7 +43,8 @@ for _ in $(seq 1 100); do
 done
 curl -s "http://$HTTP/readyz"
 
-step "A merchant's invoices (signed on Metis by the merchant's key)"
+step "A merchant's invoices: terms signed off-chain (EIP-712, no transaction), handed to the relayer"
+run devnet access --dir "$DEVNET"
 BTC_INVOICE="$(run devnet invoice --dir "$DEVNET" --rail btc | tail -1)"
 echo "bitcoin invoice $BTC_INVOICE (50,000 sat)"
 GOAT_INVOICE="$(run devnet invoice --dir "$DEVNET" --rail goat | tail -1)"
@@ -52,7 +55,7 @@ run devnet pay-btc --dir "$DEVNET" --invoice "$BTC_INVOICE"
 run devnet mine-btc --dir "$DEVNET" 6
 BTC_DEEP=$(ms)
 
-step "The agent pays on GOAT (EIP-3009 transferWithAuthorization, nonce = invoice id)"
+step "The agent pays on GOAT (EIP-3009 transferWithAuthorization, nonce = the invoice's ref)"
 run devnet pay-goat --dir "$DEVNET" --invoice "$GOAT_INVOICE"
 GOAT_PAID=$(ms)
 
@@ -76,7 +79,18 @@ if [[ -z "$BTC_DONE" || -z "$GOAT_DONE" ]]; then
 fi
 secs() { python3 -c "print(f'{($1 - $2) / 1000:.1f}')"; }
 echo "bitcoin invoice settled $(secs "$BTC_DONE" "$BTC_DEEP") s after its sixth confirmation"
-echo "GOAT invoice settled    $(secs "$GOAT_DONE" "$GOAT_PAID") s after the payment (GOAT finality, attestation, settlement)"
+echo "GOAT invoice settled    $(secs "$GOAT_DONE" "$GOAT_PAID") s after the payment (GOAT finality, then one settlement with the attestation inline)"
+for id in "$BTC_INVOICE" "$GOAT_INVOICE"; do
+  curl -s "http://$HTTP/invoices/$id" >"$DEVNET/invoice.json"
+  python3 - "$DEVNET/invoice.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"{r['invoice']['terms']['rail']:4} settlement {r['settled_tx']}: {r['detail']}")
+PY
+done
+
+step "The service unlocked on Metis: the merchant's AccessPass credits the agent (10 calls per invoice)"
+run devnet access --dir "$DEVNET"
 
 step "What the daemon reports (/status)"
 curl -s "http://$HTTP/status" >"$DEVNET/status.json"
@@ -90,4 +104,4 @@ print("metis transactions", {k: v for k, v in s["outbox"]["by_state"].items() if
 PY
 
 step "Done"
-echo "Both invoices are settled on the Metis devnet; the devnet and the daemon are stopped on exit."
+echo "Both invoices are settled on the Metis devnet and the agent's access is unlocked; the devnet and the daemon are stopped on exit."

@@ -62,12 +62,16 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 100)]
         btc_payments: u32,
     },
-    /// The daemon under a burst: a devnet, `gmrelay run`, N invoices created
-    /// and paid at once (half per rail), until every one is settled.
+    /// The daemon under a burst: a devnet, `gmrelay run`, N signed invoices
+    /// handed in and paid at once, until every one is settled; the relayer's
+    /// Metis transactions and gas read from the chain.
     Daemon {
-        /// Invoices (half Bitcoin, half GOAT; at most 200).
+        /// Invoices (at most 200; 90 on the Bitcoin rail alone).
         #[arg(long, default_value_t = 100)]
         invoices: u32,
+        /// One rail only (default: half per rail).
+        #[arg(long)]
+        rail: Option<crate::rail::Rail>,
     },
     /// Header sync from a real regtest bitcoind (started by the benchmark).
     Sync {
@@ -172,7 +176,7 @@ pub async fn run(_config: &Config, cmd: BenchCmd) -> Result<()> {
             iterations,
         } => bench_goat_proof(receipts, iterations),
         BenchCmd::GoatSync { blocks, batch } => bench_goat_sync(blocks, batch).await,
-        BenchCmd::Daemon { invoices } => crate::devtools::bench_burst(invoices).await,
+        BenchCmd::Daemon { invoices, rail } => crate::devtools::bench_burst(invoices, rail).await,
         BenchCmd::Gas { btc_payments } => {
             let rows = crate::metis::gasbench::measure(btc_payments).await?;
             print!("{}", crate::metis::gasbench::table(&rows));

@@ -286,7 +286,10 @@ pub enum DevnetCmd {
         #[arg(long)]
         dir: PathBuf,
     },
-    /// Creates an invoice as the devnet's merchant and prints its id.
+    /// Makes an invoice as the devnet's merchant (terms signed off-chain and
+    /// handed to the relayer at the config's run.http, or created on-chain
+    /// with --on-chain; saved as DIR/invoices/<id>.json) and prints its id.
+    /// Its service is the merchant's AccessPass: 10 calls for the agent.
     Invoice {
         /// The devnet's directory.
         #[arg(long)]
@@ -297,9 +300,18 @@ pub enum DevnetCmd {
         /// Amount in base units (sat, or token units); default 50000 sat / 2.5 USDC.
         #[arg(long)]
         amount: Option<u64>,
-        /// Seconds until it expires.
+        /// Seconds until it expires (judged by the payment's block time).
         #[arg(long, default_value_t = 3600)]
         expiry_secs: u64,
+        /// Create it on PaymentSettlement instead of signing it off-chain.
+        #[arg(long)]
+        on_chain: bool,
+    },
+    /// Shows the devnet agent's AccessPass on Metis (what settled payments unlocked).
+    Access {
+        /// The devnet's directory.
+        #[arg(long)]
+        dir: PathBuf,
     },
     /// Pays a Bitcoin invoice as the devnet's agent; prints the txid.
     PayBtc {
@@ -367,14 +379,27 @@ async fn devnet_dir(cmd: &DevnetCmd) -> Option<Result<()>> {
             rail,
             amount,
             expiry_secs,
+            on_chain,
         } => devtools::invoice(
             dir,
             *rail,
             amount.map(alloy::primitives::U256::from),
             *expiry_secs,
+            *on_chain,
         )
         .await
-        .map(|id| println!("{id}")),
+        .map(|i| println!("{}", i.id())),
+        DevnetCmd::Access { dir } => devtools::access(dir).await.map(|(has, calls, until)| {
+            println!(
+                "access {}: {calls} call(s) left{}",
+                if has { "granted" } else { "none" },
+                if until > 0 {
+                    format!(", timed access until {until}")
+                } else {
+                    String::new()
+                }
+            )
+        }),
         DevnetCmd::PayBtc { dir, invoice } => match parse_invoice_id(invoice) {
             Ok(id) => devtools::pay_btc(dir, id.into())
                 .await
@@ -952,6 +977,7 @@ async fn devnet(config: &Config, cmd: DevnetCmd) -> Result<()> {
         | DevnetCmd::Up { .. }
         | DevnetCmd::Down { .. }
         | DevnetCmd::Invoice { .. }
+        | DevnetCmd::Access { .. }
         | DevnetCmd::PayBtc { .. }
         | DevnetCmd::PayGoat { .. }
         | DevnetCmd::MineBtc { .. } => unreachable!("dispatched in run"),

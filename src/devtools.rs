@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
 use crate::btc::network::BtcNetwork;
 use crate::btc::source::BtcSource;
 use crate::config::Config;
-use crate::metis::sink::{MetisSink, NewInvoice};
+use crate::metis::invoice::{SignedInvoice, Terms};
+use crate::metis::sink::MetisSink;
 use crate::rail::Rail;
 
 /// The agent's Bitcoin key seed (regtest only: public).
@@ -34,6 +35,8 @@ pub const MERCHANT_GOAT_PAYEE: &str = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293B
 pub const MERCHANT_BTC_PAYEE: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 /// Blocks mined at `up` so the agent has mature coinbases to spend.
 pub const INITIAL_BLOCKS: u32 = 200;
+/// Calls of the merchant's AccessPass one devnet invoice buys.
+pub const CALLS_PER_INVOICE: u64 = 10;
 
 /// `<d>/devnet.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,6 +61,8 @@ pub struct DevnetFile {
     pub payment_settlement: Address,
     /// The GOAT test stablecoin (EIP-3009).
     pub goat_token: Address,
+    /// The merchant's AccessPass on Metis (the service a payment unlocks).
+    pub access_pass: Address,
     /// The relayer's Metis key (public devnet key).
     pub relayer_key: String,
     /// The merchant's Metis key (creates invoices).
@@ -249,6 +254,16 @@ poll_interval_ms = 250
     .await?;
     deployment.goat_test_token = Some(token);
     deployment.save(&dir.join("deployment.json"))?;
+    // The merchant's service: an AccessPass its invoices name.
+    let merchant: PrivateKeySigner = MERCHANT_KEY.parse().map_err(|_| anyhow!("merchant key"))?;
+    let access_pass = crate::metis::deploy::deploy_access_pass(
+        &metis.url(),
+        1088,
+        merchant.clone(),
+        deployment.payment_settlement,
+        merchant.address(),
+    )
+    .await?;
     // BtcLightClient starts level with the regtest chain, as an operator's
     // deployment would be before taking invoices in.
     {
@@ -277,6 +292,7 @@ poll_interval_ms = 250
         goat_header_store: deployment.goat_header_store,
         payment_settlement: deployment.payment_settlement,
         goat_token: token,
+        access_pass,
         relayer_key: crate::goat::devnet::RELAYER_KEY.into(),
         merchant_key: MERCHANT_KEY.into(),
         agent_goat_key: crate::goat::devnet::PAYER_KEY.into(),
@@ -361,20 +377,36 @@ pub async fn merchant_sink(dir: &Path) -> Result<crate::metis::sink::AlloySink> 
     .await?)
 }
 
-/// Creates an invoice as the devnet merchant; returns its id.
-pub async fn invoice(
-    dir: &Path,
+/// The agent's Metis (and GOAT) address: who an AccessPass credits.
+pub fn agent_address(d: &DevnetFile) -> Result<Address> {
+    let key: PrivateKeySigner = d
+        .agent_goat_key
+        .parse()
+        .map_err(|_| anyhow!("agent key in devnet.json"))?;
+    Ok(key.address())
+}
+
+fn random_b256() -> Result<B256> {
+    use std::io::Read;
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(B256::from(b))
+}
+
+/// The devnet merchant's terms for a payment on `rail`: its AccessPass as the
+/// service, [`CALLS_PER_INVOICE`] calls for the agent (named, so a Bitcoin
+/// payment can credit it too).
+pub fn merchant_terms(
+    d: &DevnetFile,
     rail: Rail,
     amount: Option<U256>,
-    expiry_secs: u64,
-) -> Result<B256> {
-    let d = load(dir)?;
-    let sink = merchant_sink(dir).await?;
-    let mut salt = [0u8; 32];
-    {
-        use std::io::Read;
-        std::fs::File::open("/dev/urandom")?.read_exact(&mut salt)?;
-    }
+    reference: B256,
+    expiry: u64,
+) -> Result<Terms> {
+    let merchant: PrivateKeySigner = d
+        .merchant_key
+        .parse()
+        .map_err(|_| anyhow!("merchant key"))?;
     let (payee, asset, amount) = match rail {
         Rail::Btc => {
             let script = crate::app::parse_script(&d.merchant_btc_payee, BtcNetwork::Regtest)?;
@@ -390,31 +422,119 @@ pub async fn invoice(
             amount.unwrap_or(U256::from(2_500_000u64)),
         ),
     };
-    let now = sink.now().await?;
-    let (id, _) = sink
-        .create_invoice(&NewInvoice {
-            salt: B256::from(salt),
-            rail: rail.as_u8(),
-            payee,
-            asset,
-            amount,
-            expiry: now + expiry_secs,
-            service_id: B256::ZERO,
-        })
-        .await?;
-    Ok(id)
+    let holder = agent_address(d)?;
+    let mut service_id = [0u8; 32];
+    service_id[..20].copy_from_slice(holder.as_slice());
+    service_id[20..26].copy_from_slice(&CALLS_PER_INVOICE.to_be_bytes()[2..]);
+    Ok(Terms {
+        merchant: merchant.address(),
+        reference,
+        rail,
+        payee,
+        asset,
+        amount,
+        expiry,
+        service: d.access_pass,
+        service_id: B256::from(service_id),
+    })
 }
 
-/// Pays a Bitcoin invoice as the agent; returns the txid.
-pub async fn pay_btc(dir: &Path, id: B256) -> Result<bitcoin::Txid> {
-    let mut d = load(dir)?;
+fn invoice_file(dir: &Path, id: B256) -> PathBuf {
+    dir.join("invoices").join(format!("{id}.json"))
+}
+
+/// An invoice `devnet invoice` wrote.
+pub fn load_invoice(dir: &Path, id: B256) -> Result<SignedInvoice> {
+    let path = invoice_file(dir, id);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "{}: no such devnet invoice (gmrelay devnet invoice --dir {})",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not an invoice", path.display()))
+}
+
+/// Hands a signed invoice to the relayer's HTTP API (`POST /invoices`),
+/// waiting up to 60 s for a relayer that is still starting (connection refused).
+pub async fn submit_invoice(http: &str, invoice: &SignedInvoice) -> Result<()> {
+    let url = format!("http://{http}/invoices");
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    let r = loop {
+        match client.post(&url).json(invoice).send().await {
+            Ok(r) => break r,
+            Err(e) if e.is_connect() && started.elapsed() < Duration::from_secs(60) => {
+                if started.elapsed() < Duration::from_millis(300) {
+                    eprintln!("waiting for the relayer at {url} (up to 60 s)");
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(e).with_context(|| format!("{url}: is `gmrelay run` up?")),
+        }
+    };
+    let status = r.status();
+    if !status.is_success() {
+        bail!(
+            "{url}: {status}: {}",
+            r.text().await.unwrap_or_default().trim()
+        );
+    }
+    Ok(())
+}
+
+/// Makes an invoice as the devnet merchant: signed off-chain (handed to the
+/// relayer at the config's `run.http`) or, with `on_chain`, created on
+/// PaymentSettlement. Saved as `<d>/invoices/<id>.json` either way.
+pub async fn invoice(
+    dir: &Path,
+    rail: Rail,
+    amount: Option<U256>,
+    expiry_secs: u64,
+    on_chain: bool,
+) -> Result<SignedInvoice> {
+    let d = load(dir)?;
     let sink = merchant_sink(dir).await?;
-    let inv = sink
-        .invoice(id)
-        .await?
-        .ok_or_else(|| anyhow!("invoice {id} does not exist on Metis"))?;
-    if inv.rail != Rail::Btc.as_u8() {
-        bail!("invoice {id} is a {} invoice", inv.rail_name());
+    let now = sink.now().await?;
+    let terms = merchant_terms(&d, rail, amount, random_b256()?, now + expiry_secs)?;
+    let invoice = if on_chain {
+        sink.create_invoice(&terms).await?;
+        SignedInvoice::on_chain(terms)
+    } else {
+        let key: PrivateKeySigner = d
+            .merchant_key
+            .parse()
+            .map_err(|_| anyhow!("merchant key"))?;
+        SignedInvoice::sign(terms, &key, d.metis_chain_id, d.payment_settlement)?
+    };
+    let path = invoice_file(dir, invoice.id());
+    std::fs::create_dir_all(path.parent().expect("a parent"))?;
+    std::fs::write(&path, serde_json::to_vec_pretty(&invoice)?)?;
+    if !on_chain {
+        if let Err(e) = submit_invoice(&d.relayer_http, &invoice).await {
+            eprintln!(
+                "warning: {e:#}\n  the signed invoice is saved at {}; hand it in when the relayer runs: curl -X POST --data @{} http://{}/invoices",
+                path.display(),
+                path.display(),
+                d.relayer_http
+            );
+        }
+    }
+    Ok(invoice)
+}
+
+/// Pays a Bitcoin invoice of `devnet invoice` as the agent; returns the txid.
+pub async fn pay_btc(dir: &Path, id: B256) -> Result<bitcoin::Txid> {
+    let inv = load_invoice(dir, id)?;
+    pay_btc_terms(dir, &inv.terms).await
+}
+
+/// Pays Bitcoin terms as the agent (OP_RETURN = the terms' ref).
+pub async fn pay_btc_terms(dir: &Path, terms: &Terms) -> Result<bitcoin::Txid> {
+    let mut d = load(dir)?;
+    if terms.rail != Rail::Btc {
+        bail!("invoice {} is a {} invoice", terms.id(), terms.rail);
     }
     let config = config(dir)?;
     let source = crate::app::btc_source(&config)?;
@@ -426,14 +546,14 @@ pub async fn pay_btc(dir: &Path, id: B256) -> Result<bitcoin::Txid> {
         bail!("no mature coinbase left for the agent: mine more (gmrelay devnet mine-btc --dir {} 100)", dir.display());
     }
     let utxo = node.coinbase_utxo(&payer, height).await?;
-    let script = bitcoin::ScriptBuf::from_bytes(inv.payee.to_vec());
-    let amount =
-        u64::try_from(inv.amount).map_err(|_| anyhow!("amount {} is not satoshis", inv.amount))?;
+    let script = bitcoin::ScriptBuf::from_bytes(terms.payee.to_vec());
+    let amount = u64::try_from(terms.amount)
+        .map_err(|_| anyhow!("amount {} is not satoshis", terms.amount))?;
     let tx = payer.pay(
         utxo,
         &script,
         bitcoin::Amount::from_sat(amount),
-        &id.0,
+        &terms.reference.0,
         bitcoin::Amount::from_sat(1_000),
     )?;
     let txid = node.send(&tx).await?;
@@ -442,39 +562,60 @@ pub async fn pay_btc(dir: &Path, id: B256) -> Result<bitcoin::Txid> {
     Ok(txid)
 }
 
-/// Pays a GOAT invoice as the agent (EIP-3009, nonce = invoice id); returns the tx hash.
+/// Pays a GOAT invoice of `devnet invoice` as the agent (EIP-3009, nonce =
+/// the terms' ref); returns the tx hash.
 pub async fn pay_goat(dir: &Path, id: B256) -> Result<B256> {
+    let inv = load_invoice(dir, id)?;
+    pay_goat_terms(dir, &inv.terms, true).await
+}
+
+async fn pay_goat_terms(dir: &Path, terms: &Terms, wait: bool) -> Result<B256> {
     let d = load(dir)?;
-    let sink = merchant_sink(dir).await?;
-    let inv = sink
-        .invoice(id)
-        .await?
-        .ok_or_else(|| anyhow!("invoice {id} does not exist on Metis"))?;
-    if inv.rail != Rail::Goat.as_u8() {
-        bail!("invoice {id} is a {} invoice", inv.rail_name());
+    if terms.rail != Rail::Goat {
+        bail!("invoice {} is a {} invoice", terms.id(), terms.rail);
     }
     let payee =
-        Address::try_from(inv.payee.as_ref()).map_err(|_| anyhow!("payee is not 20 bytes"))?;
+        Address::try_from(terms.payee.as_ref()).map_err(|_| anyhow!("payee is not 20 bytes"))?;
     let paid = crate::goat::devnet::pay(
         &d.goat_rpc_url,
-        inv.asset,
+        terms.asset,
         &d.agent_goat_key,
         payee,
-        inv.amount,
-        id,
-        true,
+        terms.amount,
+        terms.reference,
+        wait,
     )
     .await?;
     Ok(paid.tx_hash)
 }
 
+/// The agent's AccessPass: (has access, calls left, valid until).
+pub async fn access(dir: &Path) -> Result<(bool, u64, u64)> {
+    let d = load(dir)?;
+    let provider = crate::metis::sink::provider(&d.metis_rpc_url)?;
+    let pass = crate::metis::bindings::AccessPass::new(d.access_pass, provider);
+    let holder = agent_address(&d)?;
+    let has = pass.hasAccess(holder).call().await?;
+    let p = pass.passOf(holder).call().await?;
+    Ok((
+        has,
+        u64::try_from(p.calls).unwrap_or(u64::MAX),
+        u64::try_from(p.validUntil).unwrap_or(u64::MAX),
+    ))
+}
+
 /// `gmrelay bench daemon`: a devnet in a temporary directory, `gmrelay run`
-/// as a child process, `n` invoices created at once (half per rail), all
-/// paid, then the time until every one is settled, the Metis transactions
-/// and gas the daemon spent, and its peak RSS.
-pub async fn bench_burst(n: u32) -> Result<()> {
-    if !(2..=200).contains(&n) {
-        bail!("--invoices {n}: 2..=200 (the devnet's agent has 100 mature coinbases)");
+/// as a child process, `n` signed invoices handed to it at once (on `rail`,
+/// or half per rail), all paid, then the time until every one is settled,
+/// and, read from the Metis chain, every transaction the relayer sent from
+/// the first payment to the last settlement with its gas, and the daemon's
+/// peak RSS.
+pub async fn bench_burst(n: u32, rail: Option<Rail>) -> Result<()> {
+    if !(1..=200).contains(&n) {
+        bail!("--invoices {n}: 1..=200 (the devnet's agent has 100 mature coinbases)");
+    }
+    if rail == Some(Rail::Btc) && n > 90 {
+        bail!("--invoices {n} --rail btc: at most 90 (one mature coinbase per payment)");
     }
     let tmp = tempfile::Builder::new()
         .prefix("gmrelay-burst-")
@@ -490,7 +631,7 @@ pub async fn bench_burst(n: u32) -> Result<()> {
             .stderr(std::fs::File::create(dir.join("relayer.log"))?)
             .spawn()?;
         let pid = child.id();
-        let outcome = burst(dir, &d, n, pid).await;
+        let outcome = burst(dir, &d, n, rail, pid).await;
         let _ = child.kill();
         let _ = child.wait();
         outcome
@@ -498,116 +639,151 @@ pub async fn bench_burst(n: u32) -> Result<()> {
     .await;
     let _ = down(dir);
     let r = result?;
-    println!("| invoices | rails | wall time, last payment at depth → all settled | Metis transactions | gas per settlement (all transactions / invoices) | daemon peak RSS |");
-    println!("|---:|---|---:|---:|---:|---:|");
+    let rails = match rail {
+        Some(r) => format!("{n} {}", r.name().to_uppercase()),
+        None => format!("{} BTC + {} GOAT", n.div_ceil(2), n / 2),
+    };
+    println!("| payments | rails | wall time, all paid → all settled | relayer's Metis transactions | their gas | gas per payment | calldata per payment | daemon peak RSS |");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|");
     println!(
-        "| {n} | {} BTC + {} GOAT | {:.1} s | {} | {} | {:.1} MiB |",
-        n / 2,
-        n - n / 2,
-        r.0.as_secs_f64(),
-        r.1,
-        r.2 / u64::from(n),
-        r.3
+        "| {n} | {rails} | {:.1} s | {} ({}) | {} | {} | {} B | {:.1} MiB |",
+        r.wall.as_secs_f64(),
+        r.txs,
+        r.kinds,
+        r.gas,
+        r.gas / u64::from(n),
+        r.calldata / u64::from(n),
+        r.rss_mib
     );
     Ok(())
 }
 
-async fn burst(dir: &Path, d: &DevnetFile, n: u32, pid: u32) -> Result<(Duration, u64, u64, f64)> {
+struct BurstResult {
+    wall: Duration,
+    txs: u64,
+    kinds: String,
+    gas: u64,
+    calldata: u64,
+    rss_mib: f64,
+}
+
+async fn burst(
+    dir: &Path,
+    d: &DevnetFile,
+    n: u32,
+    rail: Option<Rail>,
+    pid: u32,
+) -> Result<BurstResult> {
+    use alloy::providers::Provider;
     use futures::future::join_all;
     let sink = merchant_sink(dir).await?;
-    let now = sink.now().await?;
-    let btc_payee = crate::app::parse_script(&d.merchant_btc_payee, BtcNetwork::Regtest)?;
-    let invoices: Vec<NewInvoice> = (0..n)
-        .map(|i| {
-            let mut salt = [0u8; 32];
-            salt[..4].copy_from_slice(&i.to_be_bytes());
-            salt[4..12].copy_from_slice(&now.to_be_bytes());
-            let btc = i % 2 == 0;
-            NewInvoice {
-                salt: B256::from(salt),
-                rail: if btc { Rail::Btc } else { Rail::Goat }.as_u8(),
-                payee: if btc {
-                    Bytes::from(btc_payee.to_bytes())
-                } else {
-                    Bytes::copy_from_slice(d.merchant_goat_payee.as_slice())
-                },
-                asset: if btc { Address::ZERO } else { d.goat_token },
-                amount: U256::from(if btc { 50_000u64 } else { 2_500_000 }),
-                expiry: now + 3600,
-                service_id: B256::ZERO,
-            }
-        })
-        .collect();
-    let created = join_all(invoices.iter().map(|i| sink.create_invoice(i))).await;
-    let mut ids = Vec::new();
-    for c in created {
-        ids.push(c?.0);
+    let provider = crate::metis::sink::provider(&d.metis_rpc_url)?;
+    // The relayer must be up before invoices are handed to it.
+    let health = format!("http://{}/healthz", d.relayer_http);
+    let started = std::time::Instant::now();
+    while reqwest::get(&health).await.is_err() {
+        if started.elapsed() > Duration::from_secs(120) {
+            bail!(
+                "the relayer did not answer {health} within 2 minutes (see {})",
+                dir.join("relayer.log").display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    eprintln!("{} invoices created; paying", ids.len());
-    for (i, id) in ids.iter().enumerate() {
-        if i % 2 == 0 {
-            pay_btc(dir, *id).await?;
-        } else {
-            let inv = sink
-                .invoice(*id)
-                .await?
-                .ok_or_else(|| anyhow!("invoice {id} vanished"))?;
-            let payee = Address::try_from(inv.payee.as_ref()).map_err(|_| anyhow!("payee"))?;
-            crate::goat::devnet::pay(
-                &d.goat_rpc_url,
-                inv.asset,
-                &d.agent_goat_key,
-                payee,
-                inv.amount,
-                *id,
-                false,
-            )
-            .await?;
+    let now = sink.now().await?;
+    let key: PrivateKeySigner = d
+        .merchant_key
+        .parse()
+        .map_err(|_| anyhow!("merchant key"))?;
+    let mut invoices = Vec::new();
+    for i in 0..n {
+        let r = rail.unwrap_or(if i % 2 == 0 { Rail::Btc } else { Rail::Goat });
+        let terms = merchant_terms(d, r, None, random_b256()?, now + 3600)?;
+        invoices.push(SignedInvoice::sign(
+            terms,
+            &key,
+            d.metis_chain_id,
+            d.payment_settlement,
+        )?);
+    }
+    for r in join_all(invoices.iter().map(|i| submit_invoice(&d.relayer_http, i))).await {
+        r?;
+    }
+    eprintln!(
+        "{} signed invoices handed to the relayer; paying",
+        invoices.len()
+    );
+    let first_block = provider.get_block_number().await?;
+    // One after another (the GOAT payer's nonces come from the node's pending count).
+    for inv in &invoices {
+        match inv.terms.rail {
+            Rail::Btc => {
+                pay_btc_terms(dir, &inv.terms).await?;
+            }
+            Rail::Goat => {
+                pay_goat_terms(dir, &inv.terms, false).await?;
+            }
         }
     }
     mine_btc(dir, 6).await?;
     let start = std::time::Instant::now();
     eprintln!("all paid; waiting for the daemon");
     loop {
-        let states = join_all(ids.iter().map(|id| sink.invoice(*id))).await;
+        let states = join_all(invoices.iter().map(|i| sink.invoice_state(i.id()))).await;
         let mut settled = 0;
         for s in states {
-            if s?.is_some_and(|v| v.status == 2) {
+            if s?.is_settled() {
                 settled += 1;
             }
         }
-        if settled == ids.len() {
+        if settled == invoices.len() {
             break;
         }
         if start.elapsed() > Duration::from_secs(600) {
             bail!(
                 "{settled} of {} settled after 10 minutes (see {})",
-                ids.len(),
+                invoices.len(),
                 dir.join("relayer.log").display()
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let wall = start.elapsed();
-    // What the daemon spent, from its own metrics (after two more rounds:
-    // it counts a settlement once it has seen the receipt).
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let metrics = reqwest::get(format!("http://{}/metrics", d.relayer_http))
-        .await?
-        .text()
-        .await?;
-    let value = |name: &str| -> u64 {
-        metrics
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse::<f64>().ok())
-            .map(|v| v as u64)
-            .unwrap_or(0)
-    };
-    let txs = value("gmrelay_metis_transactions{state=\"mined\"}");
-    let gas = value("gmrelay_metis_gas_total");
-    let rss = std::fs::read_to_string(format!("/proc/{pid}/status"))
+    let last_block = provider.get_block_number().await?;
+    // Every transaction the relayer sent in that window, from the chain.
+    let relayer: PrivateKeySigner = d.relayer_key.parse().map_err(|_| anyhow!("relayer key"))?;
+    let (mut txs, mut gas, mut calldata) = (0u64, 0u64, 0u64);
+    let mut kinds: std::collections::BTreeMap<String, u64> = Default::default();
+    for number in first_block..=last_block {
+        let Some(block) = provider
+            .get_block_by_number(alloy::eips::BlockNumberOrTag::Number(number))
+            .full()
+            .await?
+        else {
+            continue;
+        };
+        for tx in block.transactions.txns() {
+            use alloy::consensus::Transaction as _;
+            if tx.inner.signer() != relayer.address() {
+                continue;
+            }
+            let receipt = provider
+                .get_transaction_receipt(*tx.inner.tx_hash())
+                .await?
+                .ok_or_else(|| anyhow!("no receipt for {}", tx.inner.tx_hash()))?;
+            txs += 1;
+            gas += receipt.gas_used;
+            calldata += tx.input().len() as u64;
+            let selector = tx.input().get(..4).map(hex::encode).unwrap_or_default();
+            *kinds.entry(selector_name(&selector)).or_default() += 1;
+        }
+    }
+    let kinds = kinds
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rss_mib = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|t| {
             t.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
@@ -618,7 +794,37 @@ async fn burst(dir: &Path, d: &DevnetFile, n: u32, pid: u32) -> Result<(Duration
         })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0);
-    Ok((wall, txs, gas, rss))
+    Ok(BurstResult {
+        wall,
+        txs,
+        kinds,
+        gas,
+        calldata,
+        rss_mib,
+    })
+}
+
+/// The contract function a selector calls (for the burst's table).
+fn selector_name(selector: &str) -> String {
+    use crate::metis::bindings::{
+        BtcLightClient as B, GoatHeaderStore as G, PaymentSettlement as P,
+    };
+    use alloy::sol_types::SolCall;
+    let known = [
+        (hex::encode(P::settleBtcCall::SELECTOR), "settleBtc"),
+        (hex::encode(P::settleGoatCall::SELECTOR), "settleGoat"),
+        (
+            hex::encode(B::submitCompactHeadersCall::SELECTOR),
+            "submitCompactHeaders",
+        ),
+        (hex::encode(B::submitHeadersCall::SELECTOR), "submitHeaders"),
+        (hex::encode(G::attestBlockCall::SELECTOR), "attestBlock"),
+    ];
+    known
+        .iter()
+        .find(|(s, _)| s == selector)
+        .map(|(_, n)| n.to_string())
+        .unwrap_or_else(|| format!("0x{selector}"))
 }
 
 /// Mines `n` Bitcoin blocks to the agent.

@@ -22,7 +22,8 @@
 //! | `outbox`        | sequence (u64 BE)      | a Metis transaction and its state (JSON)     |
 //!
 //! Migrations, one per version step, run when a store is opened:
-//! 1 → 2 adds the `daemon` and `outbox` column families (created empty).
+//! 1 → 2 adds the `daemon` and `outbox` column families (created empty);
+//! 2 → 3 drops the daemon's v1 invoice records (see [`MIGRATIONS`]).
 //!
 //! Every [`ChangeSet`] is written in one atomic write batch, so a crash or a
 //! Ctrl-C leaves either the old chain or the new one, never half of each.
@@ -46,7 +47,7 @@ use alloy::primitives::B256;
 
 /// The schema this build reads and writes. A store with another version is
 /// refused rather than misread.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 const CF_META: &str = "meta";
 const CF_BTC_HEADERS: &str = "btc_headers";
@@ -71,10 +72,22 @@ const ALL_CFS: [&str; 7] = [
 
 /// Numbered migrations: `MIGRATIONS[i]` takes a store from version `i + 1`
 /// to `i + 2`. Each runs in one atomic write batch with its version bump.
-const MIGRATIONS: [fn(&RocksStore, &mut WriteBatch); 1] = [
+const MIGRATIONS: [fn(&RocksStore, &mut WriteBatch); 2] = [
     // 1 → 2: the `daemon` and `outbox` column families, created empty by
     // `open`; nothing to rewrite.
     |_, _| {},
+    // 2 → 3: PaymentSettlement v2 settles invoice terms, which the daemon's
+    // v1 invoice records (`inv/…`, id and amounts only) lack: they are
+    // dropped, with the intake cursor (v2 records live under `inv3/`).
+    |store, batch| {
+        for prefix in [&b"inv/"[..], &b"cursor/intake"[..]] {
+            if let Ok(rows) = store.daemon_scan(prefix) {
+                for (k, _) in rows {
+                    batch.delete_cf(store.cf(CF_DAEMON), k);
+                }
+            }
+        }
+    },
 ];
 
 const KEY_SCHEMA: &[u8] = b"schema_version";

@@ -298,7 +298,7 @@ fn store_refuses_another_schema_version() {
         err,
         StoreError::SchemaMismatch {
             found: 99,
-            supported: 2,
+            supported: 3,
             ..
         }
     ));
@@ -306,7 +306,7 @@ fn store_refuses_another_schema_version() {
 }
 
 #[test]
-fn a_schema_1_store_is_migrated_to_2_keeping_its_chain() {
+fn a_schema_1_store_is_migrated_to_3_keeping_its_chain() {
     let dir = tempfile::tempdir().unwrap();
     let headers = gmrelay::bench::generate_regtest_headers(5);
     {
@@ -330,13 +330,35 @@ fn a_schema_1_store_is_migrated_to_2_keeping_its_chain() {
         s.force_schema_version(1).unwrap();
     }
     let s = RocksStore::open(dir.path()).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 2);
+    assert_eq!(s.schema_version().unwrap(), 3);
     assert_eq!(s.btc_tip().unwrap(), Some((5, headers[4].block_hash())));
     // The new column families are there and empty.
     assert!(s.outbox_all().unwrap().is_empty());
     assert!(s.daemon_scan(b"").unwrap().is_empty());
     s.daemon_write(&[(b"k".to_vec(), b"v".to_vec())], &[(7, b"x".to_vec())])
         .unwrap();
+    assert_eq!(s.daemon_get(b"k").unwrap(), Some(b"v".to_vec()));
+    assert_eq!(s.outbox_all().unwrap(), vec![(7, b"x".to_vec())]);
+    // 2 → 3 drops the v1 invoice records and the intake cursor, keeps the rest.
+    s.daemon_write(
+        &[
+            (b"inv/old".to_vec(), b"{}".to_vec()),
+            (b"cursor/intake".to_vec(), b"7".to_vec()),
+            (b"cursor/btc_scan".to_vec(), b"{}".to_vec()),
+        ],
+        &[],
+    )
+    .unwrap();
+    s.force_schema_version(2).unwrap();
+    drop(s);
+    let s = RocksStore::open(dir.path()).unwrap();
+    assert_eq!(s.schema_version().unwrap(), 3);
+    assert_eq!(s.daemon_get(b"inv/old").unwrap(), None);
+    assert_eq!(s.daemon_get(b"cursor/intake").unwrap(), None);
+    assert_eq!(
+        s.daemon_get(b"cursor/btc_scan").unwrap(),
+        Some(b"{}".to_vec())
+    );
     assert_eq!(s.daemon_get(b"k").unwrap(), Some(b"v".to_vec()));
     assert_eq!(s.outbox_all().unwrap(), vec![(7, b"x".to_vec())]);
 }

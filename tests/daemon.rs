@@ -154,7 +154,8 @@ fn metis_rules_proxy(upstream: String, log: Arc<Mutex<ProxyLog>>) -> FakeNode {
     )
 }
 
-/// Points the devnet's config at `metis_url` and another data dir and HTTP port.
+/// Points the devnet's config at `metis_url` and another data dir (and, but
+/// for variant "a", another HTTP port).
 fn config_variant(devnet: &Devnet, name: &str, metis_url: &str, key: Option<&str>) -> PathBuf {
     let text = std::fs::read_to_string(devnet.path().join("gmrelay.toml")).unwrap();
     let d = devnet.file();
@@ -167,7 +168,9 @@ fn config_variant(devnet: &Devnet, name: &str, metis_url: &str, key: Option<&str
                 "data_dir = \"{}\"\n",
                 devnet.path().join(format!("data-{name}")).display()
             ));
-        } else if line.starts_with("http = ") {
+        } else if line.starts_with("http = ") && name != "a" {
+            // Relayer "a" keeps the devnet's address, where `devnet invoice`
+            // hands in signed invoices; the others listen elsewhere.
             out.push_str(&format!(
                 "http = \"127.0.0.1:{}\"\n",
                 gmrelay::devnet::free_port()
@@ -391,7 +394,16 @@ async fn the_daemon_settles_both_rails_through_metis_rules_survives_kill_9_and_a
     let ids: Vec<String> = (0..5)
         .map(|i| {
             let rail = if i % 2 == 0 { "goat" } else { "btc" };
-            ok(&["devnet", "invoice", "--dir", devnet.d(), "--rail", rail])
+            // On-chain invoices: both relayers take them in and race.
+            ok(&[
+                "devnet",
+                "invoice",
+                "--dir",
+                devnet.d(),
+                "--rail",
+                rail,
+                "--on-chain",
+            ])
         })
         .collect();
     for (i, id) in ids.iter().enumerate() {
@@ -603,7 +615,17 @@ async fn a_reorged_out_payment_waits_for_its_new_block_and_a_node_outage_is_show
     // An invoice paid and confirmed while the relayer was stopped: taken in
     // after its payment's blocks were scanned, it is found all the same.
     drop(relayer);
-    let id = ok(&["devnet", "invoice", "--dir", devnet.d(), "--rail", "btc"]);
+    // Nobody to hand a signed invoice to: the merchant creates it on-chain,
+    // and the relayer takes it in from the chain when it is back.
+    let id = ok(&[
+        "devnet",
+        "invoice",
+        "--dir",
+        devnet.d(),
+        "--rail",
+        "btc",
+        "--on-chain",
+    ]);
     ok(&["devnet", "pay-btc", "--dir", devnet.d(), "--invoice", &id]);
     ok(&["devnet", "mine-btc", "--dir", devnet.d(), "6"]);
     let relayer = Relayer::start(
@@ -686,4 +708,123 @@ async fn a_goat_payment_reorged_out_before_finality_settles_only_once_paid_again
         settled_events(&metis_url, settlement, id.parse().unwrap()).await,
         1
     );
+}
+
+/// The transactions that settled `id` (from its InvoiceSettled events).
+async fn settled_in(metis: &str, settlement: Address, id: B256) -> Vec<B256> {
+    let p = ProviderBuilder::new().connect_http(metis.parse().unwrap());
+    p.get_logs(
+        &Filter::new()
+            .address(settlement)
+            .event_signature(PaymentSettlement::InvoiceSettled::SIGNATURE_HASH)
+            .topic1(id)
+            .from_block(0),
+    )
+    .await
+    .unwrap()
+    .into_iter()
+    .filter_map(|l| l.transaction_hash)
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payments_ready_in_one_round_settle_in_one_batch_and_unlock_the_service() {
+    let devnet = Devnet::up();
+    let d = devnet.file();
+    let metis_url = d["metis_rpc_url"].as_str().unwrap().to_string();
+    let settlement: Address = d["payment_settlement"].as_str().unwrap().parse().unwrap();
+    let relayer = Relayer::start(
+        &devnet.path().join("gmrelay.toml"),
+        devnet.path().join("relayer.log"),
+    );
+    // Three signed invoices, paid into one block: six blocks later all three
+    // are ready in the same round.
+    let ids: Vec<String> = (0..3)
+        .map(|_| ok(&["devnet", "invoice", "--dir", devnet.d(), "--rail", "btc"]))
+        .collect();
+    for id in &ids {
+        ok(&["devnet", "pay-btc", "--dir", devnet.d(), "--invoice", id]);
+    }
+    assert!(ok(&["devnet", "access", "--dir", devnet.d()]).contains("access none"));
+    ok(&["devnet", "mine-btc", "--dir", devnet.d(), "6"]);
+    for id in &ids {
+        wait_for(
+            &format!("invoice {id} settled"),
+            Duration::from_secs(120),
+            || is_settled(&devnet, id),
+            || relayer.log(),
+        );
+    }
+    let mut txs = Vec::new();
+    for id in &ids {
+        let t = settled_in(&metis_url, settlement, id.parse().unwrap()).await;
+        assert_eq!(t.len(), 1, "settled once");
+        txs.push(t[0]);
+    }
+    assert!(
+        txs.iter().all(|t| *t == txs[0]),
+        "one settlement transaction for the three: {txs:?}"
+    );
+    // Each invoice named the merchant's AccessPass: 3 × 10 calls for the agent.
+    let access = ok(&["devnet", "access", "--dir", devnet.d()]);
+    assert!(
+        access.contains("access granted: 30 call(s) left"),
+        "{access}"
+    );
+    // The daemon's record of one of them.
+    let (code, body) = relayer.get(&format!("/invoices/{}", ids[0])).unwrap();
+    assert_eq!(code, 200, "{body}");
+    let r: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(r["stage"], "settled");
+    assert!(
+        r["detail"].as_str().unwrap().contains("for 3 payment(s)"),
+        "{r}"
+    );
+    // A signed invoice with a forged signature is refused by the API.
+    let mut inv: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            devnet
+                .path()
+                .join("invoices")
+                .join(format!("{}.json", ids[1])),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    // Its signature on other terms (another ref: an unknown, open id).
+    inv["terms"]["ref"] = json!(format!("0x{}", "ab".repeat(32)));
+    let url = format!("http://{}/invoices", d["relayer_http"].as_str().unwrap());
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .json(&inv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+    assert!(resp.text().await.unwrap().contains("not by its merchant"));
+    // Resubmitting one it knows (the same terms) is answered 200 "known".
+    let settled: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            devnet
+                .path()
+                .join("invoices")
+                .join(format!("{}.json", ids[2])),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .json(&settled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "known: the record exists");
+    let resp = reqwest::Client::new()
+        .post(&url)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
 }

@@ -2,6 +2,7 @@
 pragma solidity 0.8.23;
 
 import {IBtcLightClient} from "./interfaces/IBtcLightClient.sol";
+import {BtcMerkle} from "./lib/BtcMerkle.sol";
 
 /*
  * =====================================================================================
@@ -77,15 +78,24 @@ import {IBtcLightClient} from "./interfaces/IBtcLightClient.sol";
  *  rule; the 256-bit multiplication wraps exactly like arith_uint256). Regtest mode: no
  *  retargeting, bits must equal the parent's bits.
  *
+ *  Time rules: each header's time must be above the median of the 11 previous times (Core's
+ *  median-time-past, checked as "greater than at least 6 of them") and at most
+ *  block.timestamp + 2 hours. Each tip stores the 10 times before it (_pastTimes: 25-bit
+ *  offsets from its own time, or in full in _pastTimesFull when one does not fit); the
+ *  constructor takes the 11 times ending at the checkpoint.
+ *
+ *  Testnet4 mode: mainnet rules plus the 20-minute rule (a block more than 1200 s after its
+ *  parent MUST carry the pow limit's compact bits, as Core's GetNextWorkRequired returns them;
+ *  otherwise the period's bits, where Core's walk-back ends), BIP94's retarget from the
+ *  period's first block's bits, and BIP94's timewarp limit (a period's first block at most
+ *  600 s older than its parent). Stored headers keep the PERIOD's bits, not their own.
+ *
+ *  Record formats: submitHeaders takes 80-byte headers; submitCompactHeaders(parent, records)
+ *  takes 48-byte records (the header without prevHash) and rebuilds each header in memory
+ *  with the previous hash. Proofs (verifyTx, verifyHeaderChain) take the block's 80-byte
+ *  header followed by 48-byte records of its descendants.
+ *
  *  Not checked (documented limitations):
- *    - Min-difficulty blocks (testnet3/testnet4 20-minute rule) are NOT supported: every
- *      header must carry the retarget-derived bits, so such a block is rejected with
- *      BadBits. Mainnet mode otherwise applies to mainnet and testnet4 alike (with BIP94,
- *      testnet4 retargets from the first block's bits, which equal the parent's bits here
- *      because min-difficulty blocks are refused).
- *    - Median-time-past and the 2-hour future limit are not checked (they need 11 prior
- *      timestamps and a trusted clock). Security rests on cumulative work: a competing
- *      chain must out-work the honest one, whatever its timestamps.
  *    - Block versions and the contents of blocks are not checked (SPV).
  *
  *  Byte order: every hash (block hash, txid, Merkle node) is the raw double-SHA256
@@ -132,15 +142,36 @@ contract BtcLightClient is IBtcLightClient {
     // Types and constants
     // ---------------------------------------------------------------------------------
 
-    /// @notice Validation rules. Mainnet: full retargeting every 2016 blocks (mainnet,
-    ///         testnet4 without min-difficulty blocks). Regtest: no retargeting.
+    /// @notice Validation rules. Mainnet: retargeting every 2016 blocks. Regtest: no
+    ///         retargeting. Testnet4: mainnet rules plus the 20-minute minimum-difficulty
+    ///         exception and BIP94 (retarget from the period's first block, timewarp limit).
     enum Network {
         Mainnet,
-        Regtest
+        Regtest,
+        Testnet4
     }
 
     /// @notice Length of a serialized Bitcoin block header.
     uint256 public constant HEADER_LENGTH = 80;
+
+    /// @notice Length of a compact header record (the header without its prevHash).
+    uint256 public constant COMPACT_LENGTH = 48;
+
+    /// @notice Largest accepted distance of a header's time beyond block.timestamp (2 hours).
+    uint256 public constant MAX_FUTURE_BLOCK_TIME = 7200;
+
+    /// @notice BIP94: a period's first block may be at most this much older than its parent.
+    uint256 public constant MAX_TIMEWARP = 600;
+
+    /// @notice Testnet4: a block more than this many seconds after its parent has the
+    ///         minimum difficulty (twice the 10-minute spacing).
+    uint256 public constant MIN_DIFFICULTY_GAP = 1200;
+
+    /// @dev Window lanes are GUARD | time (see _fastRun).
+    uint256 private constant GUARD = 1 << 32;
+
+    /// @dev Bias of the stored 25-bit time offsets.
+    uint256 private constant TIME_OFFSET_BIAS = 1 << 24;
 
     /// @notice Blocks per difficulty period.
     uint256 public constant RETARGET_INTERVAL = 2016;
@@ -156,9 +187,6 @@ contract BtcLightClient is IBtcLightClient {
     ///         not proof anchors, so this bounds the headers a proof must carry (<= 501).
     uint256 public constant MAX_BATCH_HEADERS = 500;
 
-    /// @dev Deepest Merkle branch accepted (2^32 transactions).
-    uint256 private constant MAX_MERKLE_DEPTH = 32;
-
     /// @dev Running state of a batch (memory keeps the stack shallow).
     struct Cursor {
         bytes32 hash;
@@ -169,6 +197,11 @@ contract BtcLightClient is IBtcLightClient {
         uint256 periodStart;
         uint256 target;
         uint256 blockWork;
+        uint256 w0; // times of the 11 blocks ending at `hash`, 64-bit lanes of GUARD | time,
+        uint256 w1; // newest in the lowest lane of w0; w2's top lane is unused
+        uint256 w2;
+        uint256 maxTime; // block.timestamp + MAX_FUTURE_BLOCK_TIME
+        uint256 mode; // bit 0: retargeting, bit 1: testnet4 minimum-difficulty rule
     }
 
     // ---------------------------------------------------------------------------------
@@ -187,14 +220,28 @@ contract BtcLightClient is IBtcLightClient {
     /// @notice Height of the trusted checkpoint header.
     uint256 public immutable checkpointHeight;
 
+    /// @notice Compact encoding of the pow limit (testnet4's minimum-difficulty bits).
+    uint32 public immutable minDifficultyBits;
+
     bool private immutable _retargeting;
+    bool private immutable _minDifficultyRule;
+    uint256 private immutable _minDifficultyTarget;
+    uint256 private immutable _minDifficultyWork;
 
     // ---------------------------------------------------------------------------------
     // Storage
     // ---------------------------------------------------------------------------------
 
-    /// @dev Stored header (batch tip) => chainwork | height | time | bits | periodStart.
+    /// @dev Stored header (batch tip) => chainwork | height | time | period bits | periodStart.
     mapping(bytes32 hash => uint256 packed) private _headers;
+
+    /// @dev Stored header => the 10 times before it, 25-bit offsets from its own time
+    ///      (bit 255 set: they are in _pastTimesFull instead).
+    mapping(bytes32 hash => uint256 packed) private _pastTimes;
+
+    /// @dev Stored header => the 10 times before it in full (32 bits each), when an offset
+    ///      does not fit.
+    mapping(bytes32 hash => uint256[2] times) private _pastTimesFull;
 
     /// @dev Stored header => nearest stored ancestor (zero for the checkpoint).
     mapping(bytes32 hash => bytes32 ancestor) private _links;
@@ -310,27 +357,44 @@ contract BtcLightClient is IBtcLightClient {
     /// @notice The coinbase branch does not lead to the header's Merkle root.
     error CoinbaseProofMismatch(bytes32 computed, bytes32 expected);
 
+    /// @notice The header's time is not above the median of the 11 previous times (Core's
+    ///         "time-too-old").
+    error TimeNotAfterMedian(uint256 height, uint32 time, uint32 medianTimePast);
+
+    /// @notice The header's time is more than 2 hours beyond block.timestamp ("time-too-new").
+    error TimeTooFarInFuture(uint256 height, uint32 time, uint256 maxTime);
+
+    /// @notice BIP94 (testnet4): a period's first block is more than 600 s older than its parent.
+    error TimewarpAttack(uint256 height, uint32 time, uint32 parentTime);
+
+    /// @notice The last of the 11 checkpoint times must be the checkpoint header's time.
+    error BadCheckpointTimes(uint32 given, uint32 headerTime);
+
     // ---------------------------------------------------------------------------------
     // Construction
     // ---------------------------------------------------------------------------------
 
     /// @notice Deploys the client from a trusted checkpoint.
     /// @param checkpointHeader The checkpoint's raw 80-byte header.
-    /// @param checkpointHeight_ Its height (a multiple of 2016 in Mainnet mode).
+    /// @param checkpointHeight_ Its height (a multiple of 2016 in Mainnet and Testnet4 modes).
     /// @param checkpointChainwork Cumulative chainwork up to and including the checkpoint.
-    /// @param network_ Validation rules (Mainnet or Regtest).
+    /// @param network_ Validation rules (Mainnet = 0, Regtest = 1, Testnet4 = 2).
     /// @param powLimit_ Pow limit of the network, e.g. 0x00000000ffff...ff for mainnet and
     ///        testnet4, 0x7fffff << 232 for regtest.
+    /// @param checkpointTimes Timestamps of the 11 blocks ending at the checkpoint, oldest first
+    ///        (the last one must equal the checkpoint header's time). For a checkpoint below
+    ///        height 10, repeat the genesis time for the missing blocks.
     constructor(
         bytes memory checkpointHeader,
         uint256 checkpointHeight_,
         uint256 checkpointChainwork,
         Network network_,
-        uint256 powLimit_
+        uint256 powLimit_,
+        uint32[11] memory checkpointTimes
     ) {
         if (checkpointHeader.length != HEADER_LENGTH) revert BadLength(checkpointHeader.length);
         if (powLimit_ == 0 || powLimit_ == type(uint256).max) revert InvalidPowLimit(powLimit_);
-        if (network_ == Network.Mainnet && checkpointHeight_ % RETARGET_INTERVAL != 0) {
+        if (network_ != Network.Regtest && checkpointHeight_ % RETARGET_INTERVAL != 0) {
             revert CheckpointNotOnBoundary(checkpointHeight_);
         }
         if (checkpointHeight_ > type(uint32).max) revert HeightOverflow(checkpointHeight_);
@@ -340,6 +404,7 @@ contract BtcLightClient is IBtcLightClient {
 
         uint256 time = _le32(uint32(bytes4(_slice4(checkpointHeader, 68))));
         uint256 bits = _le32(uint32(bytes4(_slice4(checkpointHeader, 72))));
+        if (checkpointTimes[10] != time) revert BadCheckpointTimes(checkpointTimes[10], uint32(time));
         (uint256 target, bool valid) = _decodeCompact(bits);
         if (!valid) revert InvalidTarget(checkpointHeight_, uint32(bits));
         if (target > powLimit_) revert TargetAboveLimit(checkpointHeight_, target);
@@ -348,11 +413,26 @@ contract BtcLightClient is IBtcLightClient {
 
         network = network_;
         powLimit = powLimit_;
-        _retargeting = network_ == Network.Mainnet;
+        _retargeting = network_ != Network.Regtest;
+        _minDifficultyRule = network_ == Network.Testnet4;
+        uint256 minBits = _encodeCompact(powLimit_);
+        (uint256 minTarget,) = _decodeCompact(minBits);
+        minDifficultyBits = uint32(minBits);
+        _minDifficultyTarget = minTarget;
+        unchecked {
+            _minDifficultyWork = (~minTarget / (minTarget + 1)) + 1;
+        }
         checkpointHash = hash;
         checkpointHeight = checkpointHeight_;
 
         _headers[hash] = _pack(checkpointChainwork, checkpointHeight_, time, bits, time);
+        uint256[3] memory w;
+        for (uint256 i = 0; i < 11; ++i) {
+            // Lane k of the window holds the time of the block k below the checkpoint.
+            uint256 k = 10 - i;
+            w[k / 4] |= (GUARD | checkpointTimes[i]) << (64 * (k % 4));
+        }
+        _storeTimes(hash, time, w[0], w[1], w[2]);
         _bestAt[checkpointHeight_] = hash;
         _bestHash = hash;
         emit CheckpointStored(hash, checkpointHeight_, checkpointChainwork);
@@ -362,7 +442,8 @@ contract BtcLightClient is IBtcLightClient {
     // Header submission
     // ---------------------------------------------------------------------------------
 
-    /// @notice Validates a batch of consecutive headers and stores its last header. Anyone may call.
+    /// @notice Validates a batch of consecutive 80-byte headers and stores its last header.
+    ///         Anyone may call.
     /// @dev The first header must extend any stored header; the best tip moves to the batch's
     ///      tip if that has strictly more chainwork (reorgs included). At most
     ///      MAX_BATCH_HEADERS headers (BatchTooLarge).
@@ -371,14 +452,34 @@ contract BtcLightClient is IBtcLightClient {
     function submitHeaders(bytes calldata headers) external returns (bytes32 tip) {
         uint256 length = headers.length;
         if (length == 0 || length % HEADER_LENGTH != 0) revert BadLength(length);
-        uint256 count = length / HEADER_LENGTH;
-        if (count > MAX_BATCH_HEADERS) revert BatchTooLarge(count, MAX_BATCH_HEADERS);
         uint256 ptr;
         assembly {
             ptr := headers.offset
         }
+        return _submit(_prevHashAt(ptr), ptr, length, HEADER_LENGTH);
+    }
 
-        bytes32 anchor = _prevHashAt(ptr);
+    /// @notice Same as submitHeaders with compact 48-byte records: each 80-byte header without
+    ///         its prevHash, i.e. version(4) | merkleRoot(32) | time(4) | bits(4) | nonce(4), raw
+    ///         bytes as in the header. The first record's parent is `parent` (any stored header),
+    ///         each next record's parent is the previous record.
+    /// @param parent Hash of the stored header the batch extends (internal byte order).
+    /// @param headers Concatenated 48-byte records, oldest first (1 to 500 of them).
+    /// @return tip Hash of the last header of the batch.
+    function submitCompactHeaders(bytes32 parent, bytes calldata headers) external returns (bytes32 tip) {
+        uint256 length = headers.length;
+        if (length == 0 || length % COMPACT_LENGTH != 0) revert BadLength(length);
+        uint256 ptr;
+        assembly {
+            ptr := headers.offset
+        }
+        return _submit(parent, ptr, length, COMPACT_LENGTH);
+    }
+
+    /// @dev Shared body of both submission forms (`stride` = record length).
+    function _submit(bytes32 anchor, uint256 ptr, uint256 length, uint256 stride) private returns (bytes32 tip) {
+        uint256 count = length / stride;
+        if (count > MAX_BATCH_HEADERS) revert BatchTooLarge(count, MAX_BATCH_HEADERS);
         Cursor memory c;
         {
             uint256 anchorPacked = _headers[anchor];
@@ -387,13 +488,14 @@ contract BtcLightClient is IBtcLightClient {
         }
         bytes32 oldBest = _bestHash;
         uint256 oldBestPacked = _headers[oldBest];
-        bytes32 link = _validateBatch(c, ptr, ptr + length, _unpackHeight(oldBestPacked));
+        bytes32 link = _validateBatch(c, ptr, ptr + length, stride, _unpackHeight(oldBestPacked));
 
         tip = c.hash;
         if (_headers[tip] != 0) revert HeaderAlreadyStored(tip);
         if (c.chainwork > type(uint128).max) revert ChainworkOverflow(c.height);
         if (c.height > type(uint32).max) revert HeightOverflow(c.height);
         _headers[tip] = _pack(c.chainwork, c.height, c.time, c.bits, c.periodStart);
+        _storeTimes(tip, c.time, c.w0, c.w1, c.w2);
         // Link to the highest header of the batch indexed on the best chain (else the
         // anchor), so that the best chain's indexed headers the batch passed through stay on
         // its link chain and a reorg to it never drops them.
@@ -407,52 +509,169 @@ contract BtcLightClient is IBtcLightClient {
         emit HeadersSubmitted(tip, c.height + 1 - count, count, anchor, bestTip);
     }
 
-    /// @dev Validates the headers in calldata [ptr, end) on top of the cursor (at the anchor);
+    /// @dev Validates the records in calldata [ptr, end) on top of the cursor (at the anchor);
     ///      returns the highest header of the batch indexed on the best chain, or the anchor.
     ///      Only heights up to the best height can be indexed; the scan stops at the first
     ///      height indexed with another hash (the batch has left the best chain there).
-    function _validateBatch(Cursor memory c, uint256 ptr, uint256 end, uint256 oldBestHeight)
+    ///      Ordinary headers go through the assembly fast path (_fastRun); whatever it does not
+    ///      accept (retarget heights, testnet4 minimum-difficulty candidates, headers in the
+    ///      scanned range, and every invalid header) goes through _advance, which applies all
+    ///      rules and reverts with the precise error.
+    function _validateBatch(Cursor memory c, uint256 ptr, uint256 end, uint256 stride, uint256 oldBestHeight)
         private
         view
         returns (bytes32 link)
     {
         link = c.hash;
-        bool scan = c.height < oldBestHeight;
-        for (; ptr < end; ptr += HEADER_LENGTH) {
-            if (_prevHashAt(ptr) != c.hash) revert BrokenLink(c.height + 1);
-            _advance(c, ptr);
-            if (scan) {
+        c.maxTime = block.timestamp + MAX_FUTURE_BLOCK_TIME;
+        c.mode = (_retargeting ? 1 : 0) | (_minDifficultyRule ? 2 : 0);
+        while (ptr < end) {
+            if (c.height < oldBestHeight) {
+                _advance(c, ptr, stride);
+                ptr += stride;
                 bytes32 atHeight = _bestAt[c.height];
                 if (atHeight == c.hash) link = atHeight;
-                else if (atHeight != bytes32(0)) scan = false;
-                if (c.height >= oldBestHeight) scan = false;
+                else if (atHeight != bytes32(0)) oldBestHeight = 0;
+                continue;
+            }
+            ptr = _fastRun(c, ptr, end, stride);
+            if (ptr < end) {
+                _advance(c, ptr, stride);
+                ptr += stride;
             }
         }
     }
 
-    /// @dev Validates the header at calldata offset `ptr` as the child of the cursor and advances it.
-    function _advance(Cursor memory c, uint256 ptr) private view {
+    /// @dev Validates the record at `ptr` as the child of the cursor and advances it (all rules).
+    function _advance(Cursor memory c, uint256 ptr, uint256 stride) private view {
         uint256 height = c.height + 1;
-        uint256 bits = _readLe32(ptr + 72);
-        uint256 time = _readLe32(ptr + 68);
+        if (stride == HEADER_LENGTH && _prevHashAt(ptr) != c.hash) revert BrokenLink(height);
+        (bytes32 hash, uint256 time, uint256 bits) = _hashRecord(ptr, stride, c.hash);
 
         uint256 expected = c.bits;
+        uint256 target = c.target;
+        uint256 work = c.blockWork;
         if (_retargeting && height % RETARGET_INTERVAL == 0) {
+            // BIP94 (testnet4): the first block of a period may not be more than 600 s older
+            // than its parent.
+            if (_minDifficultyRule && time + MAX_TIMEWARP < c.time) {
+                revert TimewarpAttack(height, uint32(time), uint32(c.time));
+            }
+            // The period's bits are the bits of its first block: the parent's on mainnet, and
+            // BIP94's choice on testnet4 (the parent may be a minimum-difficulty block there).
             expected = _retarget(c.bits, c.periodStart, c.time);
-            c.periodStart = time;
+            if (bits == expected) {
+                (target, work) = _targetAndWork(height, expected);
+                c.bits = expected;
+                c.target = target;
+                c.blockWork = work;
+                c.periodStart = time;
+            }
+        } else if (_minDifficultyRule && time > c.time + MIN_DIFFICULTY_GAP) {
+            // Testnet4: a block more than 20 minutes after its parent has the minimum difficulty.
+            expected = minDifficultyBits;
+            target = _minDifficultyTarget;
+            work = _minDifficultyWork;
         }
+        // Otherwise the period's bits (Core's walk-back to the last block that is not a
+        // minimum-difficulty block ends at a block carrying them).
         if (bits != expected) revert BadBits(height, uint32(expected), uint32(bits));
-        if (bits != c.bits) {
-            (c.target, c.blockWork) = _targetAndWork(height, bits);
-            c.bits = bits;
-        }
+        if (_reverse(uint256(hash)) > target) revert InsufficientWork(height, hash);
 
-        bytes32 hash = _hashHeader(ptr);
-        if (_reverse(uint256(hash)) > c.target) revert InsufficientWork(height, hash);
-        c.chainwork += c.blockWork;
+        _checkTime(c, height, time);
+        c.chainwork += work;
         c.time = time;
         c.height = height;
         c.hash = hash;
+    }
+
+    /// @dev Median-time-past and future bound; shifts `time` into the cursor's window.
+    function _checkTime(Cursor memory c, uint256 height, uint256 time) private pure {
+        if (time > c.maxTime) revert TimeTooFarInFuture(height, uint32(time), c.maxTime);
+        (uint256 w0, uint256 w1, uint256 w2) = (c.w0, c.w1, c.w2);
+        if (_notBefore(w0, w1, w2, time) > 5) revert TimeNotAfterMedian(height, uint32(time), _median(w0, w1, w2));
+        (c.w0, c.w1, c.w2) = _push(w0, w1, w2, time);
+    }
+
+    /// @dev Fast path: accepts consecutive ordinary headers (not at a retarget height, not a
+    ///      testnet4 minimum-difficulty candidate, bits equal to the period's bits, enough work,
+    ///      time above the median of the 11 previous times and within the future bound) and
+    ///      returns the offset of the first record it did not accept (or `end`). It never
+    ///      accepts a header that _advance would refuse, and updates the cursor like _advance.
+    function _fastRun(Cursor memory c, uint256 ptr, uint256 end, uint256 stride) private view returns (uint256) {
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            let hash := mload(c)
+            let w0 := mload(add(c, 0x100))
+            let w1 := mload(add(c, 0x120))
+            let w2 := mload(add(c, 0x140))
+            mstore(add(m, 4), hash)
+            for {} lt(ptr, end) {} {
+                let height := add(mload(add(c, 0x20)), 1)
+                let ok := 1
+                switch stride
+                case 80 {
+                    ok := eq(calldataload(add(ptr, 4)), hash)
+                    calldatacopy(m, ptr, 80)
+                }
+                default {
+                    // m+4..m+36 holds the parent's hash (the last digest was written there).
+                    calldatacopy(m, ptr, 4)
+                    calldatacopy(add(m, 36), add(ptr, 4), 44)
+                }
+                // time | bits, byte-swapped from little-endian in one 64-bit word.
+                let x := shr(192, mload(add(m, 68)))
+                x := or(shl(8, and(x, 0x00ff00ff00ff00ff)), and(shr(8, x), 0x00ff00ff00ff00ff))
+                x := or(shl(16, and(x, 0x0000ffff0000ffff)), and(shr(16, x), 0x0000ffff0000ffff))
+                let t := shr(32, x)
+                // Every check folds into `ok`; one branch per header.
+                ok := and(ok, eq(and(x, 0xffffffff), mload(add(c, 0x80))))
+                ok := and(ok, iszero(and(mload(add(c, 0x180)), iszero(mod(height, 2016)))))
+                ok := and(ok, iszero(and(shr(1, mload(add(c, 0x180))), gt(t, add(and(w0, 0xffffffff), 1200)))))
+                ok := and(ok, iszero(gt(t, mload(add(c, 0x160)))))
+                // Median-time-past: count the previous 11 times >= t (lanes are 2^32 | time,
+                // so lane - t never borrows and bit 32 says "time >= t"); at most 5 allowed.
+                {
+                    let tt := mul(t, 0x0000000000000001000000000000000100000000000000010000000000000001)
+                    let g := 0x0000000100000000000000010000000000000001000000000000000100000000
+                    let s := add(
+                        add(shr(32, and(sub(w0, tt), g)), shr(32, and(sub(w1, tt), g))),
+                        shr(32, and(sub(w2, tt), shr(64, g)))
+                    )
+                    ok := and(ok, lt(shr(192, mul(s, 0x0000000000000001000000000000000100000000000000010000000000000001)), 6))
+                }
+                ok := and(ok, staticcall(gas(), 2, m, 80, add(m, 0x60), 32))
+                ok := and(ok, staticcall(gas(), 2, add(m, 0x60), 32, add(m, 4), 32))
+                let h := mload(add(m, 4))
+                // Proof of work: the digest read as a little-endian number <= target.
+                {
+                    let v := h
+                    v := or(and(shr(8, v), 0x00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff),
+                        shl(8, and(v, 0x00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff00ff)))
+                    v := or(and(shr(16, v), 0x0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff),
+                        shl(16, and(v, 0x0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff0000ffff)))
+                    v := or(and(shr(32, v), 0x00000000ffffffff00000000ffffffff00000000ffffffff00000000ffffffff),
+                        shl(32, and(v, 0x00000000ffffffff00000000ffffffff00000000ffffffff00000000ffffffff)))
+                    v := or(and(shr(64, v), 0x0000000000000000ffffffffffffffff0000000000000000ffffffffffffffff),
+                        shl(64, and(v, 0x0000000000000000ffffffffffffffff0000000000000000ffffffffffffffff)))
+                    ok := and(ok, iszero(gt(or(shr(128, v), shl(128, v)), mload(add(c, 0xc0)))))
+                }
+                if iszero(ok) { break }
+                mstore(add(c, 0x20), height)
+                mstore(add(c, 0x40), add(mload(add(c, 0x40)), mload(add(c, 0xe0))))
+                w2 := or(shl(64, w2), shr(192, w1))
+                w1 := or(shl(64, w1), shr(192, w0))
+                w0 := or(shl(64, w0), or(0x100000000, t))
+                hash := h
+                ptr := add(ptr, stride)
+            }
+            mstore(c, hash)
+            mstore(add(c, 0x60), and(w0, 0xffffffff))
+            mstore(add(c, 0x100), w0)
+            mstore(add(c, 0x120), w1)
+            mstore(add(c, 0x140), w2)
+        }
+        return ptr;
     }
 
     /// @dev Makes `tip` the best header and keeps _bestAt equal to its link chain.
@@ -482,6 +701,90 @@ contract BtcLightClient is IBtcLightClient {
     }
 
     // ---------------------------------------------------------------------------------
+    // Median-time-past window
+    // ---------------------------------------------------------------------------------
+
+    /// @dev Number of window times >= t (the window holds the 11 times ending at the parent).
+    function _notBefore(uint256 w0, uint256 w1, uint256 w2, uint256 t) private pure returns (uint256 n) {
+        for (uint256 k = 0; k < 11; ++k) {
+            if (_lane(w0, w1, w2, k) >= t) ++n;
+        }
+    }
+
+    /// @dev The median of the window (Core's GetMedianTimePast), for error reports.
+    function _median(uint256 w0, uint256 w1, uint256 w2) private pure returns (uint32) {
+        uint256[11] memory v;
+        for (uint256 k = 0; k < 11; ++k) {
+            uint256 x = _lane(w0, w1, w2, k);
+            uint256 j = k;
+            for (; j > 0 && v[j - 1] > x; --j) {
+                v[j] = v[j - 1];
+            }
+            v[j] = x;
+        }
+        return uint32(v[5]);
+    }
+
+    /// @dev Time of the block k below the window's newest block (k < 11).
+    function _lane(uint256 w0, uint256 w1, uint256 w2, uint256 k) private pure returns (uint256) {
+        uint256 w = k < 4 ? w0 : (k < 8 ? w1 : w2);
+        return uint32(w >> (64 * (k % 4)));
+    }
+
+    /// @dev Shifts `t` in as the newest time.
+    function _push(uint256 w0, uint256 w1, uint256 w2, uint256 t) private pure returns (uint256, uint256, uint256) {
+        return ((w0 << 64) | GUARD | t, (w1 << 64) | (w0 >> 192), (w2 << 64) | (w1 >> 192));
+    }
+
+    /// @dev Stores the 10 times before `tip` (its own time is in _headers): as 25-bit offsets
+    ///      from the tip's time in one slot when they all fit within +-2^24 s (always, for real
+    ///      chains), else in full in _pastTimesFull (flag bit 255 set).
+    function _storeTimes(bytes32 tip, uint256 tipTime, uint256 w0, uint256 w1, uint256 w2) private {
+        uint256 packed;
+        bool fits = true;
+        for (uint256 k = 1; k < 11; ++k) {
+            uint256 d = _lane(w0, w1, w2, k) + TIME_OFFSET_BIAS;
+            if (d < tipTime || (d -= tipTime) >= 1 << 25) {
+                fits = false;
+                break;
+            }
+            packed |= d << (25 * (k - 1));
+        }
+        if (fits) {
+            _pastTimes[tip] = packed;
+        } else {
+            _pastTimes[tip] = 1 << 255;
+            uint256 a;
+            uint256 b;
+            for (uint256 k = 1; k < 11; ++k) {
+                if (k <= 8) a |= _lane(w0, w1, w2, k) << (32 * (k - 1));
+                else b |= _lane(w0, w1, w2, k) << (32 * (k - 9));
+            }
+            _pastTimesFull[tip] = [a, b];
+        }
+    }
+
+    /// @dev The window (lanes 2^32 | time) of the 11 times ending at a stored header.
+    function _loadTimes(bytes32 hash, uint256 tipTime) private view returns (uint256 w0, uint256 w1, uint256 w2) {
+        uint256 packed = _pastTimes[hash];
+        uint256[3] memory w;
+        w[0] = GUARD | tipTime;
+        if (packed >> 255 == 0) {
+            for (uint256 k = 1; k < 11; ++k) {
+                uint256 t = ((packed >> (25 * (k - 1))) & 0x1ffffff) + tipTime - TIME_OFFSET_BIAS;
+                w[k / 4] |= (GUARD | t) << (64 * (k % 4));
+            }
+        } else {
+            uint256[2] memory full = _pastTimesFull[hash];
+            for (uint256 k = 1; k < 11; ++k) {
+                uint256 t = k <= 8 ? uint32(full[0] >> (32 * (k - 1))) : uint32(full[1] >> (32 * (k - 9)));
+                w[k / 4] |= (GUARD | t) << (64 * (k % 4));
+            }
+        }
+        (w0, w1, w2) = (w[0], w[1], w[2]);
+    }
+
+    // ---------------------------------------------------------------------------------
     // Inclusion proofs
     // ---------------------------------------------------------------------------------
 
@@ -491,19 +794,20 @@ contract BtcLightClient is IBtcLightClient {
         view
         returns (bytes32 txid, bytes32 blockHash, uint256 height, uint256 confirmations)
     {
-        bytes calldata rawTx = proof.rawTx;
-        if (rawTx.length == 64) revert SixtyFourByteTransaction();
-        txid = _dsha256Calldata(rawTx);
+        txid = BtcMerkle.txid(proof.rawTx);
         bytes32 merkleRoot;
         (blockHash, merkleRoot, height, confirmations) = _verifyHeaderChain(proof.headers);
         if (confirmations < minConfirmations) {
             revert InsufficientConfirmations(blockHash, confirmations, minConfirmations);
         }
-        _verifyInclusion(txid, proof, merkleRoot);
+        BtcMerkle.verifyInclusion(
+            txid, proof.txIndex, proof.merkleBranch, proof.coinbasePreimage, proof.coinbaseBranch, merkleRoot
+        );
     }
 
-    /// @notice Checks that the first header of `headers` is on the best chain.
-    /// @param headers A block header followed by its descendants up to a stored header on the best chain.
+    /// @notice Checks that the block of the first header of `headers` is on the best chain.
+    /// @param headers The block's 80-byte header followed by its descendants as 48-byte compact
+    ///        records (length 80 + 48k), the last one a stored header on the best chain.
     /// @return blockHash Hash of the first header.
     /// @return height Its height.
     /// @return confirmations Its confirmations (best height - height + 1).
@@ -522,31 +826,27 @@ contract BtcLightClient is IBtcLightClient {
         returns (bytes32 blockHash, bytes32 merkleRoot, uint256 height, uint256 confirmations)
     {
         uint256 length = headers.length;
-        if (length == 0 || length % HEADER_LENGTH != 0) revert BadLength(length);
-        uint256 ptr;
-        assembly {
-            ptr := headers.offset
-            merkleRoot := calldataload(add(ptr, 36))
-        }
+        if (length < HEADER_LENGTH || (length - HEADER_LENGTH) % COMPACT_LENGTH != 0) revert BadLength(length);
         bytes32 hash;
-        uint256 broken; // 1 + index of the first header that does not link, or 0
         assembly ("memory-safe") {
-            let m := mload(0x40)
+            let ptr := headers.offset
             let end := add(ptr, length)
-            for { let i := 0 } lt(ptr, end) { ptr := add(ptr, 80) i := add(i, 1) } {
-                if and(gt(i, 0), iszero(eq(calldataload(add(ptr, 4)), hash))) {
-                    broken := add(i, 1)
-                    break
-                }
-                calldatacopy(m, ptr, 80)
-                if iszero(staticcall(gas(), 2, m, 80, m, 32)) { revert(0, 0) }
-                if iszero(staticcall(gas(), 2, m, 32, m, 32)) { revert(0, 0) }
-                hash := mload(m)
-                if iszero(i) { blockHash := hash }
+            merkleRoot := calldataload(add(ptr, 36))
+            let m := mload(0x40)
+            calldatacopy(m, ptr, 80)
+            if iszero(staticcall(gas(), 2, m, 80, add(m, 0x60), 32)) { revert(0, 0) }
+            if iszero(staticcall(gas(), 2, add(m, 0x60), 32, add(m, 4), 32)) { revert(0, 0) }
+            blockHash := mload(add(m, 4))
+            // Each compact record's parent is the previous digest, already at m+4.
+            for { ptr := add(ptr, 80) } lt(ptr, end) { ptr := add(ptr, 48) } {
+                calldatacopy(m, ptr, 4)
+                calldatacopy(add(m, 36), add(ptr, 4), 44)
+                if iszero(staticcall(gas(), 2, m, 80, add(m, 0x60), 32)) { revert(0, 0) }
+                if iszero(staticcall(gas(), 2, add(m, 0x60), 32, add(m, 4), 32)) { revert(0, 0) }
             }
+            hash := mload(add(m, 4))
         }
-        if (broken != 0) revert BrokenHeaderChain(broken - 1);
-        uint256 index = length / HEADER_LENGTH;
+        uint256 index = 1 + (length - HEADER_LENGTH) / COMPACT_LENGTH;
         uint256 packed = _headers[hash];
         if (packed == 0) revert UnknownHeader(hash);
         uint256 anchorHeight = _unpackHeight(packed);
@@ -561,56 +861,6 @@ contract BtcLightClient is IBtcLightClient {
         if (index - 1 > anchorHeight) revert BrokenHeaderChain(0);
         height = anchorHeight - (index - 1);
         confirmations = tipHeight + 1 - height;
-    }
-
-    /// @dev Checks the transaction and coinbase branches against `merkleRoot` (see file notes).
-    function _verifyInclusion(bytes32 txid, TxProof calldata proof, bytes32 merkleRoot) private view {
-        bytes calldata branch = proof.merkleBranch;
-        bytes calldata coinbaseBranch = proof.coinbaseBranch;
-        uint256 branchLength = branch.length;
-        if (branchLength % 32 != 0 || branchLength > MAX_MERKLE_DEPTH * 32) revert BadMerkleProofLength(branchLength);
-        uint256 depth = branchLength / 32;
-        if (coinbaseBranch.length != branchLength) revert MerkleDepthMismatch(depth, coinbaseBranch.length / 32);
-        uint256 txIndex = proof.txIndex;
-        if (txIndex >> depth != 0) revert TxIndexOutOfRange(txIndex, depth);
-
-        bytes32 root = _merkleRoot(txid, txIndex, branch);
-        if (root != merkleRoot) revert MerkleRootMismatch(root, merkleRoot);
-        root = _merkleRoot(_sha256Word(proof.coinbasePreimage), 0, coinbaseBranch);
-        if (root != merkleRoot) revert CoinbaseProofMismatch(root, merkleRoot);
-    }
-
-    /// @dev Folds a branch (32-byte siblings, leaf level first) from `leaf` at `index`.
-    ///      Reverts if the walk enters a right node equal to its left sibling (padding).
-    function _merkleRoot(bytes32 leaf, uint256 index, bytes calldata branch) private view returns (bytes32 node) {
-        uint256 duplicate; // 1 + level of a padding step, or 0
-        assembly ("memory-safe") {
-            let m := mload(0x40)
-            node := leaf
-            let ptr := branch.offset
-            let end := add(ptr, branch.length)
-            for { let level := 0 } lt(ptr, end) { ptr := add(ptr, 32) level := add(level, 1) } {
-                let sibling := calldataload(ptr)
-                switch and(shr(level, index), 1)
-                case 0 {
-                    mstore(m, node)
-                    mstore(add(m, 32), sibling)
-                }
-                default {
-                    // A right node equal to its left sibling is a duplicated (padding) node.
-                    if eq(sibling, node) {
-                        duplicate := add(level, 1)
-                        break
-                    }
-                    mstore(m, sibling)
-                    mstore(add(m, 32), node)
-                }
-                if iszero(staticcall(gas(), 2, m, 64, m, 32)) { revert(0, 0) }
-                if iszero(staticcall(gas(), 2, m, 32, m, 32)) { revert(0, 0) }
-                node := mload(m)
-            }
-        }
-        if (duplicate != 0) revert DuplicateMerkleNode(duplicate - 1);
     }
 
     // ---------------------------------------------------------------------------------
@@ -660,7 +910,8 @@ contract BtcLightClient is IBtcLightClient {
     /// @param hash Block hash of a stored header.
     /// @return height Block height.
     /// @return timestamp Block timestamp.
-    /// @return bits Compact target of the block.
+    /// @return bits Compact target of its difficulty period (the bits of the period's first
+    ///         block; the header's own bits unless it is a testnet4 minimum-difficulty block).
     /// @return periodStartTime Timestamp of the first block of its difficulty period.
     /// @return work Cumulative chainwork.
     /// @return ancestor Nearest stored ancestor (zero for the checkpoint).
@@ -683,6 +934,28 @@ contract BtcLightClient is IBtcLightClient {
         periodStartTime = uint32(packed);
         work = _unpackChainwork(packed);
         ancestor = _links[hash];
+    }
+
+    /// @notice The timestamps of the 11 blocks ending at a stored header, oldest first (the
+    ///         last one is the header's own time); their median is its median-time-past.
+    /// @param hash Block hash of a stored header.
+    /// @return times The 11 timestamps.
+    function recentTimes(bytes32 hash) external view returns (uint32[11] memory times) {
+        uint256 packed = _stored(hash);
+        (uint256 w0, uint256 w1, uint256 w2) = _loadTimes(hash, uint32(packed >> 64));
+        for (uint256 k = 0; k < 11; ++k) {
+            times[10 - k] = uint32(_lane(w0, w1, w2, k));
+        }
+    }
+
+    /// @notice Median-time-past of a stored header (median of recentTimes): a child's time must
+    ///         be above it.
+    /// @param hash Block hash of a stored header.
+    /// @return The median of the 11 timestamps ending at the header.
+    function medianTimePast(bytes32 hash) external view returns (uint32) {
+        uint256 packed = _stored(hash);
+        (uint256 w0, uint256 w1, uint256 w2) = _loadTimes(hash, uint32(packed >> 64));
+        return _median(w0, w1, w2);
     }
 
     /// @notice Whether a STORED header is on the best chain (false for headers not stored;
@@ -837,6 +1110,7 @@ contract BtcLightClient is IBtcLightClient {
         c.bits = uint32(packed >> 32);
         c.periodStart = uint32(packed);
         (c.target, c.blockWork) = _targetAndWork(c.height, c.bits);
+        (c.w0, c.w1, c.w2) = _loadTimes(hash, c.time);
     }
 
     function _stored(bytes32 hash) private view returns (uint256 packed) {
@@ -853,14 +1127,6 @@ contract BtcLightClient is IBtcLightClient {
         assembly {
             prev := calldataload(add(ptr, 4))
         }
-    }
-
-    /// @dev Little-endian uint32 at calldata offset `ptr`.
-    function _readLe32(uint256 ptr) private pure returns (uint256 v) {
-        assembly {
-            v := shr(224, calldataload(ptr))
-        }
-        return _le32(v);
     }
 
     /// @dev Byte-swaps a 32-bit value.
@@ -888,40 +1154,34 @@ contract BtcLightClient is IBtcLightClient {
         }
     }
 
-    /// @dev dsha256 of the 80-byte header at calldata offset `ptr`.
-    function _hashHeader(uint256 ptr) private view returns (bytes32 h) {
+    /// @dev Hash, time and bits of the record at `ptr`: an 80-byte header (stride 80) or a
+    ///      compact record whose parent is `prev` (stride 48), rebuilt in memory.
+    function _hashRecord(uint256 ptr, uint256 stride, bytes32 prev)
+        private
+        view
+        returns (bytes32 h, uint256 time, uint256 bits)
+    {
         assembly ("memory-safe") {
             let m := mload(0x40)
-            calldatacopy(m, ptr, 80)
+            switch stride
+            case 80 { calldatacopy(m, ptr, 80) }
+            default {
+                calldatacopy(m, ptr, 4)
+                mstore(add(m, 4), prev)
+                calldatacopy(add(m, 36), add(ptr, 4), 44)
+            }
+            time := shr(224, mload(add(m, 68)))
+            bits := shr(224, mload(add(m, 72)))
             if iszero(staticcall(gas(), 2, m, 80, m, 32)) { revert(0, 0) }
             if iszero(staticcall(gas(), 2, m, 32, m, 32)) { revert(0, 0) }
             h := mload(m)
         }
-    }
-
-    /// @dev dsha256 of calldata bytes.
-    function _dsha256Calldata(bytes calldata data) private view returns (bytes32 h) {
-        assembly ("memory-safe") {
-            let m := mload(0x40)
-            calldatacopy(m, data.offset, data.length)
-            if iszero(staticcall(gas(), 2, m, data.length, m, 32)) { revert(0, 0) }
-            if iszero(staticcall(gas(), 2, m, 32, m, 32)) { revert(0, 0) }
-            h := mload(m)
-        }
+        time = _le32(time);
+        bits = _le32(bits);
     }
 
     /// @dev dsha256 of memory bytes.
     function _dsha256Memory(bytes memory data) private pure returns (bytes32) {
         return sha256(abi.encodePacked(sha256(data)));
-    }
-
-    /// @dev sha256 of one 32-byte word.
-    function _sha256Word(bytes32 word) private view returns (bytes32 h) {
-        assembly ("memory-safe") {
-            let m := mload(0x40)
-            mstore(m, word)
-            if iszero(staticcall(gas(), 2, m, 32, m, 32)) { revert(0, 0) }
-            h := mload(m)
-        }
     }
 }

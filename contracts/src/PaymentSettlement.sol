@@ -1,63 +1,110 @@
 // SPDX-License-Identifier: MIT OR Apache-2.0
 pragma solidity 0.8.23;
 
-import {IBtcLightClient} from "./interfaces/IBtcLightClient.sol";
 import {IGoatHeaderStore} from "./interfaces/IGoatHeaderStore.sol";
+import {IInvoiceService} from "./interfaces/IInvoiceService.sol";
+import {BtcMerkle} from "./lib/BtcMerkle.sol";
 import {MerklePatriciaProof} from "./lib/MerklePatriciaProof.sol";
-import {RlpCalldata} from "./lib/RlpCalldata.sol";
+
+/// @notice What PaymentSettlement reads from the Bitcoin light client.
+interface IBtcHeaderChain {
+    /// @notice The light client's rules: 0 Mainnet, 1 Regtest, 2 Testnet4.
+    /// @return The network.
+    function network() external view returns (uint8);
+
+    /// @notice The light client's proof-of-work limit.
+    /// @return The limit.
+    function powLimit() external view returns (uint256);
+
+    /// @notice Checks a block header followed by its descendants (48-byte compact records)
+    ///         up to a stored header of the best chain.
+    /// @param headers The block's 80-byte header, then its descendants.
+    /// @return blockHash The block's hash.
+    /// @return height Its height.
+    /// @return confirmations Best height + 1 - height.
+    function verifyHeaderChain(bytes calldata headers)
+        external
+        view
+        returns (bytes32 blockHash, uint256 height, uint256 confirmations);
+}
+
+/// @notice ERC-1271 signature validation for merchants that are contracts.
+interface IERC1271 {
+    /// @notice Whether `signature` is valid for `digest` on behalf of this contract.
+    /// @param digest The signed digest.
+    /// @param signature The signature.
+    /// @return magic 0x1626ba7e if valid.
+    function isValidSignature(bytes32 digest, bytes calldata signature) external view returns (bytes4 magic);
+}
 
 /*
- * PaymentSettlement: x402 invoices on Metis, settled exactly once by a proof of payment on
- * Bitcoin (SPV through BtcLightClient) or on GOAT Network (receipt proof against a
- * committee-attested header in GoatHeaderStore).
+ * PaymentSettlement: invoices payable on Bitcoin or GOAT Network, settled on Metis exactly
+ * once by a proof of payment (Bitcoin SPV through BtcLightClient; GOAT receipt proof against
+ * a committee-attested block), and a service that unlocks on settlement.
  *
- * Exactly once, without a replay-key table:
- *   - an invoice settles at most once (status Open -> Settled);
- *   - every payment names exactly ONE invoice, so it can settle at most one:
- *       BTC:  the transaction's FIRST output whose script is `OP_RETURN <32 bytes>`
- *             (6a 20 <id>) names the invoice; later such outputs are ignored. The paying
- *             output (txid, vout) therefore belongs to that one invoice.
- *       GOAT: the EIP-3009 authorization nonce names the invoice, and the Transfer must be
- *             the log RIGHT AFTER its AuthorizationUsed (as EIP-3009 tokens emit them), so
- *             each Transfer log pairs with exactly one authorization, i.e. one invoice. A
- *             token accepts an (authorizer, nonce) pair once.
- *     Hence the replay keys keccak256(txid, vout) and keccak256(blockHash, txIndex,
- *     transferLogIndex) can never settle two invoices, and storing them (a fresh slot,
- *     22,100 gas per settlement) would add nothing; they are reported in InvoiceSettled
- *     through sourceTx / sourceIndex instead. The same transaction seen in two attested
- *     GOAT blocks (or a Bitcoin reorg) still names the same invoice, which settles once;
- *   - an invoice settles only while block.timestamp <= expiry (Metis time). Expiry is judged
- *     when settleBtc / settleGoat runs, not when the payment was made: set it with room for
- *     the confirmations, the relayer's header submission and (GOAT) the committee's
- *     attestation lag, or a timely payment can become unsettleable.
+ * Invoices
+ *   An invoice is its Terms: merchant, ref, rail, payee, asset, amount, expiry, service,
+ *   serviceId. Its id is invoiceIdFor(merchant, ref) = keccak256(abi.encode(merchant, ref)).
+ *   The payment carries `ref`: on GOAT the EIP-3009 authorization nonce (which a stock x402
+ *   client picks itself), on Bitcoin the payload of the transaction's first
+ *   `OP_RETURN <32 bytes>` output.
+ *     - Signed (costs nothing before payment): the merchant signs the Terms off-chain
+ *       (EIP-712, domain {name "gmrelay PaymentSettlement", version "2", chainId = Metis,
+ *       verifyingContract = this}); the settlement carries Terms and signature. EOAs sign
+ *       with a 65-byte low-s ECDSA signature; a merchant that is a contract is asked through
+ *       ERC-1271. Only the settled mark is stored.
+ *     - On-chain (createInvoice, msg.sender = merchant): the Terms' EIP-712 struct hash is
+ *       stored under the id; the settlement carries the Terms (no signature) and must match it.
+ *   One id space: an id is (merchant, ref), so nobody but the merchant can create or sign an
+ *   invoice under it, and a merchant's on-chain invoice and its signed terms for the same ref
+ *   are the same invoice (the stored terms rule; a signed one is then ignored). Each id settles
+ *   once, whichever form it took. A payment names a ref, not a merchant: two merchants who
+ *   both sign terms for the same ref and payee can each settle with it (each unlocking only
+ *   its own service); payers and merchants use unpredictable refs.
  *
- * Storage for gas: an invoice keeps keccak256(payee) in one slot and amount (96 bits),
- * expiry, rail and status in a second, so BTC settlement reads two slots and rewrites one;
- * GOAT settlement also reads the asset slot. Creator, payee bytes and serviceId are stored
- * for the views only. Proof bytes stay in calldata: the raw Bitcoin transaction, the receipt and
- * the trie nodes are parsed in place.
+ * Settlement state (one slot per id): 0 none, 1 settled, 2 settled but the service hook
+ * failed, any other value = the stored terms hash of an open on-chain invoice.
  *
- * GOAT receipts: the Merkle-Patricia proof (key rlp(txIndex)) must lead from the attested
- * receiptsRoot to exactly the supplied receipt bytes; typed receipts (EIP-2718, first byte
- * <= 0x7f) and legacy receipts (an RLP list) are accepted; status must be 1. Both logs must
- * be emitted by the invoice's asset (a look-alike token at another address does not
- * count). Log indexes are positions in the receipt's log list, not block-wide indexes.
+ * Expiry is judged by the payment's own block time (Bitcoin: the header time of the block
+ * holding the transaction; GOAT: the attested block timestamp): an invoice settles when its
+ * payment was mined at or before `expiry`, however late the relayer, the attestation or
+ * Metis's sequencer is. (Bitcoin header times may run up to two hours ahead of real time;
+ * the light client bounds them by Metis's clock + 2 h.)
  *
- * Invoice ids are derived on-chain from the creator: id = keccak256(abi.encode(creator, salt))
- * (invoiceIdFor), where creator is msg.sender of createInvoice and salt is any bytes32 the
- * creator picks (unique per invoice). Creation is permissionless, but nobody else can create
- * an invoice under the id a service is about to use, so an id cannot be squatted (taken
- * first with other terms and settled cheaply). The id is still what the payment carries
- * (BTC: the OP_RETURN payload; GOAT: the EIP-3009 nonce), and a creator can compute it
- * before creating the invoice. Payers and relayers should check invoice(id).creator (and
- * its terms) before paying.
+ * Bitcoin payments: the transaction (legacy serialization, witness stripped) pays the payee's
+ * script with ANY number of outputs (their values add up: split payments and batch payouts
+ * settle), its first `OP_RETURN <32 bytes>` output names the ref, and it has
+ * minBtcConfirmations on the light client's best chain. The payer reported is the first
+ * input's outpoint (36 bytes). A transaction names one ref, so it settles one invoice per
+ * merchant.
+ *
+ * GOAT payments: the receipt is read in place from the leaf of its receipts-trie proof (key
+ * rlp(txIndex)), status 1, with AuthorizationUsed(authorizer, ref) at `logIndex` and the
+ * Transfer(authorizer, payee, value >= amount) right after it, both emitted by the invoice's
+ * asset (EIP-3009 tokens emit them in that order, so each Transfer pairs with one
+ * authorization). The block is attested by the committee either inline (signatures in the
+ * call, nothing stored) or earlier through GoatHeaderStore.attestBlock.
+ *
+ * Batches: settleBtc and settleGoat take groups (one block each: the Bitcoin headers and
+ * coinbase proof, or the GOAT attestation and a pool of trie nodes, shared by the group's
+ * payments). A call holding exactly one payment reverts with that payment's error; in a
+ * larger batch a failing block or payment is skipped and reported (SettlementSkipped with the
+ * revert data) and the rest settle; a payment that fails for want of gas reverts the whole
+ * batch (BatchOutOfGas), so gas estimates cover every payment.
+ *
+ * Service hook: if the Terms name a service contract, it is called after the invoice is
+ * marked settled with IInvoiceService.onInvoiceSettled(id, merchant, payer, amount,
+ * serviceId) and SERVICE_GAS gas. The call runs only with its full gas allowance available
+ * (otherwise the settlement reverts, so a relayer cannot starve it on purpose); if it
+ * reverts or runs out of gas the settlement stands, the state says so (2) and
+ * ServiceCallFailed is emitted. The service must check msg.sender (this contract) and the
+ * merchant (its owner): anyone can settle an invoice they signed themselves.
  */
 
 /// @title PaymentSettlement
 /// @author gmrelay
 /// @notice Invoices payable on Bitcoin or GOAT Network, settled on Metis with on-chain proofs.
 contract PaymentSettlement {
-    using RlpCalldata for uint256;
 
     // ---------------------------------------------------------------------------------
     // Types
@@ -69,66 +116,117 @@ contract PaymentSettlement {
         GOAT
     }
 
-    /// @notice Invoice life cycle.
-    enum Status {
-        None,
-        Open,
-        Settled
-    }
-
-    /// @notice An invoice as returned by the `invoice` view.
-    /// @param rail Payment rail.
-    /// @param status Life-cycle status.
-    /// @param creator Account that created it (its id is invoiceIdFor(creator, salt)).
+    /// @notice The terms of an invoice (signed by the merchant, or stored by createInvoice).
+    /// @param merchant Signer and owner of the invoice (EOA or ERC-1271 contract).
+    /// @param ref What the payment carries: the EIP-3009 nonce (GOAT) or the OP_RETURN payload (BTC).
+    /// @param rail 0 BTC, 1 GOAT.
     /// @param payee Bitcoin scriptPubKey (BTC) or 20-byte address (GOAT).
-    /// @param asset GOAT token address (zero for BTC).
-    /// @param amount Minimum amount, in satoshis (BTC) or token base units (GOAT).
-    /// @param expiry Last unix time (inclusive) at which the invoice may settle.
-    /// @param serviceId Opaque service identifier chosen by the creator.
-    struct Invoice {
-        Rail rail;
-        Status status;
-        address creator;
+    /// @param asset GOAT token (zero for BTC).
+    /// @param amount Minimum amount, in satoshis or token base units.
+    /// @param expiry Last payment block time (unix, inclusive) that settles.
+    /// @param service Contract called on settlement (IInvoiceService), or zero.
+    /// @param serviceId Opaque value passed to the service (e.g. the key to credit).
+    struct Terms {
+        address merchant;
+        bytes32 ref;
+        uint8 rail;
         bytes payee;
         address asset;
         uint256 amount;
         uint64 expiry;
+        address service;
         bytes32 serviceId;
     }
 
-    /// @notice Proof of a Bitcoin payment.
-    /// @param inclusion SPV proof checked by the light client (raw tx in legacy serialization).
-    /// @param outputIndex Index (vout) of the output paying the invoice's script.
-    struct BtcProof {
-        IBtcLightClient.TxProof inclusion;
-        uint256 outputIndex;
+    /// @notice A Bitcoin block shared by the payments of a group.
+    /// @param headers The block's 80-byte header, then its descendants as 48-byte compact
+    ///        records, up to a header stored on the light client's best chain.
+    /// @param coinbasePreimage The coinbase's first SHA-256 round (fixes the tree depth).
+    /// @param coinbaseBranch The coinbase's Merkle branch.
+    struct BtcBlock {
+        bytes headers;
+        bytes32 coinbasePreimage;
+        bytes coinbaseBranch;
     }
 
-    /// @notice Proof of a GOAT (EIP-3009) payment.
-    /// @param blockHash Attested GOAT block containing the payment transaction.
-    /// @param txIndex Index of the transaction in the block (trie key rlp(txIndex)).
-    /// @param receipt The transaction's consensus-encoded receipt (type byte || rlp, or rlp).
-    /// @param proof Receipts-trie nodes from the root to the receipt's leaf.
-    /// @param authorizationLogIndex Position of AuthorizationUsed in the receipt's logs.
-    /// @param transferLogIndex Position of the Transfer in the receipt's logs.
-    struct GoatProof {
-        bytes32 blockHash;
+    /// @notice One Bitcoin payment.
+    /// @param terms The invoice's terms.
+    /// @param signature The merchant's signature of the terms (empty for on-chain invoices).
+    /// @param rawTx The transaction, legacy serialization (no witness).
+    /// @param txIndex Its position in the block.
+    /// @param merkleBranch Its Merkle branch.
+    struct BtcPayment {
+        Terms terms;
+        bytes signature;
+        bytes rawTx;
         uint256 txIndex;
-        bytes receipt;
-        bytes[] proof;
-        uint256 authorizationLogIndex;
-        uint256 transferLogIndex;
+        bytes merkleBranch;
     }
 
-    /// @dev Storage layout: slot 0 payeeHash; slot 1 `meta` = amount (96 bits) | expiry (64)
-    ///      << 96 | rail (8) << 160 | status (8) << 168; slot 2 asset; then the view-only fields.
-    struct StoredInvoice {
-        bytes32 payeeHash;
-        uint256 meta;
-        address asset;
-        address creator;
-        bytes32 serviceId;
-        bytes payee;
+    /// @notice Bitcoin payments in one block.
+    /// @param blk The block.
+    /// @param payments The payments.
+    struct BtcGroup {
+        BtcBlock blk;
+        BtcPayment[] payments;
+    }
+
+    /// @notice An attested GOAT block.
+    /// @param blockHash Block hash.
+    /// @param number Block number.
+    /// @param timestamp Header timestamp.
+    /// @param receiptsRoot Receipts root.
+    /// @param signatures Committee signatures (packed 65-byte, ascending signers), or empty
+    ///        if GoatHeaderStore already stores the attestation.
+    struct GoatBlock {
+        bytes32 blockHash;
+        uint256 number;
+        uint256 timestamp;
+        bytes32 receiptsRoot;
+        bytes signatures;
+    }
+
+    /// @notice One GOAT payment.
+    /// @param terms The invoice's terms.
+    /// @param signature The merchant's signature of the terms (empty for on-chain invoices).
+    /// @param txIndex The payment transaction's index in the block.
+    /// @param path Pool indexes of its proof's nodes, root first (one byte each), or empty
+    ///        if the pool is exactly its proof.
+    /// @param logIndex Position of AuthorizationUsed in the receipt's logs (the Transfer follows).
+    struct GoatPayment {
+        Terms terms;
+        bytes signature;
+        uint256 txIndex;
+        bytes path;
+        uint256 logIndex;
+    }
+
+    /// @notice GOAT payments in one block.
+    /// @param blk The block.
+    /// @param nodes Receipts-trie nodes the payments' proofs use (each once).
+    /// @param payments The payments.
+    struct GoatGroup {
+        GoatBlock blk;
+        bytes[] nodes;
+        GoatPayment[] payments;
+    }
+
+    /// @dev A verified payment, as reported in InvoiceSettled.
+    struct Paid {
+        bytes payer;
+        address payerAddress;
+        Rail rail;
+        bytes32 sourceTx;
+        uint256 sourceIndex;
+        uint256 amount;
+    }
+
+    /// @dev What a verified Bitcoin block gives its payments.
+    struct BtcFacts {
+        bytes32 blockHash;
+        bytes32 merkleRoot;
+        uint256 time;
+        uint256 depth;
     }
 
     // ---------------------------------------------------------------------------------
@@ -141,64 +239,100 @@ contract PaymentSettlement {
     /// @notice topic0 of ERC-20 Transfer(address indexed from, address indexed to, uint256 value).
     bytes32 public constant TRANSFER_TOPIC = keccak256("Transfer(address,address,uint256)");
 
-    /// @notice Longest Bitcoin payee script accepted (consensus MAX_SCRIPT_SIZE).
+    /// @notice EIP-712 type hash of the invoice terms.
+    bytes32 public constant TERMS_TYPEHASH = keccak256(
+        "Invoice(address merchant,bytes32 ref,uint8 rail,bytes payee,address asset,uint256 amount,uint64 expiry,address service,bytes32 serviceId)"
+    );
+
+    /// @notice EIP-712 domain type hash.
+    bytes32 public constant EIP712_DOMAIN_TYPEHASH =
+        keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
+
+    /// @notice EIP-712 domain name.
+    string public constant NAME = "gmrelay PaymentSettlement";
+
+    /// @notice EIP-712 domain version.
+    string public constant VERSION = "2";
+
+    /// @notice Gas given to a service hook.
+    uint256 public constant SERVICE_GAS = 100_000;
+
+    /// @notice Longest Bitcoin payee script accepted by createInvoice (consensus MAX_SCRIPT_SIZE).
     uint256 public constant MAX_SCRIPT_LENGTH = 10_000;
 
-    uint256 private constant EXPIRY_SHIFT = 96;
-    uint256 private constant RAIL_SHIFT = 160;
-    uint256 private constant STATUS_SHIFT = 168;
+    /// @notice Settlement state: settled.
+    uint256 public constant SETTLED = 1;
+
+    /// @notice Settlement state: settled, the service hook failed.
+    uint256 public constant SETTLED_SERVICE_FAILED = 2;
+
+    uint256 private constant HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
 
     /// @notice The Bitcoin light client.
-    IBtcLightClient public immutable btcLightClient;
+    IBtcHeaderChain public immutable btcLightClient;
 
-    /// @notice The GOAT header store.
+    /// @notice The GOAT block attestations.
     IGoatHeaderStore public immutable goatHeaderStore;
 
     /// @notice Confirmations a Bitcoin payment needs.
     uint256 public immutable minBtcConfirmations;
 
+    /// @notice The Bitcoin network the light client was checked against at deployment.
+    uint8 public immutable btcNetwork;
+
+    /// @notice The GOAT chain id the header store was checked against at deployment.
+    uint256 public immutable goatChainId;
+
+    uint256 private immutable _cachedChainId;
+    bytes32 private immutable _cachedDomainSeparator;
+
     // ---------------------------------------------------------------------------------
     // Storage
     // ---------------------------------------------------------------------------------
 
-    mapping(bytes32 invoiceId => StoredInvoice) private _invoices;
+    mapping(bytes32 invoiceId => uint256 state) private _state;
 
     // ---------------------------------------------------------------------------------
     // Events
     // ---------------------------------------------------------------------------------
 
-    /// @notice An invoice was created.
-    /// @param invoiceId Invoice id, keccak256(abi.encode(creator, salt)) (also the EIP-3009
-    ///        nonce / OP_RETURN payload of its payment).
-    /// @param rail Payment rail (0 BTC, 1 GOAT).
-    /// @param creator Account that created it (msg.sender of createInvoice).
-    /// @param payee Bitcoin scriptPubKey or 20-byte GOAT address.
-    /// @param asset GOAT token (zero for BTC).
-    /// @param amount Minimum amount.
-    /// @param expiry Last unix time at which it may settle.
-    /// @param serviceId Service identifier.
-    event InvoiceCreated(
-        bytes32 indexed invoiceId,
-        uint8 indexed rail,
-        address indexed creator,
-        bytes payee,
-        address asset,
-        uint256 amount,
-        uint64 expiry,
-        bytes32 serviceId
-    );
+    /// @notice An invoice was created on-chain.
+    /// @param invoiceId invoiceIdFor(merchant, ref).
+    /// @param merchant Its merchant (msg.sender of createInvoice).
+    /// @param terms Its terms.
+    event InvoiceCreated(bytes32 indexed invoiceId, address indexed merchant, Terms terms);
 
     /// @notice An invoice was settled.
     /// @param invoiceId Invoice id.
-    /// @param payer BTC: the first input's outpoint (prev txid || vout LE, 36 bytes, raw
-    ///        order); GOAT: the 20-byte authorizer address.
-    /// @param rail Payment rail (0 BTC, 1 GOAT).
+    /// @param merchant Its merchant.
+    /// @param ref The ref the payment carried.
+    /// @param rail 0 BTC, 1 GOAT.
+    /// @param payer BTC: the first input's outpoint (36 bytes, raw order); GOAT: the authorizer (20 bytes).
     /// @param sourceTx BTC: txid (internal byte order); GOAT: block hash.
-    /// @param sourceIndex BTC: vout of the paying output; GOAT: transaction index in the block.
-    /// @param amount Amount actually paid (output value or transfer value).
+    /// @param sourceIndex BTC: block header time; GOAT: transaction index.
+    /// @param amount Amount paid (sum of outputs to the payee, or the transfer's value).
     event InvoiceSettled(
-        bytes32 indexed invoiceId, bytes payer, uint8 rail, bytes32 sourceTx, uint256 sourceIndex, uint256 amount
+        bytes32 indexed invoiceId,
+        address indexed merchant,
+        bytes32 ref,
+        uint8 rail,
+        bytes payer,
+        bytes32 sourceTx,
+        uint256 sourceIndex,
+        uint256 amount
     );
+
+    /// @notice A payment (or a whole group when `item` is type(uint256).max) of a batch was skipped.
+    /// @param invoiceId The payment's invoice id (zero for a group).
+    /// @param group Group index in the call.
+    /// @param item Payment index in the group.
+    /// @param reason The revert data (a custom error of this contract or a library).
+    event SettlementSkipped(bytes32 indexed invoiceId, uint256 group, uint256 item, bytes reason);
+
+    /// @notice The service hook of a settled invoice reverted or ran out of gas.
+    /// @param invoiceId Invoice id.
+    /// @param service The service contract.
+    event ServiceCallFailed(bytes32 indexed invoiceId, address indexed service);
 
     // ---------------------------------------------------------------------------------
     // Errors
@@ -210,7 +344,17 @@ contract PaymentSettlement {
     /// @notice The confirmation requirement must be at least 1.
     error InvalidConfirmations();
 
-    /// @notice The creator already used this salt (the id is taken).
+    /// @notice The light client does not follow the network the deployer named (or uses
+    ///         another proof-of-work limit than that network's).
+    error LightClientNetwork(uint8 expected, uint8 actual, uint256 powLimit);
+
+    /// @notice The header store attests another GOAT chain than the deployer named.
+    error GoatChainMismatch(uint256 expected, uint256 actual);
+
+    /// @notice createInvoice must be called by the terms' merchant.
+    error NotMerchant(address merchant, address caller);
+
+    /// @notice The id is already taken (open or settled).
     error InvoiceExists(bytes32 invoiceId);
 
     /// @notice Rail must be 0 (BTC) or 1 (GOAT).
@@ -225,53 +369,47 @@ contract PaymentSettlement {
     /// @notice Amounts must be non-zero.
     error ZeroAmount();
 
-    /// @notice Amounts must fit in 96 bits.
-    error AmountTooLarge(uint256 amount);
-
     /// @notice The expiry is already past at creation.
     error InvalidExpiry(uint64 expiry, uint256 timestamp);
-
-    /// @notice No such invoice.
-    error UnknownInvoice(bytes32 invoiceId);
 
     /// @notice The invoice is already settled.
     error AlreadySettled(bytes32 invoiceId);
 
-    /// @notice The invoice expired (block.timestamp > expiry).
-    error InvoiceExpired(bytes32 invoiceId, uint64 expiry, uint256 timestamp);
+    /// @notice The signature is not the merchant's over these terms (or there is none).
+    error InvalidMerchantSignature(bytes32 invoiceId, address merchant);
 
-    /// @notice The proof is for the other rail.
+    /// @notice The terms differ from the ones stored by createInvoice.
+    error TermsMismatch(bytes32 invoiceId);
+
+    /// @notice The payment was mined after the invoice's expiry.
+    error PaidAfterExpiry(bytes32 invoiceId, uint256 paymentTime, uint64 expiry);
+
+    /// @notice The terms are for the other rail.
     error WrongRail(uint8 expected, uint8 actual);
 
     /// @notice The paid amount is below the invoice amount.
     error AmountTooLow(uint256 paid, uint256 required);
 
-    /// @notice The payment goes to another payee.
+    /// @notice The payment goes to another payee (no output to the payee's script, or another Transfer recipient).
     error WrongPayee();
 
     /// @notice The raw transaction is malformed (or uses the witness serialization) near `offset`.
     error MalformedTx(uint256 offset);
 
-    /// @notice The transaction has `outputCount` outputs; `outputIndex` does not exist.
-    error NoPaymentOutput(uint256 outputIndex, uint256 outputCount);
-
     /// @notice The transaction has no `OP_RETURN <32 bytes>` output.
     error MissingOpReturn();
 
-    /// @notice The light client returned data that is not a verifyTx result.
-    error LightClientResponse();
+    /// @notice The payment names another ref.
+    error WrongRef(bytes32 expected, bytes32 got);
 
-    /// @notice The payment names another invoice.
-    error WrongInvoiceId(bytes32 expected, bytes32 got);
+    /// @notice The Bitcoin block has fewer confirmations than required.
+    error InsufficientConfirmations(bytes32 blockHash, uint256 confirmations, uint256 required);
 
-    /// @notice The GOAT block is not attested in the header store.
-    error UnknownGoatHeader(bytes32 blockHash);
+    /// @notice The headers do not start with an 80-byte header.
+    error BadHeaders(uint256 length);
 
     /// @notice The transaction index does not fit 64 bits.
     error TxIndexTooLarge(uint256 txIndex);
-
-    /// @notice The supplied receipt differs from the value proven in the receipts trie.
-    error ReceiptMismatch();
 
     /// @notice The receipt is malformed.
     error MalformedReceipt();
@@ -291,171 +429,248 @@ contract PaymentSettlement {
     /// @notice The Transfer is from `from`, not from the authorizer.
     error WrongPayer(address from, address authorizer);
 
-    /// @notice The Transfer log must immediately follow the AuthorizationUsed log.
-    error LogsNotAdjacent(uint256 authorizationLogIndex, uint256 transferLogIndex);
+    /// @notice Not enough gas left to give the service hook its SERVICE_GAS.
+    error InsufficientGasForService(uint256 available);
+
+    /// @notice Only this contract calls its batch entry points.
+    error OnlySelf();
+
+    /// @notice A call without any payment.
+    error EmptyBatch();
+
+    /// @notice A batch step ran out of gas: give the transaction more.
+    error BatchOutOfGas();
 
     // ---------------------------------------------------------------------------------
     // Construction
     // ---------------------------------------------------------------------------------
 
-    /// @notice Deploys the settlement contract.
+    /// @notice Deploys the settlement contract and checks what it is wired to.
     /// @param btcLightClient_ The BtcLightClient.
     /// @param goatHeaderStore_ The GoatHeaderStore.
     /// @param minBtcConfirmations_ Confirmations required of Bitcoin payments (>= 1).
-    constructor(IBtcLightClient btcLightClient_, IGoatHeaderStore goatHeaderStore_, uint256 minBtcConfirmations_) {
+    /// @param btcNetwork_ The Bitcoin network the light client must follow (0 Mainnet,
+    ///        1 Regtest, 2 Testnet4), with that network's proof-of-work limit.
+    /// @param goatChainId_ The GOAT chain the header store must attest.
+    constructor(
+        IBtcHeaderChain btcLightClient_,
+        IGoatHeaderStore goatHeaderStore_,
+        uint256 minBtcConfirmations_,
+        uint8 btcNetwork_,
+        uint256 goatChainId_
+    ) {
         if (address(btcLightClient_) == address(0) || address(goatHeaderStore_) == address(0)) revert ZeroAddress();
         if (minBtcConfirmations_ == 0) revert InvalidConfirmations();
+        uint8 actual = btcLightClient_.network();
+        uint256 limit = btcLightClient_.powLimit();
+        if (actual != btcNetwork_ || limit != powLimitOf(btcNetwork_)) {
+            revert LightClientNetwork(btcNetwork_, actual, limit);
+        }
+        uint256 goatChain = goatHeaderStore_.goatChainId();
+        if (goatChain != goatChainId_) revert GoatChainMismatch(goatChainId_, goatChain);
         btcLightClient = btcLightClient_;
         goatHeaderStore = goatHeaderStore_;
         minBtcConfirmations = minBtcConfirmations_;
+        btcNetwork = btcNetwork_;
+        goatChainId = goatChainId_;
+        _cachedChainId = block.chainid;
+        _cachedDomainSeparator = _buildDomainSeparator();
+    }
+
+    /// @notice The proof-of-work limit of a Bitcoin network, as Bitcoin Core's chain
+    ///         parameters state it (`consensus.powLimit`).
+    /// @param network 0 Mainnet, 1 Regtest, 2 Testnet4.
+    /// @return The limit (zero for an unknown network).
+    function powLimitOf(uint8 network) public pure returns (uint256) {
+        if (network == 0 || network == 2) return (uint256(1) << 224) - 1; // 00000000ffff…ff
+        if (network == 1) return (uint256(1) << 255) - 1; // 7fff…ff
+        return 0;
     }
 
     // ---------------------------------------------------------------------------------
     // Invoices
     // ---------------------------------------------------------------------------------
 
-    /// @notice Creates an invoice with id invoiceIdFor(msg.sender, salt) = keccak256(abi.encode(msg.sender,
-    ///         salt)). Anyone may call; only msg.sender can create ids derived from its address,
-    ///         and each salt can be used once.
-    /// @param salt Any bytes32 chosen by the creator, unique among its invoices.
-    /// @param rail 0 for BTC, 1 for GOAT.
-    /// @param payee Bitcoin scriptPubKey (BTC) or the 20-byte payee address (GOAT).
-    /// @param asset GOAT token address (GOAT), zero (BTC).
-    /// @param amount Minimum amount in satoshis (BTC) or token base units (GOAT).
-    /// @param expiry Last unix time (inclusive, Metis clock) at which it may settle.
-    /// @param serviceId Opaque service identifier.
-    /// @return id The invoice id: the OP_RETURN payload (BTC) or the EIP-3009 nonce (GOAT) of its payment.
-    function createInvoice(
-        bytes32 salt,
-        uint8 rail,
-        bytes calldata payee,
-        address asset,
-        uint256 amount,
-        uint64 expiry,
-        bytes32 serviceId
-    ) external returns (bytes32 id) {
-        id = invoiceIdFor(msg.sender, salt);
-        StoredInvoice storage inv = _invoices[id];
-        if (inv.meta != 0) revert InvoiceExists(id);
-        if (rail == uint8(Rail.BTC)) {
-            if (payee.length == 0 || payee.length > MAX_SCRIPT_LENGTH) revert InvalidPayee();
-            if (asset != address(0)) revert InvalidAsset(asset);
-        } else if (rail == uint8(Rail.GOAT)) {
-            if (payee.length != 20 || bytes20(payee) == bytes20(0)) revert InvalidPayee();
-            if (asset == address(0)) revert InvalidAsset(asset);
+    /// @notice Creates an invoice on-chain (merchants who prefer it to signed terms).
+    /// @param terms The terms; terms.merchant must be msg.sender.
+    /// @return id invoiceIdFor(msg.sender, terms.ref).
+    function createInvoice(Terms calldata terms) external returns (bytes32 id) {
+        if (terms.merchant != msg.sender) revert NotMerchant(terms.merchant, msg.sender);
+        id = invoiceIdFor(msg.sender, terms.ref);
+        if (_state[id] != 0) revert InvoiceExists(id);
+        uint256 payeeLength = terms.payee.length;
+        if (terms.rail == uint8(Rail.BTC)) {
+            if (payeeLength == 0 || payeeLength > MAX_SCRIPT_LENGTH) revert InvalidPayee();
+            if (terms.asset != address(0)) revert InvalidAsset(terms.asset);
+        } else if (terms.rail == uint8(Rail.GOAT)) {
+            if (payeeLength != 20 || bytes20(terms.payee) == bytes20(0)) revert InvalidPayee();
+            if (terms.asset == address(0)) revert InvalidAsset(terms.asset);
         } else {
-            revert InvalidRail(rail);
+            revert InvalidRail(terms.rail);
         }
-        if (amount == 0) revert ZeroAmount();
-        if (amount > type(uint96).max) revert AmountTooLarge(amount);
-        if (expiry < block.timestamp) revert InvalidExpiry(expiry, block.timestamp);
-
-        inv.payeeHash = keccak256(payee);
-        inv.meta = amount | (uint256(expiry) << EXPIRY_SHIFT) | (uint256(rail) << RAIL_SHIFT)
-            | (uint256(Status.Open) << STATUS_SHIFT);
-        if (asset != address(0)) inv.asset = asset;
-        inv.creator = msg.sender;
-        if (serviceId != bytes32(0)) inv.serviceId = serviceId;
-        inv.payee = payee;
-        emit InvoiceCreated(id, rail, msg.sender, payee, asset, amount, expiry, serviceId);
+        if (terms.amount == 0) revert ZeroAmount();
+        if (terms.expiry < block.timestamp) revert InvalidExpiry(terms.expiry, block.timestamp);
+        _state[id] = uint256(termsHash(terms));
+        emit InvoiceCreated(id, msg.sender, terms);
     }
 
-    /// @notice The id of the invoice `creator` creates (or would create) with `salt`.
-    /// @param creator The creating account (msg.sender of createInvoice).
-    /// @param salt The creator's salt.
-    /// @return keccak256(abi.encode(creator, salt)).
-    function invoiceIdFor(address creator, bytes32 salt) public pure returns (bytes32) {
-        return keccak256(abi.encode(creator, salt));
+    /// @notice The id of the invoice `merchant` signs or creates with `ref`.
+    /// @param merchant The merchant.
+    /// @param ref The ref its payment carries.
+    /// @return keccak256(abi.encode(merchant, ref)).
+    function invoiceIdFor(address merchant, bytes32 ref) public pure returns (bytes32) {
+        return keccak256(abi.encode(merchant, ref));
+    }
+
+    /// @notice The EIP-712 struct hash of the terms (what createInvoice stores).
+    /// @param terms The terms.
+    /// @return The struct hash.
+    function termsHash(Terms calldata terms) public pure returns (bytes32) {
+        return keccak256(
+            abi.encode(
+                TERMS_TYPEHASH,
+                terms.merchant,
+                terms.ref,
+                terms.rail,
+                keccak256(terms.payee),
+                terms.asset,
+                terms.amount,
+                terms.expiry,
+                terms.service,
+                terms.serviceId
+            )
+        );
+    }
+
+    /// @notice The EIP-712 digest a merchant signs for the terms.
+    /// @param terms The terms.
+    /// @return The digest.
+    function hashTerms(Terms calldata terms) public view returns (bytes32) {
+        return _hashTypedData(termsHash(terms));
     }
 
     /// @notice Whether an invoice is settled.
     /// @param id Invoice id.
-    /// @return True once settled.
+    /// @return True once settled (whatever its service hook did).
     function isSettled(bytes32 id) external view returns (bool) {
-        return _status(_invoices[id].meta) == Status.Settled;
+        uint256 s = _state[id];
+        return s == SETTLED || s == SETTLED_SERVICE_FAILED;
     }
 
-    /// @notice An invoice (status None and empty fields if unknown).
+    /// @notice The settlement state of an id: 0 unknown or signed and unpaid, 1 settled,
+    ///         2 settled with a failed service hook, else the stored terms hash of an open
+    ///         on-chain invoice.
     /// @param id Invoice id.
-    /// @return The invoice.
-    function invoice(bytes32 id) external view returns (Invoice memory) {
-        StoredInvoice storage inv = _invoices[id];
-        uint256 meta = inv.meta;
-        return Invoice({
-            rail: Rail(uint8(meta >> RAIL_SHIFT)),
-            status: _status(meta),
-            creator: inv.creator,
-            payee: inv.payee,
-            asset: inv.asset,
-            amount: uint96(meta),
-            expiry: uint64(meta >> EXPIRY_SHIFT),
-            serviceId: inv.serviceId
-        });
+    /// @return The state word.
+    function invoiceState(bytes32 id) external view returns (uint256) {
+        return _state[id];
+    }
+
+    /// @notice The EIP-712 domain separator (recomputed if the chain id changed).
+    /// @return The separator.
+    function DOMAIN_SEPARATOR() public view returns (bytes32) {
+        return block.chainid == _cachedChainId ? _cachedDomainSeparator : _buildDomainSeparator();
     }
 
     // ---------------------------------------------------------------------------------
     // Bitcoin settlement
     // ---------------------------------------------------------------------------------
 
-    /// @notice Settles a BTC invoice with an SPV proof of a payment carrying the invoice id.
-    /// @dev The transaction must have `minBtcConfirmations` on the light client's best chain,
-    ///      output `proof.outputIndex` must pay the invoice's script at least `amount`
-    ///      satoshis, and its first `OP_RETURN <32 bytes>` output (6a 20 <id>) must carry the
-    ///      invoice id.
-    /// @param invoiceId Invoice to settle.
-    /// @param proof The payment proof.
-    function settleBtc(bytes32 invoiceId, BtcProof calldata proof) external {
-        StoredInvoice storage inv = _invoices[invoiceId];
-        uint256 meta = _requireOpen(inv, invoiceId, Rail.BTC);
-        bytes32 txid = _verifyInclusion(proof.inclusion);
-
-        uint256 outputIndex = proof.outputIndex;
-        (uint256 paid, bytes memory payer) =
-            _parseBtcPayment(proof.inclusion.rawTx, outputIndex, inv.payeeHash, invoiceId);
-        uint256 required = uint96(meta);
-        if (paid < required) revert AmountTooLow(paid, required);
-
-        _markSettled(inv, meta);
-        emit InvoiceSettled(invoiceId, payer, uint8(Rail.BTC), txid, outputIndex, paid);
-    }
-
-    /// @dev Calls btcLightClient.verifyTx(inclusion, minBtcConfirmations) and returns the txid.
-    ///      The proof tuple is forwarded as it sits in this call's calldata: an ABI tuple is
-    ///      self-contained (its offsets are relative to its own start and point forward), so
-    ///      the bytes from its start to the end of calldata are a valid encoding of the same
-    ///      value; the light client decodes (and bounds-checks) the very bytes parsed here.
-    ///      This avoids re-encoding ~1.5 kB of proof in memory.
-    function _verifyInclusion(IBtcLightClient.TxProof calldata inclusion) private view returns (bytes32 txid) {
-        address client = address(btcLightClient);
-        uint256 confirmations = minBtcConfirmations;
-        bytes4 selector = IBtcLightClient.verifyTx.selector;
-        bool ok;
-        assembly ("memory-safe") {
-            let m := mload(0x40)
-            let size := sub(calldatasize(), inclusion)
-            mstore(m, selector)
-            mstore(add(m, 4), 0x40) // offset of the tuple after (offset, minConfirmations)
-            mstore(add(m, 36), confirmations)
-            calldatacopy(add(m, 68), inclusion, size)
-            ok := staticcall(gas(), client, m, add(68, size), 0, 0)
-            if iszero(ok) {
-                // Bubble the light client's custom error up unchanged.
-                returndatacopy(m, 0, returndatasize())
-                revert(m, returndatasize())
+    /// @notice Settles Bitcoin payments, grouped by block.
+    /// @param groups Blocks and their payments.
+    /// @return settled Invoices settled by this call.
+    function settleBtc(BtcGroup[] calldata groups) external returns (uint256 settled) {
+        if (groups.length == 1 && groups[0].payments.length == 1) {
+            BtcFacts memory facts = _checkBtcBlock(groups[0].blk);
+            _settleBtcPayment(groups[0].payments[0], facts);
+            return 1;
+        }
+        uint256 total;
+        for (uint256 g; g < groups.length; ++g) {
+            BtcGroup calldata group = groups[g];
+            uint256 count = group.payments.length;
+            total += count;
+            BtcFacts memory facts;
+            try this.checkBtcBlock(group.blk) returns (BtcFacts memory f) {
+                facts = f;
+            } catch (bytes memory reason) {
+                emit SettlementSkipped(bytes32(0), g, type(uint256).max, reason);
+                continue;
             }
-            ok := eq(returndatasize(), 0x80)
-            if ok {
-                returndatacopy(m, 0, 0x20)
-                txid := mload(m)
+            bytes32[6] memory head = [bytes32(g), 0, facts.blockHash, facts.merkleRoot, bytes32(facts.time), bytes32(facts.depth)];
+            for (uint256 i; i < count; ++i) {
+                head[1] = bytes32(i);
+                uint256 before = gasleft();
+                if (_step(this.settleBtcStep.selector, head)) {
+                    ++settled;
+                } else {
+                    _outOfGas(before);
+                    BtcPayment calldata p = group.payments[i];
+                    _skipped(invoiceIdFor(p.terms.merchant, p.terms.ref), g, i);
+                }
             }
         }
-        if (!ok) revert LightClientResponse();
+        if (total == 0) revert EmptyBatch();
     }
 
-    /// @dev Walks a legacy-serialized transaction; returns the value of output `outputIndex`
-    ///      (whose script must hash to `payeeHash`) and the first input's outpoint (36 bytes),
-    ///      and requires the first `OP_RETURN <32 bytes>` output to carry `invoiceId`.
-    function _parseBtcPayment(bytes calldata rawTx, uint256 outputIndex, bytes32 payeeHash, bytes32 invoiceId)
+    /// @notice Checks a Bitcoin block for settlement: its header chain on the light client's
+    ///         best chain with minBtcConfirmations, and its coinbase proof. Relayers may call
+    ///         it to pre-check a group.
+    /// @param blk The block.
+    /// @return facts Block hash, Merkle root, header time and tree depth.
+    function checkBtcBlock(BtcBlock calldata blk) external view returns (BtcFacts memory facts) {
+        return _checkBtcBlock(blk);
+    }
+
+    /// @notice Batch step (only callable by this contract): settles payment `i` of group `g`,
+    ///         whose block was checked. The call data is the step's head followed by a verbatim
+    ///         copy of the batch's own `groups` encoding, so nothing is re-encoded per payment.
+    /// @param g Group index.
+    /// @param i Payment index.
+    /// @param facts What checkBtcBlock returned for the group's block.
+    /// @param groups The batch.
+    function settleBtcStep(uint256 g, uint256 i, BtcFacts calldata facts, BtcGroup[] calldata groups) external {
+        if (msg.sender != address(this)) revert OnlySelf();
+        _settleBtcPayment(groups[g].payments[i], facts);
+    }
+
+    function _checkBtcBlock(BtcBlock calldata blk) private view returns (BtcFacts memory facts) {
+        bytes calldata headers = blk.headers;
+        if (headers.length < 80) revert BadHeaders(headers.length);
+        uint256 confirmations;
+        (facts.blockHash,, confirmations) = btcLightClient.verifyHeaderChain(headers);
+        uint256 required = minBtcConfirmations;
+        if (confirmations < required) revert InsufficientConfirmations(facts.blockHash, confirmations, required);
+        uint256 time;
+        bytes32 root;
+        assembly {
+            root := calldataload(add(headers.offset, 36))
+            time := shr(224, calldataload(add(headers.offset, 68)))
+        }
+        facts.merkleRoot = root;
+        facts.time = ((time & 0xff) << 24) | ((time & 0xff00) << 8) | ((time >> 8) & 0xff00) | (time >> 24);
+        facts.depth = BtcMerkle.verifyCoinbase(blk.coinbasePreimage, blk.coinbaseBranch, root);
+    }
+
+    function _settleBtcPayment(BtcPayment calldata p, BtcFacts memory facts) private {
+        Terms calldata terms = p.terms;
+        bytes32 id = _claim(terms, p.signature, Rail.BTC);
+        if (facts.time > terms.expiry) revert PaidAfterExpiry(id, facts.time, terms.expiry);
+        bytes calldata rawTx = p.rawTx;
+        bytes32 txid = BtcMerkle.txid(rawTx);
+        BtcMerkle.verifyTx(txid, p.txIndex, p.merkleBranch, facts.depth, facts.merkleRoot);
+        (uint256 paid, bytes memory payer) = _parseBtcPayment(rawTx, terms.payee, terms.ref);
+        if (paid < terms.amount) revert AmountTooLow(paid, terms.amount);
+        _settled(
+            id,
+            terms,
+            Paid({payer: payer, payerAddress: address(0), rail: Rail.BTC, sourceTx: txid, sourceIndex: facts.time, amount: paid})
+        );
+    }
+
+    /// @dev Walks a legacy-serialized transaction: the sum of the outputs paying `payee`, the
+    ///      first input's outpoint, and the first `OP_RETURN <32 bytes>` payload (== ref).
+    function _parseBtcPayment(bytes calldata rawTx, bytes calldata payee, bytes32 ref)
         private
         pure
         returns (uint256 paid, bytes memory payer)
@@ -465,11 +680,12 @@ contract PaymentSettlement {
         assembly ("memory-safe") {
             calldatacopy(add(payer, 32), firstInput, 36)
         }
-        if (outputIndex >= outputCount) revert NoPaymentOutput(outputIndex, outputCount);
         bytes32 named;
-        (paid, named) = _scanOutputs(rawTx, p, outputCount, outputIndex, payeeHash);
-        if (named != invoiceId) revert WrongInvoiceId(invoiceId, named);
+        (paid, named) = _scanOutputs(rawTx, p, outputCount, keccak256(payee), payee.length);
+        if (paid == 0) revert WrongPayee();
+        if (named != ref) revert WrongRef(ref, named);
     }
+
 
     /// @dev Skips version and inputs; returns the offset of the first output and the output count.
     ///      Zero inputs is also how the witness serialization (marker 0x00) starts: refused.
@@ -526,17 +742,19 @@ contract PaymentSettlement {
         if (bad != 0) revert MalformedTx(p > end ? end - start : p - start);
     }
 
-    /// @dev Scans the outputs: returns the value of output `vout` (whose script must hash to
-    ///      `payeeHash`) and the payload of the first `OP_RETURN <32 bytes>` output.
-    function _scanOutputs(bytes calldata rawTx, uint256 p, uint256 count, uint256 vout, bytes32 payeeHash)
+    /// @dev Scans the outputs: the sum of the values of outputs whose script is the payee's
+    ///      (length `payeeLength`, keccak `payeeHash`) and the payload of the first
+    ///      `OP_RETURN <32 bytes>` output; checks that only the lock time follows.
+    function _scanOutputs(bytes calldata rawTx, uint256 p, uint256 count, bytes32 payeeHash, uint256 payeeLength)
         private
         pure
-        returns (uint256 value, bytes32 named)
+        returns (uint256 paid, bytes32 named)
     {
         uint256 failure;
         uint256 at; // offset of the malformed output, relative to the transaction
         assembly ("memory-safe") {
             let end := add(rawTx.offset, rawTx.length)
+            let m := mload(0x40)
             failure := 4 // until an OP_RETURN <32 bytes> is seen
             for { let j := 0 } lt(j, count) { j := add(j, 1) } {
                 let script, len, bad := _output(p, end)
@@ -545,16 +763,15 @@ contract PaymentSettlement {
                     at := sub(p, rawTx.offset)
                     break
                 }
-                if eq(j, vout) {
-                    let m := mload(0x40)
+                if eq(len, payeeLength) {
                     calldatacopy(m, script, len)
-                    if iszero(eq(keccak256(m, len), payeeHash)) {
-                        failure := 3
-                        break
+                    if eq(keccak256(m, len), payeeHash) {
+                        // Value: 8 bytes little-endian before the script length.
+                        let w := calldataload(p)
+                        let value := 0
+                        for { let i := 0 } lt(i, 8) { i := add(i, 1) } { value := or(value, shl(shl(3, i), byte(i, w))) }
+                        paid := add(paid, value)
                     }
-                    // Value: 8 bytes little-endian before the script length.
-                    let w := calldataload(p)
-                    for { let i := 0 } lt(i, 8) { i := add(i, 1) } { value := or(value, shl(shl(3, i), byte(i, w))) }
                 }
                 if and(eq(failure, 4), eq(len, 34)) {
                     if eq(shr(240, calldataload(script)), 0x6a20) {
@@ -565,7 +782,7 @@ contract PaymentSettlement {
                 p := add(script, len)
             }
             // Lock time, and nothing after it.
-            if and(iszero(eq(failure, 3)), iszero(eq(add(p, 4), end))) {
+            if and(iszero(eq(failure, 1)), iszero(eq(add(p, 4), end))) {
                 failure := 1
                 at := sub(p, rawTx.offset)
             }
@@ -593,7 +810,6 @@ contract PaymentSettlement {
             }
         }
         if (failure == 1) revert MalformedTx(at);
-        if (failure == 3) revert WrongPayee();
         if (failure == 4) revert MissingOpReturn();
     }
 
@@ -601,164 +817,392 @@ contract PaymentSettlement {
     // GOAT settlement
     // ---------------------------------------------------------------------------------
 
-    /// @notice Settles a GOAT invoice with a receipt proof of an EIP-3009 payment.
-    /// @dev The receipt must be in the attested block's receipts trie at key rlp(txIndex),
-    ///      have status 1, and contain AuthorizationUsed(authorizer, invoiceId) at
-    ///      `authorizationLogIndex` and Transfer(authorizer, payee, value >= amount) right after
-    ///      it, both emitted by the invoice's asset.
-    /// @param invoiceId Invoice to settle.
-    /// @param proof The payment proof.
-    function settleGoat(bytes32 invoiceId, GoatProof calldata proof) external {
-        StoredInvoice storage inv = _invoices[invoiceId];
-        uint256 meta = _requireOpen(inv, invoiceId, Rail.GOAT);
-        (address authorizer, uint256 paid) = _verifyGoatPayment(inv, uint96(meta), invoiceId, proof);
-        _markSettled(inv, meta);
-        emit InvoiceSettled(
-            invoiceId, abi.encodePacked(authorizer), uint8(Rail.GOAT), proof.blockHash, proof.txIndex, paid
+    /// @notice Settles GOAT payments, grouped by block.
+    /// @param groups Blocks (attested inline or stored) with their trie-node pools and payments.
+    /// @return settled Invoices settled by this call.
+    function settleGoat(GoatGroup[] calldata groups) external returns (uint256 settled) {
+        if (groups.length == 1 && groups[0].payments.length == 1) {
+            GoatGroup calldata group = groups[0];
+            (bool attested,) = _verifyGoatBlock(group.blk);
+            if (!attested) _bubble();
+            _settleGoatPayment(group.payments[0], group.nodes, group.payments[0].path, group.blk);
+            return 1;
+        }
+        uint256 total;
+        for (uint256 g; g < groups.length; ++g) {
+            GoatGroup calldata group = groups[g];
+            uint256 count = group.payments.length;
+            total += count;
+            (bool attested,) = _verifyGoatBlock(group.blk);
+            if (!attested) {
+                _skipped(bytes32(0), g, type(uint256).max);
+                continue;
+            }
+            bytes32[2] memory head = [bytes32(g), 0];
+            for (uint256 i; i < count; ++i) {
+                head[1] = bytes32(i);
+                uint256 before = gasleft();
+                if (_stepGoat(head)) {
+                    ++settled;
+                } else {
+                    _outOfGas(before);
+                    GoatPayment calldata p = group.payments[i];
+                    _skipped(invoiceIdFor(p.terms.merchant, p.terms.ref), g, i);
+                }
+            }
+        }
+        if (total == 0) revert EmptyBatch();
+    }
+
+    /// @notice Reverts unless the GOAT block is attested (inline signatures or stored).
+    /// @param blk The block.
+    function checkGoatBlock(GoatBlock calldata blk) external view {
+        (bool attested,) = _verifyGoatBlock(blk);
+        if (!attested) _bubble();
+    }
+
+    /// @notice Batch step (only callable by this contract): settles payment `i` of group `g`,
+    ///         whose block was checked (call data: the head, then the batch's encoding verbatim).
+    /// @param g Group index.
+    /// @param i Payment index.
+    /// @param groups The batch.
+    function settleGoatStep(uint256 g, uint256 i, GoatGroup[] calldata groups) external {
+        if (msg.sender != address(this)) revert OnlySelf();
+        GoatGroup calldata group = groups[g];
+        GoatPayment calldata p = group.payments[i];
+        _settleGoatPayment(p, group.nodes, p.path, group.blk);
+    }
+
+    /// @dev Asks the header store whether the block is attested, forwarding the GoatBlock tuple
+    ///      as it sits in calldata: its encoding is exactly verifyBlock's argument encoding.
+    ///      Returns false with the store's revert data left in returndata.
+    function _verifyGoatBlock(GoatBlock calldata blk) private view returns (bool ok, uint256) {
+        address store = address(goatHeaderStore);
+        bytes4 selector = IGoatHeaderStore.verifyBlock.selector;
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            // Tuple: 4 static words, the signatures' offset (0xa0 when canonical), length, data.
+            let sigOffset := calldataload(add(blk, 0x80))
+            let sigLength := calldataload(add(blk, sigOffset))
+            let size := add(add(sigOffset, 0x20), and(add(sigLength, 31), not(31)))
+            mstore(m, selector)
+            calldatacopy(add(m, 4), blk, size)
+            ok := staticcall(gas(), store, m, add(4, size), 0, 0)
+        }
+        return (ok, 0);
+    }
+
+    /// @dev Runs a batch step: selector, `head`, the offset of the copied batch, then the
+    ///      batch's `groups` encoding copied verbatim from this call's calldata. True if it
+    ///      settled; otherwise its revert data is left in returndata.
+    function _step(bytes4 selector, bytes32[6] memory head) private returns (bool ok) {
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, selector)
+            for { let k := 0 } lt(k, 6) { k := add(k, 1) } { mstore(add(add(m, 4), shl(5, k)), mload(add(head, shl(5, k)))) }
+            mstore(add(m, 196), 224) // groups start after 7 head words
+            let start := add(4, calldataload(4))
+            let size := sub(calldatasize(), start)
+            calldatacopy(add(m, 228), start, size)
+            ok := call(gas(), address(), 0, m, add(228, size), 0, 0)
+        }
+    }
+
+    /// @dev _step for settleGoatStep(g, i, groups).
+    function _stepGoat(bytes32[2] memory head) private returns (bool ok) {
+        bytes4 selector = this.settleGoatStep.selector;
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, selector)
+            mstore(add(m, 4), mload(head))
+            mstore(add(m, 36), mload(add(head, 32)))
+            mstore(add(m, 68), 96)
+            let start := add(4, calldataload(4))
+            let size := sub(calldatasize(), start)
+            calldatacopy(add(m, 100), start, size)
+            ok := call(gas(), address(), 0, m, add(100, size), 0, 0)
+        }
+    }
+
+    /// @dev A step that failed having spent all the gas it was given ran out of gas (or
+    ///      could not give its service hook SERVICE_GAS): the whole batch reverts, so that a
+    ///      gas estimate never settles on a limit at which payments are skipped for want of
+    ///      gas (the step gets 63/64 of what is left; a payment refused on its merits
+    ///      returns most of it).
+    function _outOfGas(uint256 before) private view {
+        bytes4 reason;
+        assembly {
+            if gt(returndatasize(), 3) {
+                returndatacopy(0, 0, 4)
+                reason := and(mload(0), shl(224, 0xffffffff))
+            }
+        }
+        // A service hook refused for want of gas is the same case.
+        if (gasleft() < before / 63 || reason == InsufficientGasForService.selector) revert BatchOutOfGas();
+    }
+
+    /// @dev Emits SettlementSkipped with the last call's revert data (no memory kept).
+    function _skipped(bytes32 id, uint256 g, uint256 i) private {
+        bytes memory reason;
+        uint256 free;
+        assembly ("memory-safe") {
+            free := mload(0x40)
+            reason := free
+            mstore(reason, returndatasize())
+            returndatacopy(add(reason, 32), 0, returndatasize())
+            mstore(0x40, add(add(reason, 32), and(add(returndatasize(), 31), not(31))))
+        }
+        emit SettlementSkipped(id, g, i, reason);
+        assembly ("memory-safe") {
+            mstore(0x40, free)
+        }
+    }
+
+    /// @dev Reverts with the last call's revert data.
+    function _bubble() private pure {
+        assembly {
+            returndatacopy(0, 0, returndatasize())
+            revert(0, returndatasize())
+        }
+    }
+
+    function _settleGoatPayment(GoatPayment calldata p, bytes[] calldata nodes, bytes calldata path, GoatBlock calldata blk)
+        private
+    {
+        Terms calldata terms = p.terms;
+        bytes32 id = _claim(terms, p.signature, Rail.GOAT);
+        if (blk.timestamp > terms.expiry) revert PaidAfterExpiry(id, blk.timestamp, terms.expiry);
+        (address authorizer, address to, uint256 paid) = _goatTransfer(p, nodes, path, blk.receiptsRoot);
+        if (terms.payee.length != 20 || to != address(bytes20(terms.payee))) revert WrongPayee();
+        if (paid < terms.amount) revert AmountTooLow(paid, terms.amount);
+        _settled(
+            id,
+            terms,
+            Paid({
+                payer: abi.encodePacked(authorizer),
+                payerAddress: authorizer,
+                rail: Rail.GOAT,
+                sourceTx: blk.blockHash,
+                sourceIndex: p.txIndex,
+                amount: paid
+            })
         );
     }
 
-    /// @dev Proves the receipt and checks its payment logs against the invoice; returns payer and value.
-    function _verifyGoatPayment(StoredInvoice storage inv, uint256 required, bytes32 invoiceId, GoatProof calldata proof)
-        private
-        view
-        returns (address authorizer, uint256 paid)
-    {
-        address asset = inv.asset;
-        bytes32 root = goatHeaderStore.receiptsRoot(proof.blockHash);
-        if (root == bytes32(0)) revert UnknownGoatHeader(proof.blockHash);
-        (uint256 logsPtr, uint256 logsEnd) = _provenReceiptLogs(root, proof);
-        address payee;
-        (authorizer, payee, paid) =
-            _checkPaymentLogs(logsPtr, logsEnd, proof.authorizationLogIndex, proof.transferLogIndex, asset, invoiceId);
-        if (keccak256(abi.encodePacked(payee)) != inv.payeeHash) revert WrongPayee();
-        if (paid < required) revert AmountTooLow(paid, required);
-    }
 
-    /// @dev Verifies the receipt against the receipts root; returns the bounds of its logs list payload.
-    function _provenReceiptLogs(bytes32 root, GoatProof calldata proof)
+    /// @dev Proves the payment's receipt (read in place from the proof's leaf) and returns its
+    ///      authorized transfer: authorizer, recipient and value.
+    function _goatTransfer(GoatPayment calldata p, bytes[] calldata nodes, bytes calldata path, bytes32 root)
         private
         pure
-        returns (uint256 logsPtr, uint256 logsEnd)
+        returns (address authorizer, address to, uint256 value)
     {
-        (bytes32 key, uint256 keyNibbles) = _rlpIndexKey(proof.txIndex);
-        (uint256 valuePtr, uint256 valueLength) = MerklePatriciaProof.get(root, key, keyNibbles, proof.proof);
-        bytes calldata receipt = proof.receipt;
-        uint256 p;
-        assembly {
-            p := receipt.offset
-        }
-        if (receipt.length != valueLength || _keccak(p, valueLength) != _keccak(valuePtr, valueLength)) {
-            revert ReceiptMismatch();
-        }
-        return _receiptLogs(p, p + valueLength);
+        (uint256 receipt, uint256 receiptEnd) = _provenReceipt(p.txIndex, nodes, path, root);
+        return _checkTransfer(_readReceipt(receipt, receiptEnd, p.logIndex), p.logIndex, p.terms.asset, p.terms.ref);
     }
 
-    /// @dev Decodes a consensus-encoded receipt in calldata [p, end): requires status 1 and
-    ///      returns the bounds of the logs list payload.
-    function _receiptLogs(uint256 p, uint256 end) private pure returns (uint256 logsPtr, uint256 logsEnd) {
-        if (p >= end) revert MalformedReceipt();
-        uint256 first;
-        assembly {
-            first := byte(0, calldataload(p))
-        }
-        if (first < 0x80) {
-            ++p; // EIP-2718 type byte
-        } else if (first < 0xc0) {
-            revert MalformedReceipt();
-        }
-        (uint256 q, uint256 listEnd) = p.list(end);
-        if (listEnd != end) revert MalformedReceipt();
-        (uint256 statusPtr, uint256 statusLength) = q.string_(end);
-        if (statusLength > 1) revert MalformedReceipt(); // pre-Byzantium state root
-        uint256 status = RlpCalldata.loadBE(statusPtr, statusLength);
-        if (status != 1) revert ReceiptFailed(status);
-        q = (statusPtr + statusLength).skip(end); // cumulativeGasUsed
-        q = q.skip(end); // logsBloom
-        (logsPtr, logsEnd) = q.list(end);
-        if (logsEnd != end) revert MalformedReceipt();
-    }
-
-    /// @dev Checks the AuthorizationUsed and Transfer logs; returns authorizer, recipient and value.
-    function _checkPaymentLogs(
-        uint256 logsPtr,
-        uint256 logsEnd,
-        uint256 authIndex,
-        uint256 transferIndex,
-        address asset,
-        bytes32 invoiceId
-    ) private pure returns (address authorizer, address to, uint256 value) {
-        if (transferIndex == 0 || authIndex != transferIndex - 1) revert LogsNotAdjacent(authIndex, transferIndex);
-        (uint256 authLog, uint256 transferLog) = _findLogs(logsPtr, logsEnd, authIndex, transferIndex);
-        authorizer = _checkAuthorizationLog(authLog, logsEnd, authIndex, asset, invoiceId);
-        (to, value) = _checkTransferLog(transferLog, logsEnd, transferIndex, asset, authorizer);
-    }
-
-    /// @dev Calldata offsets of logs `a` and `b` in the logs list payload [p, end).
-    function _findLogs(uint256 p, uint256 end, uint256 a, uint256 b)
+    /// @dev The receipt at rlp(txIndex) under `root`, in place in the proof's leaf: [start, end).
+    function _provenReceipt(uint256 txIndex, bytes[] calldata nodes, bytes calldata path, bytes32 root)
         private
         pure
-        returns (uint256 logA, uint256 logB)
+        returns (uint256 start, uint256 end)
     {
-        uint256 last = a > b ? a : b;
-        for (uint256 i; i <= last; ++i) {
-            if (p >= end) revert LogNotFound(i);
-            if (i == a) logA = p;
-            if (i == b) logB = p;
-            p = p.skip(end);
+        (bytes32 key, uint256 keyNibbles) = _rlpIndexKey(txIndex);
+        uint256 length;
+        (start, length) = MerklePatriciaProof.getFrom(root, key, keyNibbles, nodes, path);
+        end = start + length;
+    }
+
+    /// @dev AuthorizationUsed(authorizer, ref) and Transfer(authorizer, to, value), both
+    ///      emitted by `asset`, at `index` and `index + 1`.
+    function _checkTransfer(Transfer memory t, uint256 index, address asset, bytes32 ref)
+        private
+        pure
+        returns (address authorizer, address to, uint256 value)
+    {
+        if (t.authEmitter != asset) revert WrongToken(t.authEmitter, asset);
+        if (t.authTopic0 != AUTHORIZATION_USED_TOPIC || t.authTopics != 3 || t.authDataLength != 0) {
+            revert UnexpectedLog(index);
         }
-    }
-
-    /// @dev AuthorizationUsed(authorizer, nonce == invoiceId) emitted by `asset`; returns the authorizer.
-    function _checkAuthorizationLog(uint256 log, uint256 end, uint256 index, address asset, bytes32 invoiceId)
-        private
-        pure
-        returns (address authorizer)
-    {
-        bytes32[3] memory topics;
-        (address emitter,, uint256 dataLength) = _readLog(log, end, topics, index);
-        if (emitter != asset) revert WrongToken(emitter, asset);
-        if (topics[0] != AUTHORIZATION_USED_TOPIC || dataLength != 0) revert UnexpectedLog(index);
-        if (topics[2] != invoiceId) revert WrongInvoiceId(invoiceId, topics[2]);
-        authorizer = _topicAddress(topics[1], index);
-    }
-
-    /// @dev Transfer(authorizer, to, value) emitted by `asset`; returns recipient and value.
-    function _checkTransferLog(uint256 log, uint256 end, uint256 index, address asset, address authorizer)
-        private
-        pure
-        returns (address to, uint256 value)
-    {
-        bytes32[3] memory topics;
-        (address emitter, uint256 dataPtr, uint256 dataLength) = _readLog(log, end, topics, index);
-        if (emitter != asset) revert WrongToken(emitter, asset);
-        if (topics[0] != TRANSFER_TOPIC || dataLength != 32) revert UnexpectedLog(index);
-        address from = _topicAddress(topics[1], index);
+        if (t.authTopic2 != ref) revert WrongRef(ref, t.authTopic2);
+        authorizer = _topicAddress(t.authTopic1, index);
+        ++index;
+        if (t.transferEmitter != asset) revert WrongToken(t.transferEmitter, asset);
+        if (t.transferTopic0 != TRANSFER_TOPIC || t.transferTopics != 3 || t.transferDataLength != 32) {
+            revert UnexpectedLog(index);
+        }
+        address from = _topicAddress(t.transferTopic1, index);
         if (from != authorizer) revert WrongPayer(from, authorizer);
-        to = _topicAddress(topics[2], index);
-        value = RlpCalldata.loadBE(dataPtr, 32);
+        to = _topicAddress(t.transferTopic2, index);
+        value = t.value;
     }
 
-    /// @dev Decodes log [address, [topics], data] at `ptr`; requires exactly three topics.
-    function _readLog(uint256 ptr, uint256 end, bytes32[3] memory topics, uint256 index)
-        private
-        pure
-        returns (address emitter, uint256 dataPtr, uint256 dataLength)
-    {
-        (uint256 p, uint256 logEnd) = ptr.list(end);
-        (uint256 addressPtr, uint256 addressLength) = p.string_(logEnd);
-        if (addressLength != 20) revert MalformedReceipt();
-        assembly {
-            emitter := shr(96, calldataload(addressPtr))
+    /// @dev The two logs of a payment, as read from its receipt.
+    struct Transfer {
+        address authEmitter;
+        uint256 authTopics;
+        bytes32 authTopic0;
+        bytes32 authTopic1;
+        bytes32 authTopic2;
+        uint256 authDataLength;
+        address transferEmitter;
+        uint256 transferTopics;
+        bytes32 transferTopic0;
+        bytes32 transferTopic1;
+        bytes32 transferTopic2;
+        uint256 transferDataLength;
+        uint256 value;
+    }
+
+    /// @dev Reads a consensus-encoded receipt in calldata [p, end) (type byte || rlp, or rlp):
+    ///      requires status 1 and returns logs `logIndex` and `logIndex + 1` (emitter, up to
+    ///      three topics and their count, data length, and the first data word). One pass, no
+    ///      decoder calls: a receipt is [status, cumulativeGasUsed, logsBloom, logs] and a log
+    ///      [address, [topics], data].
+    function _readReceipt(uint256 p, uint256 end, uint256 logIndex) private pure returns (Transfer memory t) {
+        uint256 failure; // 1 malformed, 2 failed status (detail), 3 log not found (detail)
+        uint256 detail;
+        assembly ("memory-safe") {
+            // RLP item header at q (bounded by e): payload offset and length, whether a list.
+            function hdr(q, e) -> pl, len, isList, bad {
+                if iszero(lt(q, e)) {
+                    bad := 1
+                    leave
+                }
+                let b := byte(0, calldataload(q))
+                if lt(b, 0x80) {
+                    pl := q
+                    len := 1
+                    leave
+                }
+                if gt(b, 0xbf) {
+                    isList := 1
+                    b := sub(b, 0x40)
+                }
+                switch lt(b, 0xb8)
+                case 1 {
+                    pl := add(q, 1)
+                    len := sub(b, 0x80)
+                }
+                default {
+                    let ll := sub(b, 0xb7)
+                    len := shr(sub(256, shl(3, ll)), calldataload(add(q, 1)))
+                    pl := add(add(q, 1), ll)
+                }
+                if gt(add(pl, len), e) { bad := 1 }
+            }
+            // Log [address, [topics], data] at q: writes emitter, topic count, topics 0..2,
+            // data length and (optionally) the first data word at out; bad if malformed.
+            function readLog(q, e, out, wantValue) -> bad {
+                let pl, len, isList, b := hdr(q, e)
+                if or(b, iszero(isList)) {
+                    bad := 1
+                    leave
+                }
+                let le := add(pl, len)
+                let apl, alen, al, ab := hdr(pl, le)
+                if or(or(ab, al), iszero(eq(alen, 20))) {
+                    bad := 1
+                    leave
+                }
+                mstore(out, shr(96, calldataload(apl)))
+                let tpl, tlen, tl, tb := hdr(add(apl, 20), le)
+                if or(tb, iszero(tl)) {
+                    bad := 1
+                    leave
+                }
+                let te := add(tpl, tlen)
+                let n := 0
+                for {} lt(tpl, te) {} {
+                    let vpl, vlen, vl, vb := hdr(tpl, te)
+                    if or(or(vb, vl), iszero(eq(vlen, 32))) {
+                        bad := 1
+                        leave
+                    }
+                    if lt(n, 3) { mstore(add(out, shl(5, add(n, 2))), calldataload(vpl)) }
+                    n := add(n, 1)
+                    tpl := add(vpl, 32)
+                }
+                mstore(add(out, 0x20), n)
+                let dpl, dlen, dl, db := hdr(te, le)
+                if or(or(db, dl), iszero(eq(add(dpl, dlen), le))) {
+                    bad := 1
+                    leave
+                }
+                mstore(add(out, 0xa0), dlen)
+                if and(wantValue, eq(dlen, 32)) { mstore(add(out, 0xc0), calldataload(dpl)) } // t.value
+            }
+
+            for {} 1 {} {
+                if iszero(lt(p, end)) {
+                    failure := 1
+                    break
+                }
+                if lt(byte(0, calldataload(p)), 0x80) { p := add(p, 1) } // EIP-2718 type byte
+                let pl, len, isList, bad := hdr(p, end)
+                if or(bad, or(iszero(isList), iszero(eq(add(pl, len), end)))) {
+                    failure := 1
+                    break
+                }
+                // status: one byte (1) or empty (0); a 32-byte pre-Byzantium root is refused.
+                let spl, slen, sl, sb := hdr(pl, end)
+                if or(or(sb, sl), gt(slen, 1)) {
+                    failure := 1
+                    break
+                }
+                let status := 0
+                if slen { status := byte(0, calldataload(spl)) }
+                if iszero(eq(status, 1)) {
+                    failure := 2
+                    detail := status
+                    break
+                }
+                let q := add(spl, slen)
+                let gpl, glen, gl, gb := hdr(q, end) // cumulativeGasUsed
+                if or(gb, gl) {
+                    failure := 1
+                    break
+                }
+                let bpl, blen, bl, bb := hdr(add(gpl, glen), end) // logsBloom
+                if or(bb, bl) {
+                    failure := 1
+                    break
+                }
+                let lpl, llen, ll, lb := hdr(add(bpl, blen), end)
+                if or(or(lb, iszero(ll)), iszero(eq(add(lpl, llen), end))) {
+                    failure := 1
+                    break
+                }
+                q := lpl
+                for { let i := 0 } 1 { i := add(i, 1) } {
+                    if iszero(lt(q, end)) {
+                        failure := 3
+                        detail := i
+                        break
+                    }
+                    let opl, olen, ol, ob := hdr(q, end)
+                    if or(ob, iszero(ol)) {
+                        failure := 1
+                        break
+                    }
+                    if eq(i, logIndex) {
+                        if readLog(q, end, t, 0) {
+                            failure := 1
+                            break
+                        }
+                    }
+                    if eq(i, add(logIndex, 1)) {
+                        if readLog(q, end, add(t, 0xc0), 1) { failure := 1 }
+                        break
+                    }
+                    q := add(opl, olen)
+                }
+                break
+            }
         }
-        (uint256 t, uint256 topicsEnd) = (addressPtr + 20).list(logEnd);
-        for (uint256 i; i < 3; ++i) {
-            if (t >= topicsEnd) revert UnexpectedLog(index);
-            (topics[i], t) = t.bytes32Item(topicsEnd);
-        }
-        if (t != topicsEnd) revert UnexpectedLog(index);
-        (dataPtr, dataLength) = topicsEnd.string_(logEnd);
-        if (dataPtr + dataLength != logEnd) revert MalformedReceipt();
+        if (failure == 1) revert MalformedReceipt();
+        if (failure == 2) revert ReceiptFailed(detail);
+        if (failure == 3) revert LogNotFound(detail);
     }
 
     /// @dev An indexed address topic (upper 96 bits must be zero).
@@ -782,32 +1226,90 @@ contract PaymentSettlement {
     // Shared
     // ---------------------------------------------------------------------------------
 
-    /// @dev Requires an open, unexpired invoice of `rail`; returns its packed meta slot.
-    function _requireOpen(StoredInvoice storage inv, bytes32 invoiceId, Rail rail) private view returns (uint256 meta) {
-        meta = inv.meta;
-        Status status = _status(meta);
-        if (status == Status.None) revert UnknownInvoice(invoiceId);
-        if (status == Status.Settled) revert AlreadySettled(invoiceId);
-        uint8 actual = uint8(meta >> RAIL_SHIFT);
-        if (actual != uint8(rail)) revert WrongRail(uint8(rail), actual);
-        uint64 expiry = uint64(meta >> EXPIRY_SHIFT);
-        if (block.timestamp > expiry) revert InvoiceExpired(invoiceId, expiry, block.timestamp);
+    /// @dev Resolves the terms to an open invoice of `rail` and returns its id. Stored terms
+    ///      must match exactly; otherwise the merchant's signature is required.
+    function _claim(Terms calldata terms, bytes calldata signature, Rail rail) private view returns (bytes32 id) {
+        if (terms.rail != uint8(rail)) revert WrongRail(uint8(rail), terms.rail);
+        id = invoiceIdFor(terms.merchant, terms.ref);
+        uint256 state = _state[id];
+        if (state == SETTLED || state == SETTLED_SERVICE_FAILED) revert AlreadySettled(id);
+        if (state != 0) {
+            if (bytes32(state) != termsHash(terms)) revert TermsMismatch(id);
+        } else if (!_signedByMerchant(terms.merchant, _hashTypedData(termsHash(terms)), signature)) {
+            revert InvalidMerchantSignature(id, terms.merchant);
+        }
     }
 
-    /// @dev Flips the status in the meta slot from Open to Settled.
-    function _markSettled(StoredInvoice storage inv, uint256 meta) private {
-        inv.meta = (meta & ~(uint256(0xff) << STATUS_SHIFT)) | (uint256(Status.Settled) << STATUS_SHIFT);
+    /// @dev EOA: a 65-byte low-s signature recovering to `merchant`; otherwise, if `merchant`
+    ///      has code, its ERC-1271 answer.
+    function _signedByMerchant(address merchant, bytes32 digest, bytes calldata signature)
+        private
+        view
+        returns (bool)
+    {
+        if (signature.length == 65) {
+            address signer;
+            assembly ("memory-safe") {
+                let s := calldataload(add(signature.offset, 32))
+                let v := byte(0, calldataload(add(signature.offset, 64)))
+                if and(iszero(gt(s, HALF_N)), or(eq(v, 27), eq(v, 28))) {
+                    let m := mload(0x40)
+                    mstore(m, digest)
+                    mstore(add(m, 32), v)
+                    mstore(add(m, 64), calldataload(signature.offset))
+                    mstore(add(m, 96), s)
+                    mstore(0, 0)
+                    if iszero(staticcall(gas(), 1, m, 128, 0, 32)) { revert(0, 0) }
+                    signer := mload(0)
+                }
+            }
+            if (signer != address(0) && signer == merchant) return true;
+        }
+        if (merchant.code.length == 0) return false;
+        (bool ok, bytes memory answer) =
+            merchant.staticcall(abi.encodeCall(IERC1271.isValidSignature, (digest, signature)));
+        return ok && answer.length >= 32 && abi.decode(answer, (bytes4)) == IERC1271.isValidSignature.selector;
     }
 
-    function _status(uint256 meta) private pure returns (Status) {
-        return Status(uint8(meta >> STATUS_SHIFT));
+    /// @dev Marks the invoice settled and calls its service hook, if any.
+    function _settled(bytes32 id, Terms calldata terms, Paid memory paid) private {
+        _state[id] = SETTLED;
+        emit InvoiceSettled(
+            id, terms.merchant, terms.ref, uint8(paid.rail), paid.payer, paid.sourceTx, paid.sourceIndex, paid.amount
+        );
+        address service = terms.service;
+        if (service == address(0)) return;
+        // EIP-150 leaves the caller 1/64: require enough that the hook gets all of SERVICE_GAS.
+        uint256 available = gasleft();
+        if (available < SERVICE_GAS + SERVICE_GAS / 63 + 5_000) revert InsufficientGasForService(available);
+        bytes memory call_ = abi.encodeCall(
+            IInvoiceService.onInvoiceSettled, (id, terms.merchant, paid.payerAddress, paid.amount, terms.serviceId)
+        );
+        bool ok;
+        assembly ("memory-safe") {
+            // No return data is copied: a hook cannot make the settlement pay for a large answer.
+            ok := call(SERVICE_GAS, service, 0, add(call_, 32), mload(call_), 0, 0)
+        }
+        if (!ok) {
+            _state[id] = SETTLED_SERVICE_FAILED;
+            emit ServiceCallFailed(id, service);
+        }
     }
 
-    function _keccak(uint256 ptr, uint256 len) private pure returns (bytes32 h) {
+    function _buildDomainSeparator() private view returns (bytes32) {
+        return keccak256(
+            abi.encode(EIP712_DOMAIN_TYPEHASH, keccak256(bytes(NAME)), keccak256(bytes(VERSION)), block.chainid, address(this))
+        );
+    }
+
+    function _hashTypedData(bytes32 structHash) private view returns (bytes32 digest) {
+        bytes32 domainSeparator = DOMAIN_SEPARATOR();
         assembly ("memory-safe") {
             let m := mload(0x40)
-            calldatacopy(m, ptr, len)
-            h := keccak256(m, len)
+            mstore(m, 0x1901000000000000000000000000000000000000000000000000000000000000)
+            mstore(add(m, 2), domainSeparator)
+            mstore(add(m, 34), structHash)
+            digest := keccak256(m, 66)
         }
     }
 }

@@ -88,16 +88,28 @@ const big = (h) => BigInt(h);
 /** GAS_PROFILE=1: prints the gas of each opcode kind (and of each call depth) of a transaction. */
 async function profile(chain, txHash, label) {
   const trace = await chain.rpc('debug_traceTransaction', [txHash, { disableStorage: true, disableStack: true, disableMemory: true }]);
+  const logs = trace.structLogs;
+  if (process.env.GAS_TRACE) require('fs').writeFileSync(`${process.env.GAS_TRACE}/${label.replace(/[^A-Za-z0-9]+/g, '_').slice(0, 80)}.json`, JSON.stringify(logs.map((l) => [l.pc, l.op, l.gas, l.gasCost, l.depth])));
+  // Exact cost of each step: its gas minus the gas at the next step of the same depth (a
+  // call's cost then includes everything its callee spent; the callee's steps are also
+  // listed under their own depth).
   const byOp = {};
-  for (const step of trace.structLogs) {
-    const k = step.op;
+  const byDepth = {};
+  for (let i = 0; i < logs.length; i++) {
+    const step = logs[i];
+    let j = i + 1;
+    while (j < logs.length && logs[j].depth > step.depth) j++;
+    const cost = j < logs.length && logs[j].depth === step.depth ? step.gas - logs[j].gas : step.gasCost;
+    const deeper = j > i + 1;
+    const k = `${step.depth}:${step.op}`;
     byOp[k] = byOp[k] || { count: 0, gas: 0 };
     byOp[k].count++;
-    byOp[k].gas += step.gasCost;
+    byOp[k].gas += deeper ? 0 : cost; // calls into code: counted in the callee's depth
+    byDepth[step.depth] = (byDepth[step.depth] || 0) + (deeper ? 0 : cost);
   }
-  const top = Object.entries(byOp).sort((a, b) => b[1].gas - a[1].gas).slice(0, 14)
+  const top = Object.entries(byOp).sort((a, b) => b[1].gas - a[1].gas).slice(0, 18)
     .map(([op, v]) => `${op}:${v.gas}/${v.count}`).join(' ');
-  console.log(`       profile ${label}: ${top}`);
+  console.log(`       profile ${label}: by depth ${JSON.stringify(byDepth)}; ${top}`);
 }
 
 // ------------------------------------------------------------------------------------
@@ -214,12 +226,19 @@ const VERIFY = 'verifyTx((bytes,uint256,bytes,bytes32,bytes,bytes),uint256)';
 async function deployRegtestClient(chain, height = 0) {
   const cp = btc.mine({ prev: rand32(), merkleRoot: rand32(), time: 1_700_000_000, bits: REGTEST_BITS });
   const chainwork = btc.work(btc.REGTEST_POW_LIMIT) * BigInt(height + 1);
-  const address = await chain.deploy('BtcLightClient', ['bytes', 'uint256', 'uint256', 'uint8', 'uint256'],
-    [hex(cp.header), height, chainwork, 1, btc.REGTEST_POW_LIMIT]);
+  const address = await chain.deploy('BtcLightClient', [...CP_TYPES],
+    [hex(cp.header), height, chainwork, 1, btc.REGTEST_POW_LIMIT, ...btc.checkpointTimes(1_700_000_000)]);
   return { address, checkpoint: { hash: cp.hash, time: 1_700_000_000, height } };
 }
 
 const concat = (hs) => hex(Buffer.concat(hs.map((h) => h.header)));
+/** Compact submission calldata arguments: [parent hash, 48-byte records]. */
+const compactArgs = (parent, hs) => [hex(parent), hex(Buffer.concat(hs.map((h) => btc.compactHeader(h.header))))];
+/** Proof header chain (80 + 48k bytes): the block's header, then its descendants compact. */
+const proofChain = (hs) => hex(btc.proofHeaders(hs.map((h) => h.header)));
+/** Constructor types: header, height, chainwork, network, pow limit, uint32[11] checkpoint times. */
+const CP_TYPES = ['bytes', 'uint256', 'uint256', 'uint8', 'uint256', ...Array(11).fill('uint32')];
+const SUBMIT_COMPACT = 'submitCompactHeaders(bytes32,bytes)';
 
 async function bestOf(chain, client) {
   return { hash: await chain.call(client, 'bestHash()'), height: Number(big(await chain.call(client, 'bestHeight()'))) };
@@ -342,7 +361,7 @@ async function btcSuite(chain) {
     block.time = tip.time + 600;
     after = btc.mineChain(block, 5, REGTEST_BITS, { salt: 3 });
     await chain.send(client, SUBMIT, [concat([block, ...after])]);
-    const proof = [hex(rawTx), txIndex, hex(blk.branch), hex(blk.coinbasePreimage), hex(blk.coinbaseBranch), concat([block, ...after])];
+    const proof = [hex(rawTx), txIndex, hex(blk.branch), hex(blk.coinbasePreimage), hex(blk.coinbaseBranch), proofChain([block, ...after])];
     const ret = abi.words(await chain.call(client, VERIFY, [proof, 6]));
     eq(ret[0], hex(btc.dsha256(rawTx)), 'txid');
     eq(ret[1], hex(block.hash), 'block hash');
@@ -353,7 +372,7 @@ async function btcSuite(chain) {
 
   const proofOf = (over = {}) => {
     const p = { rawTx: hex(rawTx), txIndex, branch: hex(blk.branch), cbPre: hex(blk.coinbasePreimage),
-      cbBranch: hex(blk.coinbaseBranch), headers: concat([block, ...after]), ...over };
+      cbBranch: hex(blk.coinbaseBranch), headers: proofChain([block, ...after]), ...over };
     return [[p.rawTx, p.txIndex, p.branch, p.cbPre, p.cbBranch, p.headers], 1];
   };
 
@@ -365,8 +384,10 @@ async function btcSuite(chain) {
     await expectRevert(chain, client, VERIFY, proofOf({ txIndex: txIndex + 4096 }), 'TxIndexOutOfRange(uint256,uint256)');
     await expectRevert(chain, client, VERIFY, proofOf({ txIndex: txIndex + 1 }), 'MerkleRootMismatch(bytes32,bytes32)');
     await expectRevert(chain, client, VERIFY, proofOf({ cbPre: hex(rand32()) }), 'CoinbaseProofMismatch(bytes32,bytes32)');
-    await expectRevert(chain, client, VERIFY, proofOf({ headers: concat([block, after[1]]) }), 'BrokenHeaderChain(uint256)', word(1));
-    await expectRevert(chain, client, VERIFY, proofOf({ headers: concat([block, after[0]]) }), 'UnknownHeader(bytes32)');
+    // A compact record skipped: the rebuilt chain reaches an unknown hash.
+    await expectRevert(chain, client, VERIFY, proofOf({ headers: proofChain([block, ...after.slice(1)]) }), 'UnknownHeader(bytes32)');
+    await expectRevert(chain, client, VERIFY, proofOf({ headers: proofChain([block, after[0]]) }), 'UnknownHeader(bytes32)');
+    await expectRevert(chain, client, VERIFY, proofOf({ headers: concat([block, after[0]]) }), 'BadLength(uint256)');
   });
 
   await test('CVE-2017-12842: a forged leaf under a 64-byte tx fails the coinbase depth', async () => {
@@ -430,12 +451,12 @@ async function btcSuite(chain) {
     const receipt = await chain.send(c2, SUBMIT, [concat(hs.slice(0, 500))]);
     gas('BtcLightClient.submitHeaders x500 (largest batch)', receipt, 500);
     // The deepest block of the batch is provable with 500 headers up to the batch tip.
-    const ret = abi.words(await chain.call(c2, 'verifyHeaderChain(bytes)', [concat(hs.slice(0, 500))]));
+    const ret = abi.words(await chain.call(c2, 'verifyHeaderChain(bytes)', [proofChain(hs.slice(0, 500))]));
     eq(ret[0], hex(hs[0].hash), 'block hash');
     eq(big(ret[1]), 1n, 'height');
     eq(big(ret[2]), 500n, 'confirmations');
     // Intermediate headers are still not anchors (documented), and the 501st header extends the tip.
-    await expectRevert(chain, c2, 'verifyHeaderChain(bytes)', [concat(hs.slice(0, 10))], 'UnknownHeader(bytes32)');
+    await expectRevert(chain, c2, 'verifyHeaderChain(bytes)', [proofChain(hs.slice(0, 10))], 'UnknownHeader(bytes32)');
     await chain.send(c2, SUBMIT, [concat(hs.slice(500))]);
     eq((await bestOf(chain, c2)).height, 501, 'height 501');
   });
@@ -469,7 +490,7 @@ async function btcSuite(chain) {
     const info = abi.words(await chain.call(c3, 'headerInfo(bytes32)', [hex(fork[11].hash)]));
     eq(info[5], hex(a[9].hash), 'new tip links to T1');
     // A proof anchored at T1 works (it was refused with NotOnBestChain before).
-    const ret = abi.words(await chain.call(c3, 'verifyHeaderChain(bytes)', [concat(a.slice(5))]));
+    const ret = abi.words(await chain.call(c3, 'verifyHeaderChain(bytes)', [proofChain(a.slice(5))]));
     eq(big(ret[1]), 26n, 'height of a[5]');
     eq(big(ret[2]), 45n + 1n - 26n, 'confirmations');
   });
@@ -495,8 +516,8 @@ async function mainnetSuite(chain) {
   console.log('BtcLightClient (mainnet rules)');
   let client;
   await test('genesis checkpoint and real mainnet blocks 1-2', async () => {
-    client = await chain.deploy('BtcLightClient', ['bytes', 'uint256', 'uint256', 'uint8', 'uint256'],
-      ['0x' + GENESIS, 0, 0x100010001n, 0, btc.MAINNET_POW_LIMIT]);
+    client = await chain.deploy('BtcLightClient', CP_TYPES,
+      ['0x' + GENESIS, 0, 0x100010001n, 0, btc.MAINNET_POW_LIMIT, ...Array(11).fill(1231006505)]);
     eq(await chain.call(client, 'checkpointHash()'), '0x6fe28c0ab6f1b372c1a6a246ae63f74f931e8365e15a089c68d6190000000000', 'genesis hash');
     await chain.send(client, SUBMIT, ['0x' + BLOCK1 + BLOCK2]);
     eq(big(await chain.call(client, 'bestHeight()')), 2n, 'height 2');
@@ -505,8 +526,8 @@ async function mainnetSuite(chain) {
 
   await test('checkpoint must sit on a retarget boundary', async () => {
     try {
-      await chain.deploy('BtcLightClient', ['bytes', 'uint256', 'uint256', 'uint8', 'uint256'],
-        ['0x' + GENESIS, 5, 1, 0, btc.MAINNET_POW_LIMIT]);
+      await chain.deploy('BtcLightClient', CP_TYPES,
+        ['0x' + GENESIS, 5, 1, 0, btc.MAINNET_POW_LIMIT, ...Array(11).fill(1231006505)]);
       throw new Error('deployed');
     } catch (e) {
       expectError(e.data, 'CheckpointNotOnBoundary(uint256)');
@@ -538,8 +559,8 @@ async function mainnetSuite(chain) {
   await test('retarget at height 2016 is enforced (mined chain, wrapping arithmetic as Core)', async () => {
     // Mainnet rules with the regtest pow limit so that 2016 blocks can be mined in JS.
     const cp = btc.mine({ prev: rand32(), merkleRoot: rand32(), time: 1_700_000_000, bits: REGTEST_BITS });
-    const c2 = await chain.deploy('BtcLightClient', ['bytes', 'uint256', 'uint256', 'uint8', 'uint256'],
-      [hex(cp.header), 0, 2, 0, btc.REGTEST_POW_LIMIT]);
+    const c2 = await chain.deploy('BtcLightClient', CP_TYPES,
+      [hex(cp.header), 0, 2, 0, btc.REGTEST_POW_LIMIT, ...btc.checkpointTimes(1_700_000_000, 1)]);
     const chainHeaders = btc.mineChain({ hash: cp.hash, time: 1_700_000_000 }, 2015, REGTEST_BITS, { spacing: 1 });
     for (let i = 0; i < 2015; i += 500) {
       await chain.send(c2, SUBMIT, [concat(chainHeaders.slice(i, i + 500))]);
@@ -568,425 +589,12 @@ async function mainnetSuite(chain) {
 }
 
 // ------------------------------------------------------------------------------------
-// GOAT chain helpers
+// GoatHeaderStore, PaymentSettlement, AccessPass (contracts/test/settle.js)
 // ------------------------------------------------------------------------------------
 
-async function goatPaymentBlock(goat, token, { payerKey, payee, value, invoiceId, fillers = 40, position = 17, fail = false }) {
-  const payer = addressOf(payerKey);
-  const domain = await goat.call(token, 'DOMAIN_SEPARATOR()');
-  const structHash = keccakHex(abi.encode(['bytes32', 'address', 'address', 'uint256', 'uint256', 'uint256', 'bytes32'],
-    [keccakText(TWA), payer, payee, value, 0, 4_000_000_000, invoiceId]));
-  const { v, r, s } = signDigest(keccakHex('0x1901' + abi.strip0x(domain) + abi.strip0x(structHash)), payerKey);
-  await goat.rpc('evm_setAutomine', [false]);
-  const hashes = [];
-  const from = goat.accounts[0];
-  let nonce = Number(big(await goat.rpc('eth_getTransactionCount', [from, 'pending'])));
-  let ours;
-  for (let i = 0; i <= fillers; i++) {
-    if (i === position) {
-      // A failing payment: the signature does not match the value.
-      ours = await goat.rpc('eth_sendTransaction', [{ from, nonce: '0x' + (nonce++).toString(16), to: token, gas: '0x30000',
-        data: calldata('transferWithAuthorization(address,address,uint256,uint256,uint256,bytes32,uint8,bytes32,bytes32)',
-          [payer, payee, fail ? value + 1 : value, 0, 4_000_000_000, invoiceId, v, r, s]) }]);
-      hashes.push(ours);
-    }
-    if (i === fillers) break;
-    const to = goat.accounts[1 + (i % 5)];
-    hashes.push(await goat.rpc('eth_sendTransaction', [{ from, nonce: '0x' + (nonce++).toString(16), to, value: '0x1', gas: '0x5208' }]));
-  }
-  await goat.rpc('evm_mine', []);
-  await goat.rpc('evm_setAutomine', [true]);
-  const receipt = await goat.rpc('eth_getTransactionReceipt', [ours]);
-  assert(receipt && receipt.status === (fail ? '0x0' : '0x1'), 'payment mined');
-  const block = await goat.rpc('eth_getBlockByHash', [receipt.blockHash, false]);
-  const headerRlp = eth.encodeHeader(block);
-  eq(keccakHex(headerRlp), block.hash, 'header RLP reproduces the block hash');
-  const receipts = [];
-  for (const h of block.transactions) receipts.push(await goat.rpc('eth_getTransactionReceipt', [h]));
-  const entries = receipts.map((rc, i) => [eth.rlp(eth.quantity(i)), eth.encodeReceipt(rc)]);
-  const trie = new eth.Trie(entries);
-  eq(hex(trie.rootHash()), block.receiptsRoot, 'receipts trie root');
-  const index = Number(big(receipt.transactionIndex));
-  return {
-    block, headerRlp, index, receipt,
-    encodedReceipt: entries[index][1],
-    proof: trie.proof(entries[index][0]),
-    trie, entries,
-  };
-}
-
-function attest(digest, keys) {
-  return keys.map((k) => signDigest(digest, k).sig);
-}
-
-// ------------------------------------------------------------------------------------
-// GoatHeaderStore
-// ------------------------------------------------------------------------------------
-
-async function goatSuite(metis, goat) {
-  console.log('GoatHeaderStore');
-  const members = KEYS.slice(0, 5).map(addressOf);
-  const store = await metis.deploy('GoatHeaderStore', ['address[]', 'uint256', 'uint256'], [members, 3, 2345]);
-  const token = await goat.deploy('TestStablecoin', ['string', 'string', 'string'], ['USD Coin', 'USDC', '2']);
-  await goat.send(token, 'mint(address,uint256)', [addressOf(KEYS[6]), 100_000_000]);
-  const pay = await goatPaymentBlock(goat, token, { payerKey: KEYS[6], payee: goat.accounts[7], value: 1000, invoiceId: hex(rand32()) });
-  const number = Number(big(pay.block.number));
-  const SUB = 'submitHeader(bytes,bytes[])';
-
-  await test('3-of-5 attestation stores the receipts root (gas ~80k, floor ~70.4k)', async () => {
-    const digest = await metis.call(store, 'hashGoatHeader(uint256,bytes32)', [number, pay.block.hash]);
-    const expected = keccakHex('0x1901' + abi.strip0x(await metis.call(store, 'DOMAIN_SEPARATOR()')) + abi.strip0x(keccakHex(
-      abi.encode(['bytes32', 'uint256', 'uint256', 'bytes32'],
-        [keccakText('GoatHeader(uint256 chainId,uint256 number,bytes32 blockHash)'), 2345, number, pay.block.hash]))));
-    eq(digest, expected, 'EIP-712 digest');
-    const sigs = attest(digest, [KEYS[4], KEYS[0], KEYS[2]]);
-    await expectRevert(metis, store, SUB, [hex(pay.headerRlp), sigs.slice(0, 2)], 'TooFewAttestations(uint256,uint256)', word(2) + word(3));
-    await expectRevert(metis, store, SUB, [hex(pay.headerRlp), [sigs[0], sigs[1], sigs[0]]], 'DuplicateAttester(address)');
-    await expectRevert(metis, store, SUB, [hex(pay.headerRlp), [sigs[0], sigs[1], attest(digest, [KEYS[6]])[0]]],
-      'NotACommitteeMember(address)', word(big(addressOf(KEYS[6]))));
-    const N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
-    const s0 = signDigest(digest, KEYS[1]);
-    const high = s0.r + (N - big(s0.s)).toString(16).padStart(64, '0') + (s0.v === 27 ? '1c' : '1b');
-    await expectRevert(metis, store, SUB, [hex(pay.headerRlp), [sigs[0], sigs[1], high]], 'SignatureMalleable(uint256)', word(2));
-    const receipt = await metis.send(store, SUB, [hex(pay.headerRlp), sigs]);
-    const used = gas('GoatHeaderStore.submitHeader (3-of-5)', receipt);
-    // Floor for this API: 21000 + calldata (~11.3k for a ~650-byte header and three ABI-encoded
-    // signatures) + 22.1k (one fresh slot) + 9.3k (ecrecover) + 4.7k (committee) + 2.3k (event).
-    assert(used <= 82_000, `gas ${used}`);
-    eq(await metis.call(store, 'receiptsRoot(bytes32)', [pay.block.hash]), pay.block.receiptsRoot, 'root stored');
-    const info = abi.words(await metis.call(store, 'headerInfo(bytes)', [hex(pay.headerRlp)]));
-    eq(info[1], pay.block.parentHash, 'parent');
-    eq(big(info[3]), big(pay.block.number), 'number');
-    eq(big(info[4]), big(pay.block.timestamp), 'timestamp');
-    eq(big(info[5]), 1n, 'known');
-    await expectRevert(metis, store, SUB, [hex(pay.headerRlp), sigs], 'HeaderAlreadyKnown(bytes32)');
-    await expectRevert(metis, store, SUB, ['0x' + 'c0', sigs], 'MalformedHeader()');
-  });
-
-  await test('committee update signed by the current committee', async () => {
-    const newMembers = KEYS.slice(3, 8).map(addressOf);
-    const UPD = 'updateCommittee(address[],uint256,uint256,bytes[])';
-    const digest = await metis.call(store, 'hashCommitteeUpdate(address[],uint256,uint256)', [newMembers, 4, 0]);
-    await expectRevert(metis, store, UPD, [newMembers, 4, 1, attest(digest, KEYS.slice(0, 3))], 'BadCommitteeNonce(uint256,uint256)');
-    await expectRevert(metis, store, UPD, [newMembers, 4, 0, attest(digest, KEYS.slice(5, 8))], 'NotACommitteeMember(address)');
-    await expectRevert(metis, store, UPD, [[newMembers[0], newMembers[0]], 1, 0,
-      attest(await metis.call(store, 'hashCommitteeUpdate(address[],uint256,uint256)', [[newMembers[0], newMembers[0]], 1, 0]), KEYS.slice(0, 3))],
-    'DuplicateMember(address)');
-    await metis.send(store, UPD, [newMembers, 4, 0, attest(digest, KEYS.slice(0, 3))]);
-    const c = abi.words(await metis.call(store, 'committee()'));
-    eq(big(c[1]), 4n, 'threshold');
-    eq(big(c[2]), 1n, 'nonce');
-    eq(big(await metis.call(store, 'isCommitteeMember(address)', [members[0]])), 0n, 'old member out');
-    eq(big(await metis.call(store, 'isCommitteeMember(address)', [newMembers[4]])), 1n, 'new member in');
-    // Replay of the same update fails (nonce moved on).
-    await expectRevert(metis, store, UPD, [newMembers, 4, 0, attest(digest, KEYS.slice(0, 3))], 'BadCommitteeNonce(uint256,uint256)');
-  });
-}
-
-// ------------------------------------------------------------------------------------
-// PaymentSettlement
-// ------------------------------------------------------------------------------------
-
-const CREATE = 'createInvoice(bytes32,uint8,bytes,address,uint256,uint64,bytes32)';
-const INVOICE = 'invoice(bytes32)';
-/** keccak256(abi.encode(creator, salt)), as PaymentSettlement.invoiceIdFor. */
-const invoiceIdFor = (creator, salt) => keccakHex(abi.encode(['address', 'bytes32'], [creator, salt]));
-const SETTLE_BTC = 'settleBtc(bytes32,((bytes,uint256,bytes,bytes32,bytes,bytes),uint256))';
-const SETTLE_GOAT = 'settleGoat(bytes32,(bytes32,uint256,bytes,bytes[],uint256,uint256))';
-
-async function settleSuite(metis, goat) {
-  console.log('PaymentSettlement');
-  const { address: client, checkpoint } = await deployRegtestClient(metis, 1000);
-  const members = KEYS.slice(0, 5).map(addressOf);
-  const store = await metis.deploy('GoatHeaderStore', ['address[]', 'uint256', 'uint256'], [members, 3, 2345]);
-  const settlement = await metis.deploy('PaymentSettlement', ['address', 'uint256', 'uint256'], [client, store, 6]);
-  const now = Number(big((await metis.rpc('eth_getBlockByNumber', ['latest', false])).timestamp));
-  const expiry = now + 3600;
-  // Invoice ids are derived from (creator, salt); the creator is accounts[0] unless stated.
-  const salts = new Map();
-  const newId = (creator = metis.accounts[0]) => {
-    const salt = hex(rand32());
-    const id = invoiceIdFor(creator, salt);
-    salts.set(id, salt);
-    return id;
-  };
-  const saltOf = (id) => salts.get(id);
-
-  // Bitcoin chain: 50 headers, then the payment block + 5 confirmations as one batch.
-  let tip = checkpoint;
-  const base = btc.mineChain(tip, 50, REGTEST_BITS);
-  await metis.send(client, SUBMIT, [concat(base)]);
-  tip = base[49];
-
-  const payeeScript = Buffer.from('0014' + '33'.repeat(20), 'hex');
-  const btcInvoice = newId();
-  const rawTx = paymentTx(payeeScript, 50_000, btcInvoice);
-  const blk = buildBlock(rawTx, 1500, 3000, 1051);
-  const block = btc.mine({ prev: tip.hash, merkleRoot: blk.merkleRoot, time: tip.time + 600, bits: REGTEST_BITS });
-  block.time = tip.time + 600;
-  const conf = btc.mineChain(block, 5, REGTEST_BITS, { salt: 1 });
-  await metis.send(client, SUBMIT, [concat([block, ...conf])]);
-  const btcProof = (over = {}) => {
-    const p = { rawTx: hex(rawTx), txIndex: 1500, branch: hex(blk.branch), cbPre: hex(blk.coinbasePreimage),
-      cbBranch: hex(blk.coinbaseBranch), headers: concat([block, ...conf]), vout: 0, ...over };
-    return [[p.rawTx, p.txIndex, p.branch, p.cbPre, p.cbBranch, p.headers], p.vout];
-  };
-
-  await test('createInvoice validation', async () => {
-    await expectRevert(metis, settlement, CREATE, [saltOf(btcInvoice), 2, hex(payeeScript), '0x' + '00'.repeat(20), 1, expiry, '0x' + '00'.repeat(32)], 'InvalidRail(uint8)');
-    await expectRevert(metis, settlement, CREATE, [saltOf(btcInvoice), 0, '0x', '0x' + '00'.repeat(20), 1, expiry, '0x' + '00'.repeat(32)], 'InvalidPayee()');
-    await expectRevert(metis, settlement, CREATE, [saltOf(btcInvoice), 0, hex(payeeScript), metis.accounts[1], 1, expiry, '0x' + '00'.repeat(32)], 'InvalidAsset(address)');
-    await expectRevert(metis, settlement, CREATE, [saltOf(btcInvoice), 0, hex(payeeScript), '0x' + '00'.repeat(20), 0, expiry, '0x' + '00'.repeat(32)], 'ZeroAmount()');
-    await expectRevert(metis, settlement, CREATE, [saltOf(btcInvoice), 0, hex(payeeScript), '0x' + '00'.repeat(20), 1, now - 10, '0x' + '00'.repeat(32)], 'InvalidExpiry(uint64,uint256)');
-    await expectRevert(metis, settlement, CREATE, [saltOf(btcInvoice), 1, '0x' + '11'.repeat(21), metis.accounts[1], 1, expiry, '0x' + '00'.repeat(32)], 'InvalidPayee()');
-    const receipt = await metis.send(settlement, CREATE, [saltOf(btcInvoice), 0, hex(payeeScript), '0x' + '00'.repeat(20), 50_000, expiry, hex(rand32())]);
-    gas('PaymentSettlement.createInvoice (BTC, P2WPKH)', receipt);
-    await expectRevert(metis, settlement, CREATE, [saltOf(btcInvoice), 0, hex(payeeScript), '0x' + '00'.repeat(20), 1, expiry, '0x' + '00'.repeat(32)], 'InvoiceExists(bytes32)');
-  });
-
-  await test('settleBtc rejections', async () => {
-    await expectRevert(metis, settlement, SETTLE_BTC, [hex(rand32()), btcProof()], 'UnknownInvoice(bytes32)');
-    await expectRevert(metis, settlement, SETTLE_BTC, [btcInvoice, btcProof({ vout: 1 })], 'WrongPayee()');
-    await expectRevert(metis, settlement, SETTLE_BTC, [btcInvoice, btcProof({ vout: 3 })], 'NoPaymentOutput(uint256,uint256)', word(3) + word(3));
-    // Light-client errors bubble up.
-    await expectRevert(metis, settlement, SETTLE_BTC, [btcInvoice, btcProof({ headers: concat([block, ...conf.slice(0, 4)]) })], 'UnknownHeader(bytes32)');
-    // An invoice the transaction does not name.
-    const greedy = newId();
-    await metis.send(settlement, CREATE, [saltOf(greedy), 0, hex(payeeScript), '0x' + '00'.repeat(20), 50_001, expiry, hex(rand32())]);
-    await expectRevert(metis, settlement, SETTLE_BTC, [greedy, btcProof()], 'WrongInvoiceId(bytes32,bytes32)');
-    // Not enough confirmations: a fresh block with 2 headers on top.
-    const other = newId();
-    await metis.send(settlement, CREATE, [saltOf(other), 0, hex(payeeScript), '0x' + '00'.repeat(20), 1, expiry, hex(rand32())]);
-    const tx2 = paymentTx(payeeScript, 10, other, { opReturn: false });
-    const b2 = buildBlock(tx2, 3, 7, 1057);
-    const last = conf[4];
-    const h2 = btc.mine({ prev: last.hash, merkleRoot: b2.merkleRoot, time: last.time + 600, bits: REGTEST_BITS });
-    h2.time = last.time + 600;
-    const c2 = btc.mineChain(h2, 5, REGTEST_BITS, { salt: 2 });
-    await metis.send(client, SUBMIT, [concat([h2, c2[0]])]);
-    const p2 = [[hex(tx2), 3, hex(b2.branch), hex(b2.coinbasePreimage), hex(b2.coinbaseBranch), concat([h2, c2[0]])], 0];
-    await expectRevert(metis, settlement, SETTLE_BTC, [other, p2], 'InsufficientConfirmations(bytes32,uint256,uint256)');
-    await metis.send(client, SUBMIT, [concat(c2.slice(1))]);
-    await expectRevert(metis, settlement, SETTLE_BTC, [other, p2], 'MissingOpReturn()');
-    await expectRevert(metis, settlement, SETTLE_BTC, [other, [btcProof()[0], 2]], 'WrongPayee()');
-  });
-
-  await test('settleBtc settles exactly once (anchor below the tip)', async () => {
-    const receipt = await metis.send(settlement, SETTLE_BTC, [btcInvoice, btcProof()]);
-    gas('PaymentSettlement.settleBtc (3000-tx block, 6 headers, anchor below tip)', receipt);
-    eq(big(await metis.call(settlement, 'isSettled(bytes32)', [btcInvoice])), 1n, 'settled');
-    const ev = receipt.logs.find((l) => l.topics[0] === keccakText('InvoiceSettled(bytes32,bytes,uint8,bytes32,uint256,uint256)'));
-    assert(ev && ev.topics[1] === btcInvoice, 'InvoiceSettled');
-    await expectRevert(metis, settlement, SETTLE_BTC, [btcInvoice, btcProof()], 'AlreadySettled(bytes32)');
-  });
-
-  await test('settleBtc in the relayer flow: block + 5 headers submitted, proof to the tip (gas <= 90k)', async () => {
-    const id = newId();
-    await metis.send(settlement, CREATE, [saltOf(id), 0, hex(payeeScript), '0x' + '00'.repeat(20), 50_000, expiry, hex(rand32())]);
-    const tx = paymentTx(payeeScript, 50_000, id);
-    const bb = buildBlock(tx, 1500, 3000, 0);
-    const bt = await bestOf(metis, client);
-    const hb = btc.mine({ prev: Buffer.from(abi.strip0x(bt.hash), 'hex'), merkleRoot: bb.merkleRoot, time: 1_700_000_000 + 600 * 85, bits: REGTEST_BITS });
-    hb.time = 1_700_000_000 + 600 * 85;
-    const cs = btc.mineChain(hb, 5, REGTEST_BITS, { salt: 12 });
-    await metis.send(client, SUBMIT, [concat([hb, ...cs])]);
-    const p = [[hex(tx), 1500, hex(bb.branch), hex(bb.coinbasePreimage), hex(bb.coinbaseBranch), concat([hb, ...cs])], 0];
-    const receipt = await metis.send(settlement, SETTLE_BTC, [id, p]);
-    const used = gas('PaymentSettlement.settleBtc (3000-tx block, 6 headers to the tip)', receipt);
-    assert(used <= 90_000, `settleBtc gas ${used}`);
-  });
-
-  await test('a Bitcoin payment names one invoice: the first OP_RETURN <32 bytes>', async () => {
-    // A tx with two OP_RETURN ids (b first, then a) and one paying output: only b can settle.
-    const a = newId();
-    const b = newId();
-    for (const id of [a, b]) await metis.send(settlement, CREATE, [saltOf(id), 0, hex(payeeScript), '0x' + '00'.repeat(20), 100, expiry, hex(rand32())]);
-    const tx = paymentTx(payeeScript, 100, a, { extraOpReturn: Buffer.from(abi.strip0x(b), 'hex') });
-    const bb = buildBlock(tx, 1, 2, 1063);
-    const bt = await bestOf(metis, client);
-    const prev = Buffer.from(abi.strip0x(bt.hash), 'hex');
-    const hb = btc.mine({ prev, merkleRoot: bb.merkleRoot, time: 1_700_000_000 + 600 * 80, bits: REGTEST_BITS });
-    hb.time = 1_700_000_000 + 600 * 80;
-    const cs = btc.mineChain(hb, 5, REGTEST_BITS, { salt: 8 });
-    await metis.send(client, SUBMIT, [concat([hb, ...cs])]);
-    const p = [[hex(tx), 1, hex(bb.branch), hex(bb.coinbasePreimage), hex(bb.coinbaseBranch), concat([hb, ...cs])], 0];
-    await expectRevert(metis, settlement, SETTLE_BTC, [a, p], 'WrongInvoiceId(bytes32,bytes32)', abi.strip0x(a) + abi.strip0x(b));
-    await metis.send(settlement, SETTLE_BTC, [b, p]);
-    await expectRevert(metis, settlement, SETTLE_BTC, [b, p], 'AlreadySettled(bytes32)');
-    await expectRevert(metis, settlement, SETTLE_BTC, [a, p], 'WrongInvoiceId(bytes32,bytes32)');
-  });
-
-  await test('settleBtc with the payment block stored (1-header proof)', async () => {
-    const id = newId();
-    await metis.send(settlement, CREATE, [saltOf(id), 0, hex(payeeScript), '0x' + '00'.repeat(20), 50_000, expiry, hex(rand32())]);
-    const tx = paymentTx(payeeScript, 50_000, id);
-    const bb = buildBlock(tx, 2900, 3000, 0);
-    const bt = await bestOf(metis, client);
-    const hb = btc.mine({ prev: Buffer.from(abi.strip0x(bt.hash), 'hex'), merkleRoot: bb.merkleRoot, time: 1_700_000_000 + 600 * 90, bits: REGTEST_BITS });
-    hb.time = 1_700_000_000 + 600 * 90;
-    await metis.send(client, SUBMIT, [hex(hb.header)]);
-    await metis.send(client, SUBMIT, [concat(btc.mineChain(hb, 5, REGTEST_BITS, { salt: 9 }))]);
-    const p = [[hex(tx), 2900, hex(bb.branch), hex(bb.coinbasePreimage), hex(bb.coinbaseBranch), hex(hb.header)], 0];
-    const receipt = await metis.send(settlement, SETTLE_BTC, [id, p]);
-    gas('PaymentSettlement.settleBtc (3000-tx block, 1-header proof, block stored below tip)', receipt);
-  });
-
-  await test('invoice ids are derived from (creator, salt): no squatting', async () => {
-    // Review finding 1: an attacker used to create the id a service was about to use (amount 1),
-    // settle it for 1 sat, and make the service's createInvoice revert while isSettled(id) held.
-    const [service, attacker] = metis.accounts;
-    const salt = hex(rand32());
-    const id = invoiceIdFor(service, salt);
-    eq(await metis.call(settlement, 'invoiceIdFor(address,bytes32)', [service, salt]), id, 'invoiceIdFor');
-    // The attacker front-runs with the service's salt (and, as before the fix, with the id itself).
-    const zero20 = '0x' + '00'.repeat(20);
-    for (const s of [salt, id]) await metis.send(settlement, CREATE, [s, 0, hex(payeeScript), zero20, 1, expiry, '0x' + '00'.repeat(32)], attacker);
-    const squat = invoiceIdFor(attacker, salt);
-    assert(squat !== id, 'different id');
-    // The attacker settles its own 1-sat invoice.
-    const tx = paymentTx(payeeScript, 1, squat);
-    const bb = buildBlock(tx, 1, 2, 0);
-    const bt = await bestOf(metis, client);
-    const hb = btc.mine({ prev: Buffer.from(abi.strip0x(bt.hash), 'hex'), merkleRoot: bb.merkleRoot, time: 1_700_000_000 + 600 * 95, bits: REGTEST_BITS });
-    hb.time = 1_700_000_000 + 600 * 95;
-    const cs = btc.mineChain(hb, 5, REGTEST_BITS, { salt: 40 });
-    await metis.send(client, SUBMIT, [concat([hb, ...cs])]);
-    const p = [[hex(tx), 1, hex(bb.branch), hex(bb.coinbasePreimage), hex(bb.coinbaseBranch), concat([hb, ...cs])], 0];
-    await metis.send(settlement, SETTLE_BTC, [squat, p], attacker);
-    eq(big(await metis.call(settlement, 'isSettled(bytes32)', [squat])), 1n, 'squat settled');
-    eq(big(await metis.call(settlement, 'isSettled(bytes32)', [id])), 0n, 'service id untouched');
-    // The service's own creation succeeds and returns the derived id.
-    const args = [salt, 0, hex(payeeScript), zero20, 100_000, expiry, hex(rand32())];
-    eq(await metis.call(settlement, CREATE, args, service), id, 'returned id');
-    const receipt = await metis.send(settlement, CREATE, args, service);
-    const ev = receipt.logs.find((l) => l.topics[0] === keccakText('InvoiceCreated(bytes32,uint8,address,bytes,address,uint256,uint64,bytes32)'));
-    assert(ev, 'InvoiceCreated');
-    eq(ev.topics[1], id, 'event id');
-    eq(ev.topics[3], '0x' + word(big(service)), 'event creator (indexed)');
-    const inv = abi.words(await metis.call(settlement, INVOICE, [id]));
-    // Invoice tuple (offset-prefixed): rail, status, creator, payee offset, asset, amount, expiry, serviceId.
-    eq(big(inv[1]), 0n, 'rail');
-    eq(big(inv[2]), 1n, 'status Open');
-    eq(big(inv[3]), big(service), 'creator');
-    eq(big(inv[6]), 100_000n, 'amount');
-    eq(big(abi.words(await metis.call(settlement, INVOICE, [squat]))[3]), big(attacker), 'squat creator');
-    // The 1-sat payment names the attacker's id, not the service's; the salt cannot be reused.
-    await expectRevert(metis, settlement, SETTLE_BTC, [id, p], 'WrongInvoiceId(bytes32,bytes32)', abi.strip0x(id) + abi.strip0x(squat));
-    await expectRevert(metis, settlement, CREATE, args, 'InvoiceExists(bytes32)', abi.strip0x(id));
-  });
-
-  await test('truncated transactions revert with MalformedTx, not an arithmetic panic', async () => {
-    // Review finding 4: `p - start` underflowed (Panic 0x11) when a CompactSize did not fit.
-    const id = newId();
-    await metis.send(settlement, CREATE, [saltOf(id), 0, hex(payeeScript), '0x' + '00'.repeat(20), 1, expiry, hex(rand32())]);
-    const short = Buffer.from('020000', 'hex'); // ends inside the version: input count missing
-    const noScriptLen = Buffer.concat([Buffer.from('0200000001', 'hex'), rand32(), Buffer.from('01000000', 'hex')]); // ends after the outpoint
-    const bigVarint = Buffer.concat([Buffer.from('02000000fd01', 'hex')]); // 0xfd count cut short
-    const cb = btc.coinbaseTx(0, 'm');
-    const txs = [short, noScriptLen, bigVarint];
-    const txids = [btc.dsha256(cb), ...txs.map(btc.dsha256), rand32()];
-    const bt = await bestOf(metis, client);
-    const hb = btc.mine({ prev: Buffer.from(abi.strip0x(bt.hash), 'hex'), merkleRoot: btc.merkleRoot(txids), time: 1_700_000_000 + 600 * 101, bits: REGTEST_BITS });
-    hb.time = 1_700_000_000 + 600 * 101;
-    const cs = btc.mineChain(hb, 5, REGTEST_BITS, { salt: 41 });
-    await metis.send(client, SUBMIT, [concat([hb, ...cs])]);
-    const expected = [3, 41, 4];
-    for (let i = 0; i < txs.length; i++) {
-      const p = [[hex(txs[i]), i + 1, hex(btc.merkleBranch(txids, i + 1)), hex(btc.sha256(cb)), hex(btc.merkleBranch(txids, 0)), concat([hb, ...cs])], 0];
-      await expectRevert(metis, settlement, SETTLE_BTC, [id, p], 'MalformedTx(uint256)', word(expected[i]));
-    }
-  });
-
-  await test('expired invoices do not settle', async () => {
-    const id = newId();
-    const t = Number(big((await metis.rpc('eth_getBlockByNumber', ['latest', false])).timestamp));
-    await metis.send(settlement, CREATE, [saltOf(id), 0, hex(payeeScript), '0x' + '00'.repeat(20), 1, t + 5, hex(rand32())]);
-    await metis.rpc('evm_increaseTime', [100]);
-    await metis.rpc('evm_mine', []);
-    await expectRevert(metis, settlement, SETTLE_BTC, [id, btcProof()], 'InvoiceExpired(bytes32,uint64,uint256)');
-  });
-
-  // ---- GOAT ----
-  const token = await goat.deploy('TestStablecoin', ['string', 'string', 'string'], ['USD Coin', 'USDC', '2']);
-  const fake = await goat.deploy('TestStablecoin', ['string', 'string', 'string'], ['USD Coin', 'USDC', '2']);
-  const payerKey = KEYS[6];
-  await goat.send(token, 'mint(address,uint256)', [addressOf(payerKey), 100_000_000]);
-  await goat.send(fake, 'mint(address,uint256)', [addressOf(payerKey), 100_000_000]);
-  const merchant = goat.accounts[8];
-  const now2 = Number(big((await metis.rpc('eth_getBlockByNumber', ['latest', false])).timestamp));
-  const goatInvoice = newId();
-  await metis.send(settlement, CREATE, [saltOf(goatInvoice), 1, merchant, token, 1_000_000, now2 + 3600, hex(rand32())]);
-  const pay = await goatPaymentBlock(goat, token, { payerKey, payee: merchant, value: 1_000_000, invoiceId: goatInvoice, fillers: 60, position: 25 });
-  const goatProof = (over = {}) => {
-    const p = { blockHash: pay.block.hash, txIndex: pay.index, receipt: hex(pay.encodedReceipt), proof: pay.proof.map(hex), a: 0, t: 1, ...over };
-    return [p.blockHash, p.txIndex, p.receipt, p.proof, p.a, p.t];
-  };
-
-  await test('settleGoat rejections', async () => {
-    await expectRevert(metis, settlement, SETTLE_GOAT, [goatInvoice, goatProof()], 'UnknownGoatHeader(bytes32)');
-    const digest = await metis.call(store, 'hashGoatHeader(uint256,bytes32)', [Number(big(pay.block.number)), pay.block.hash]);
-    const r = await metis.send(store, 'submitHeader(bytes,bytes[])', [hex(pay.headerRlp), attest(digest, [KEYS[1], KEYS[3], KEYS[4]])]);
-    gas('GoatHeaderStore.submitHeader (3-of-5, 60-tx block)', r);
-    await expectRevert(metis, settlement, SETTLE_GOAT, [btcInvoice, goatProof()], 'AlreadySettled(bytes32)');
-    await expectRevert(metis, settlement, SETTLE_GOAT, [goatInvoice, goatProof({ a: 1, t: 0 })], 'LogsNotAdjacent(uint256,uint256)', word(1) + word(0));
-    await expectRevert(metis, settlement, SETTLE_GOAT, [goatInvoice, goatProof({ a: 0, t: 2 })], 'LogsNotAdjacent(uint256,uint256)');
-    await expectRevert(metis, settlement, SETTLE_GOAT, [goatInvoice, goatProof({ a: 1, t: 2 })], 'LogNotFound(uint256)', word(2));
-    await expectRevert(metis, settlement, SETTLE_GOAT, [goatInvoice, goatProof({ txIndex: pay.index + 1 })], 'MptNodeHashMismatch(uint256)');
-    await expectRevert(metis, settlement, SETTLE_GOAT, [goatInvoice, goatProof({ receipt: hex(pay.encodedReceipt.subarray(1)) })], 'ReceiptMismatch()');
-    await expectRevert(metis, settlement, SETTLE_GOAT, [goatInvoice, goatProof({ proof: pay.proof.slice(0, -1).map(hex) })], 'MptMissingNode(uint256)');
-    await expectRevert(metis, settlement, SETTLE_GOAT, [goatInvoice, goatProof({ proof: [...pay.proof, pay.proof[0]].map(hex) })], 'MptUnusedNodes(uint256,uint256)');
-    const tampered = Buffer.from(pay.proof[pay.proof.length - 1]);
-    tampered[tampered.length - 1] ^= 1;
-    await expectRevert(metis, settlement, SETTLE_GOAT, [goatInvoice, goatProof({ proof: [...pay.proof.slice(0, -1).map(hex), hex(tampered)] })], 'MptNodeHashMismatch(uint256)');
-    const other = newId();
-    await metis.send(settlement, CREATE, [saltOf(other), 1, merchant, token, 1_000_000, now2 + 3600, hex(rand32())]);
-    await expectRevert(metis, settlement, SETTLE_GOAT, [other, goatProof()], 'WrongInvoiceId(bytes32,bytes32)');
-    const lookalike = newId();
-    await metis.send(settlement, CREATE, [saltOf(lookalike), 1, merchant, fake, 1_000_000, now2 + 3600, hex(rand32())]);
-    await expectRevert(metis, settlement, SETTLE_GOAT, [lookalike, goatProof()], 'WrongToken(address,address)');
-  });
-
-  await test('settleGoat settles exactly once (gas <= 130k)', async () => {
-    const receipt = await metis.send(settlement, SETTLE_GOAT, [goatInvoice, goatProof()]);
-    const used = gas(`PaymentSettlement.settleGoat (60-tx block, ${pay.proof.length} trie nodes)`, receipt);
-    eq(big(await metis.call(settlement, 'isSettled(bytes32)', [goatInvoice])), 1n, 'settled');
-    await expectRevert(metis, settlement, SETTLE_GOAT, [goatInvoice, goatProof()], 'AlreadySettled(bytes32)');
-    assert(used <= 130_000, `settleGoat gas ${used}`);
-  });
-
-  await test('settleGoat: small amount, wrong payee, failed transaction', async () => {
-    const submit = async (p) => {
-      const digest = await metis.call(store, 'hashGoatHeader(uint256,bytes32)', [Number(big(p.block.number)), p.block.hash]);
-      await metis.send(store, 'submitHeader(bytes,bytes[])', [hex(p.headerRlp), attest(digest, [KEYS[0], KEYS[1], KEYS[2]])]);
-      return [p.block.hash, p.index, hex(p.encodedReceipt), p.proof.map(hex), 0, 1];
-    };
-    const id1 = newId();
-    await metis.send(settlement, CREATE, [saltOf(id1), 1, merchant, token, 2_000_000, now2 + 3600, hex(rand32())]);
-    const p1 = await submit(await goatPaymentBlock(goat, token, { payerKey, payee: merchant, value: 1_999_999, invoiceId: id1, fillers: 3, position: 1 }));
-    await expectRevert(metis, settlement, SETTLE_GOAT, [id1, p1], 'AmountTooLow(uint256,uint256)', word(1_999_999) + word(2_000_000));
-    const id2 = newId();
-    await metis.send(settlement, CREATE, [saltOf(id2), 1, goat.accounts[9], token, 5, now2 + 3600, hex(rand32())]);
-    const p2 = await submit(await goatPaymentBlock(goat, token, { payerKey, payee: merchant, value: 5, invoiceId: id2, fillers: 2, position: 2 }));
-    await expectRevert(metis, settlement, SETTLE_GOAT, [id2, p2], 'WrongPayee()');
-    const id3 = newId();
-    await metis.send(settlement, CREATE, [saltOf(id3), 1, merchant, token, 5, now2 + 3600, hex(rand32())]);
-    const p3 = await submit(await goatPaymentBlock(goat, token, { payerKey, payee: merchant, value: 5, invoiceId: id3, fillers: 2, position: 0, fail: true }));
-    await expectRevert(metis, settlement, SETTLE_GOAT, [id3, p3], 'ReceiptFailed(uint256)', word(0));
-    await expectRevert(metis, settlement, SETTLE_BTC, [id3, btcProof()], 'WrongRail(uint8,uint8)', word(0) + word(1));
-  });
-
-  await test('settleGoat with a single-transaction block and a 130-transaction block', async () => {
-    for (const [fillers, position] of [[1, 0], [130, 129]]) {
-      const id = newId();
-      await metis.send(settlement, CREATE, [saltOf(id), 1, merchant, token, 10, now2 + 3600, hex(rand32())]);
-      const p = await goatPaymentBlock(goat, token, { payerKey, payee: merchant, value: 10, invoiceId: id, fillers, position });
-      const digest = await metis.call(store, 'hashGoatHeader(uint256,bytes32)', [Number(big(p.block.number)), p.block.hash]);
-      await metis.send(store, 'submitHeader(bytes,bytes[])', [hex(p.headerRlp), attest(digest, [KEYS[0], KEYS[1], KEYS[2]])]);
-      const receipt = await metis.send(settlement, SETTLE_GOAT, [id, [p.block.hash, p.index, hex(p.encodedReceipt), p.proof.map(hex), 0, 1]]);
-      gas(`PaymentSettlement.settleGoat (${p.block.transactions.length}-tx block, index ${p.index}, ${p.proof.length} nodes)`, receipt);
-    }
-  });
-}
+const { goatSuite, settleSuite } = require('./settle')({
+  test, assert, eq, expectRevert, expectError, gas, deployRegtestClient, REGTEST_BITS, SUBMIT,
+});
 
 // ------------------------------------------------------------------------------------
 
@@ -1000,6 +608,7 @@ async function main() {
     if (want('token')) await tokenSuite(metis);
     if (want('btc')) await btcSuite(metis);
     if (want('mainnet')) await mainnetSuite(metis);
+    if (want('rules')) await require('./btc_rules').run(metis, { test, gas, expectRevert, expectError, eq, assert });
     if (want('goat') || want('settle')) goat = await Chain.start({ chainId: 2345, hardfork: 'prague' });
     if (want('goat')) await goatSuite(metis, goat);
     if (want('settle')) await settleSuite(metis, goat);

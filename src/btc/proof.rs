@@ -442,11 +442,11 @@ impl VerifiedBtcProof {
 /// A payment found in a verified transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BtcPayment {
-    /// The replay key: `(txid, vout)` of the paying output.
+    /// The transaction.
     pub txid: Txid,
-    /// The paying output's index.
+    /// The first output paying the script.
     pub vout: u32,
-    /// Its value in satoshis.
+    /// The sum of every output paying the script, in satoshis.
     pub amount: u64,
 }
 
@@ -457,54 +457,60 @@ pub enum PaymentError {
     #[error("no output pays the invoice's script {0}")]
     NoOutputToScript(String),
     /// Outputs pay the script, but less than the amount.
-    #[error("outputs to the invoice's script pay {paid} sat at most, the invoice asks {required}")]
+    #[error("outputs to the invoice's script pay {paid} sat in all, the invoice asks {required}")]
     AmountTooLow {
-        /// Largest single output to the script.
+        /// Sum of the outputs to the script.
         paid: u64,
         /// Required amount.
         required: u64,
     },
-    /// No OP_RETURN output carries the invoice id.
-    #[error("no OP_RETURN output carries the invoice id {0}")]
+    /// The transaction's first `OP_RETURN <32 bytes>` output is missing or
+    /// carries another reference.
+    #[error("the first OP_RETURN <32 bytes> output does not carry the invoice reference {0}")]
     MissingInvoiceId(String),
 }
 
-/// The invoice-matching rule shared by the CLI, the daemon and the tests.
+/// The reference a transaction names: the payload of its first
+/// `OP_RETURN <32 bytes>` output (`6a 20 <32 bytes>`), as PaymentSettlement reads it.
+pub fn named_reference(tx: &Transaction) -> Option<[u8; 32]> {
+    tx.output.iter().find_map(|o| {
+        let b = o.script_pubkey.as_bytes();
+        (b.len() == 34 && b[0] == 0x6a && b[1] == 0x20)
+            .then(|| b[2..].try_into().expect("32 bytes"))
+    })
+}
+
+/// The invoice-matching rule shared by the CLI, the daemon and the tests, as
+/// PaymentSettlement applies it: the first `OP_RETURN <32 bytes>` output
+/// names `reference`, and the outputs paying `script` add up to at least
+/// `min_amount` satoshis (a payment may be split over several outputs).
 pub fn find_payment(
     tx: &Transaction,
     script: &ScriptBuf,
     min_amount: u64,
-    invoice_id: &[u8; 32],
+    reference: &[u8; 32],
 ) -> Result<BtcPayment, PaymentError> {
-    let carries_id = tx.output.iter().any(|o| {
-        o.script_pubkey.is_op_return()
-            && o.script_pubkey
-                .instructions()
-                .skip(1)
-                .any(|ins| matches!(ins, Ok(bitcoin::script::Instruction::PushBytes(p)) if p.as_bytes() == invoice_id))
-    });
-    if !carries_id {
-        return Err(PaymentError::MissingInvoiceId(hex::encode(invoice_id)));
+    if named_reference(tx).as_ref() != Some(reference) {
+        return Err(PaymentError::MissingInvoiceId(hex::encode(reference)));
     }
-    let mut best: Option<(u32, u64)> = None;
+    let mut first: Option<u32> = None;
+    let mut paid: u64 = 0;
     for (vout, o) in tx.output.iter().enumerate() {
         if &o.script_pubkey == script {
-            let v = o.value.to_sat();
-            if best.is_none_or(|(_, b)| v > b) {
-                best = Some((vout as u32, v));
-            }
+            first.get_or_insert(vout as u32);
+            paid = paid.saturating_add(o.value.to_sat());
         }
     }
-    match best {
+    match first {
         None => Err(PaymentError::NoOutputToScript(script.to_hex_string())),
-        Some((_, paid)) if paid < min_amount => Err(PaymentError::AmountTooLow {
+        Some(_) if paid < min_amount => Err(PaymentError::AmountTooLow {
             paid,
             required: min_amount,
         }),
-        Some((vout, amount)) => Ok(BtcPayment {
+        Some(vout) => Ok(BtcPayment {
             txid: tx.compute_txid(),
             vout,
-            amount,
+            amount: paid,
         }),
     }
 }
@@ -900,6 +906,20 @@ mod tests {
             find_payment(&t, &script, 1, &[0xac; 32]),
             Err(PaymentError::MissingInvoiceId(_))
         ));
+        // A split payment adds up; only the FIRST OP_RETURN <32 bytes> names the reference.
+        t.output.push(TxOut {
+            value: Amount::from_sat(3000),
+            script_pubkey: script.clone(),
+        });
+        let p = find_payment(&t, &script, 8000, &id).unwrap();
+        assert_eq!((p.vout, p.amount), (0, 8000));
+        let later = bitcoin::script::PushBytesBuf::try_from(vec![0xcd; 32]).unwrap();
+        t.output.push(TxOut {
+            value: Amount::ZERO,
+            script_pubkey: ScriptBuf::new_op_return(later),
+        });
+        assert_eq!(named_reference(&t), Some(id));
+        assert!(find_payment(&t, &script, 1, &[0xcd; 32]).is_err());
     }
 
     proptest! {

@@ -1,21 +1,26 @@
 //! The daemon's HTTP face (axum): `/healthz` (alive), `/readyz` (every
-//! source reachable and caught up, signer funded), `/status` (JSON) and
-//! `/metrics` (Prometheus). It only reads what the tasks report.
+//! source reachable and caught up, signer funded), `/status` (JSON),
+//! `/metrics` (Prometheus), `POST /invoices` (a merchant hands in signed
+//! terms) and `GET /invoices/{id}` (where an invoice is).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use super::intake::{take_signed, Taken};
 use super::records::Stage;
 use super::Ctx;
+use crate::error::Classify;
+use crate::metis::invoice::SignedInvoice;
+use crate::metis::settle::SettleError;
 
 #[derive(Clone)]
 struct Web {
@@ -35,6 +40,8 @@ pub async fn serve(
         .route("/readyz", get(readyz))
         .route("/status", get(status))
         .route("/metrics", get(prometheus))
+        .route("/invoices", post(submit_invoice))
+        .route("/invoices/{id}", get(invoice))
         .with_state(Web { ctx, metrics });
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move { cancel.cancelled().await })
@@ -111,6 +118,61 @@ async fn status(State(w): State<Web>) -> Response {
         "outbox": {"by_state": outbox_counts, "open": outbox_open},
     });
     Json(body).into_response()
+}
+
+/// `POST /invoices` with a [`SignedInvoice`] (JSON): 201 when the daemon now
+/// watches for its payment, 200 when it knew it, 400 with the reason when
+/// the terms or the signature are refused, 409 when it is already settled or
+/// known with other terms.
+async fn submit_invoice(State(w): State<Web>, body: axum::body::Bytes) -> Response {
+    let invoice: SignedInvoice = match serde_json::from_slice(&body) {
+        Ok(i) => i,
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": format!("body: {e}")})),
+            )
+                .into_response()
+        }
+    };
+    let id = invoice.id();
+    match take_signed(&w.ctx, invoice).await {
+        Ok(Taken::New) => (
+            StatusCode::CREATED,
+            Json(json!({"id": id, "status": "watching"})),
+        )
+            .into_response(),
+        Ok(Taken::Known) => {
+            (StatusCode::OK, Json(json!({"id": id, "status": "known"}))).into_response()
+        }
+        Err(e @ (SettleError::AlreadySettled(_) | SettleError::Conflict(_))) => (
+            StatusCode::CONFLICT,
+            Json(json!({"id": id, "error": e.to_string()})),
+        )
+            .into_response(),
+        Err(e) if e.class() == crate::error::ErrorClass::Transient => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"id": id, "error": e.to_string()})),
+        )
+            .into_response(),
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"id": id, "error": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /invoices/{id}`: the daemon's record (stage, payment, settlement).
+async fn invoice(State(w): State<Web>, Path(id): Path<String>) -> Response {
+    let Ok(id) = id.parse::<alloy::primitives::B256>() else {
+        return (StatusCode::BAD_REQUEST, "not a 32-byte hex id\n").into_response();
+    };
+    match w.ctx.records.invoice(&id) {
+        Ok(Some(r)) => Json(r).into_response(),
+        Ok(None) => (StatusCode::NOT_FOUND, "unknown invoice\n").into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("store: {e}\n")).into_response(),
+    }
 }
 
 async fn prometheus(State(w): State<Web>) -> Response {

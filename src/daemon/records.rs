@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
-use alloy::primitives::{Address, Bytes, B256, U256};
+use alloy::primitives::B256;
 use serde::{Deserialize, Serialize};
 
+use crate::metis::invoice::{SignedInvoice, Terms};
 use crate::rail::Rail;
 use crate::store::{RocksStore, StoreError};
 
@@ -14,7 +15,7 @@ use crate::store::{RocksStore, StoreError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
-    /// Open on Metis; no payment seen yet.
+    /// Open (created on Metis, or signed and handed in); no payment seen yet.
     AwaitingPayment,
     /// Paid; waiting for the confirmations (Bitcoin) or finality (GOAT).
     Confirming,
@@ -76,21 +77,25 @@ pub struct PaymentRef {
     pub height: u64,
 }
 
+/// How an invoice reached the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// `InvoiceCreated` on PaymentSettlement.
+    Chain,
+    /// Signed terms handed in over the HTTP API (or by the x402 facilitator).
+    Signed,
+}
+
 /// One invoice, as the daemon tracks it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InvoiceRecord {
-    /// The invoice id.
+    /// The invoice id (`invoice_id(merchant, ref)`).
     pub id: B256,
-    /// Its rail.
-    pub rail: Rail,
-    /// Bitcoin scriptPubKey or 20-byte GOAT address.
-    pub payee: Bytes,
-    /// GOAT token (zero for Bitcoin).
-    pub asset: Address,
-    /// Minimum amount.
-    pub amount: U256,
-    /// Last unix time at which it may settle.
-    pub expiry: u64,
+    /// Its terms and the merchant's signature (empty when created on-chain).
+    pub invoice: SignedInvoice,
+    /// How it came in.
+    pub origin: Origin,
     /// Where it is.
     pub stage: Stage,
     /// Its payment, once found.
@@ -99,7 +104,7 @@ pub struct InvoiceRecord {
     pub settled_tx: Option<B256>,
     /// The last thing that went wrong or is awaited, for `/status`.
     pub detail: Option<String>,
-    /// The Metis block that created it.
+    /// The Metis block that created it (0 for signed invoices).
     pub created_block: u64,
     /// Unix milliseconds when the payment reached its required depth.
     pub deep_at_ms: Option<u64>,
@@ -111,8 +116,39 @@ pub struct InvoiceRecord {
     pub goat_scan_from: Option<u64>,
 }
 
+impl InvoiceRecord {
+    /// A new record, awaiting its payment.
+    pub fn new(invoice: SignedInvoice, origin: Origin, created_block: u64) -> InvoiceRecord {
+        InvoiceRecord {
+            id: invoice.id(),
+            invoice,
+            origin,
+            stage: Stage::AwaitingPayment,
+            payment: None,
+            settled_tx: None,
+            detail: None,
+            created_block,
+            deep_at_ms: None,
+            settled_at_ms: None,
+            goat_scan_from: None,
+        }
+    }
+
+    /// The terms.
+    pub fn terms(&self) -> &Terms {
+        &self.invoice.terms
+    }
+
+    /// The rail.
+    pub fn rail(&self) -> Rail {
+        self.invoice.terms.rail
+    }
+}
+
+/// Schema 3 records (terms and signature); schema 2's `inv/` ones are
+/// dropped by the store's migration.
 fn inv_key(id: &B256) -> Vec<u8> {
-    let mut k = b"inv/".to_vec();
+    let mut k = b"inv3/".to_vec();
     k.extend_from_slice(id.as_slice());
     k
 }
@@ -155,7 +191,7 @@ impl Records {
     /// Every invoice.
     pub fn invoices(&self) -> Result<Vec<InvoiceRecord>, StoreError> {
         self.store
-            .daemon_scan(b"inv/")?
+            .daemon_scan(b"inv3/")?
             .into_iter()
             .map(|(k, v)| serde_json::from_slice(&v).map_err(|e| corrupt(&self.store, &k, e)))
             .collect()
@@ -203,22 +239,22 @@ mod tests {
     fn invoices_and_cursors_round_trip_atomically() {
         let dir = tempfile::tempdir().unwrap();
         let r = Records::new(Arc::new(RocksStore::open(dir.path()).unwrap()));
-        let inv = InvoiceRecord {
-            id: B256::repeat_byte(1),
+        let terms = Terms {
+            merchant: alloy::primitives::Address::repeat_byte(3),
+            reference: B256::repeat_byte(1),
             rail: Rail::Btc,
-            payee: Bytes::from_static(&[0x00, 0x14]),
-            asset: Address::ZERO,
-            amount: U256::from(50_000u64),
+            payee: alloy::primitives::Bytes::from_static(&[0x00, 0x14]),
+            asset: alloy::primitives::Address::ZERO,
+            amount: alloy::primitives::U256::from(50_000u64),
             expiry: 2_000_000_000,
-            stage: Stage::AwaitingPayment,
-            payment: None,
-            settled_tx: None,
-            detail: None,
-            created_block: 7,
-            deep_at_ms: None,
-            settled_at_ms: None,
-            goat_scan_from: None,
+            service: alloy::primitives::Address::ZERO,
+            service_id: B256::ZERO,
         };
+        let inv = InvoiceRecord::new(SignedInvoice::on_chain(terms), Origin::Chain, 7);
+        assert_eq!(
+            inv.id,
+            crate::metis::invoice_id(inv.terms().merchant, B256::repeat_byte(1))
+        );
         r.save(
             std::slice::from_ref(&inv),
             Some(("intake", &serde_json::json!(7))),

@@ -1,25 +1,30 @@
-//! The settlement worker: for each open invoice, find its payment, wait for
-//! its depth, relay what the contracts lack (Bitcoin headers, the GOAT
-//! attestation) and settle. The contracts' state decides before every
-//! transaction, so a restart or a second relayer never settles twice.
+//! The settlement worker: for each open invoice, find its payment and wait
+//! for its depth; then settle every payment that is ready in one batch per
+//! rail (Bitcoin: after relaying the headers BtcLightClient lacks; GOAT: the
+//! committee's attestation inline). The contracts' state decides before
+//! every transaction, so a restart or a second relayer never settles twice.
 
 use std::collections::HashMap;
 
-use alloy::primitives::{Address, B256};
+use alloy::primitives::{Address, Bytes, B256};
 use bitcoin::hashes::Hash;
 use bitcoin::{BlockHash, ScriptBuf, Txid};
 use tracing::{info, info_span, warn, Instrument};
 
-use super::records::{InvoiceRecord, PaymentRef, Stage};
+use super::records::{InvoiceRecord, Origin, PaymentRef, Stage};
 use super::{now_ms, Ctx, TaskError};
-use crate::btc::proof::find_payment;
+use crate::btc::proof::{find_payment, named_reference, BtcProof};
 use crate::btc::source::BtcSource;
 use crate::goat::payment::PaymentPolicy;
-use crate::metis::attest::{attest_goat, AttestDomain};
+use crate::goat::proof::GoatProof;
+use crate::metis::attest::{inline_signatures, AttestDomain};
+use crate::metis::bindings::PaymentSettlement;
 use crate::metis::relay::{relay_headers, RelayOptions};
-use crate::metis::settle::{settle, SettleError, SettleOptions};
-use crate::metis::sink::MetisSink;
-use crate::proof::ProofFile;
+use crate::metis::settle::{
+    btc_block, btc_header_chain, btc_payment, check_btc_payment, check_goat_payment, goat_block,
+    goat_fields, goat_group, SettleError,
+};
+use crate::metis::sink::{InvoiceState, MetisSink, TxOutcome};
 use crate::rail::Rail;
 use crate::store::Store;
 
@@ -31,8 +36,44 @@ pub const BTC_INITIAL_SCAN: u32 = 2016;
 pub const GOAT_RESCAN: u64 = 64;
 /// Bitcoin blocks scanned again below the cursor when a reorg replaced it.
 pub const BTC_RESCAN_ON_REORG: u32 = 144;
+/// Seconds after its expiry an unpaid invoice is given up: a payment mined
+/// before the expiry may still be found by a scan that lags.
+pub const EXPIRY_GRACE_SECS: u64 = 3_600;
+/// Most payments settled in one transaction.
+pub const MAX_BATCH: usize = 50;
+/// What `finish` notes on a payment the contract skipped in a batch; it is
+/// then sent alone, so that its own revert (at the gas estimate, before
+/// anything is spent) names the reason.
+const SKIPPED: &str = "skipped by the contract in batch";
 
-/// One round over every open invoice.
+/// The round's batches: the payments together, [`MAX_BATCH`] at a time, and
+/// each one a batch skipped before on its own.
+fn batches<P>(ready: Vec<(InvoiceRecord, P)>) -> Vec<Vec<(InvoiceRecord, P)>> {
+    let (alone, together): (Vec<_>, Vec<_>) = ready.into_iter().partition(|(inv, _)| {
+        inv.detail
+            .as_deref()
+            .is_some_and(|d| d.starts_with(SKIPPED))
+    });
+    let mut out: Vec<Vec<(InvoiceRecord, P)>> = Vec::new();
+    let mut rest = together.into_iter().peekable();
+    while rest.peek().is_some() {
+        out.push(rest.by_ref().take(MAX_BATCH).collect());
+    }
+    out.extend(alone.into_iter().map(|r| vec![r]));
+    out
+}
+
+/// The proof of a payment at its depth, checked against its invoice,
+/// waiting for the round's batch.
+enum ReadyProof {
+    /// Bitcoin.
+    Btc(Box<BtcProof>),
+    /// GOAT.
+    Goat(Box<GoatProof>),
+}
+
+/// One round over every open invoice: each finds its payment and its depth;
+/// the ready ones settle in one transaction per rail.
 pub async fn round(ctx: &Ctx) -> Result<(), TaskError> {
     let all = ctx.records.invoices().map_err(TaskError::permanent)?;
     let open: Vec<InvoiceRecord> = all.iter().filter(|r| r.stage.is_open()).cloned().collect();
@@ -42,30 +83,43 @@ pub async fn round(ctx: &Ctx) -> Result<(), TaskError> {
         return Ok(());
     }
     let btc_found = scan_btc(ctx, &open).await?;
-    // Every open invoice at once: their Metis transactions share blocks.
     let steps = open.into_iter().map(|inv| {
         let found = btc_found.get(&inv.id).cloned();
         step(ctx, inv, found)
     });
+    let mut btc = Vec::new();
+    let mut goat = Vec::new();
     for r in futures::future::join_all(steps).await {
-        r?;
+        match r? {
+            Some((inv, ReadyProof::Btc(p))) => btc.push((inv, *p)),
+            Some((inv, ReadyProof::Goat(p))) => goat.push((inv, *p)),
+            None => {}
+        }
     }
+    let (a, b) = futures::join!(settle_btc_batch(ctx, btc), settle_goat_batch(ctx, goat));
+    a?;
+    b?;
     update_metrics(ctx)
 }
 
-/// One invoice's step; its record is saved when it changed.
+/// One invoice's step; its record is saved when it changed. Returns it
+/// with its proof when its payment is ready to settle.
 async fn step(
     ctx: &Ctx,
     mut inv: InvoiceRecord,
     found: Option<PaymentRef>,
-) -> Result<(), TaskError> {
-    let span = info_span!("invoice", invoice = %inv.id, rail = %inv.rail);
+) -> Result<Option<(InvoiceRecord, ReadyProof)>, TaskError> {
+    let span = info_span!("invoice", invoice = %inv.id, rail = %inv.rail());
     let before = inv.clone();
-    let result = async {
-        match inv.rail {
-            Rail::Btc => btc_invoice(ctx, &mut inv, found.as_ref()).await,
-            Rail::Goat => goat_invoice(ctx, &mut inv).await,
-        }
+    let result: Result<Option<ReadyProof>, TaskError> = async {
+        Ok(match inv.rail() {
+            Rail::Btc => btc_invoice(ctx, &mut inv, found.as_ref())
+                .await?
+                .map(|p| ReadyProof::Btc(Box::new(p))),
+            Rail::Goat => goat_invoice(ctx, &mut inv)
+                .await?
+                .map(|p| ReadyProof::Goat(Box::new(p))),
+        })
     }
     .instrument(span)
     .await;
@@ -77,15 +131,18 @@ async fn step(
     let news = inv.detail != before.detail;
     if inv != before {
         ctx.records
-            .save(&[inv], None)
+            .save(std::slice::from_ref(&inv), None)
             .map_err(TaskError::permanent)?;
     }
-    if let Err(e) = result {
-        if news {
-            warn!(error = %e.error, transient = e.transient, "invoice step failed");
+    match result {
+        Err(e) => {
+            if news {
+                warn!(error = %e.error, transient = e.transient, "invoice step failed");
+            }
+            Ok(None)
         }
+        Ok(ready) => Ok(ready.map(|p| (inv, p))),
     }
-    Ok(())
 }
 
 fn stage_gauges(all: &[InvoiceRecord]) {
@@ -107,22 +164,20 @@ fn update_metrics(ctx: &Ctx) -> Result<(), TaskError> {
 }
 
 /// The on-chain view first: settled (by us or another relayer), gone, or
-/// expired. Returns whether the invoice is still to be worked on.
+/// created with other terms. Returns whether the invoice is still to be
+/// worked on.
 async fn check_on_chain(ctx: &Ctx, inv: &mut InvoiceRecord) -> Result<bool, TaskError> {
-    let view = ctx.sink.invoice(inv.id).await.map_err(TaskError::classed)?;
-    match view {
-        None => {
-            inv.detail = Some("not (or no longer) on Metis: waiting for it".into());
-            Ok(false)
-        }
-        Some(v) if v.status == 2 => {
+    let state = ctx
+        .sink
+        .invoice_state(inv.id)
+        .await
+        .map_err(TaskError::classed)?;
+    match state {
+        s if s.is_settled() => {
             if inv.stage != Stage::Settled {
                 // Ours, sent before a restart? The outbox knows.
                 if let Some(tx) = our_settlement(ctx, inv.id)? {
-                    inv.stage = Stage::Settled;
-                    inv.settled_tx = Some(tx);
-                    inv.settled_at_ms.get_or_insert(now_ms());
-                    inv.detail = Some("settled by this relayer (before a restart)".into());
+                    mark_settled(inv, tx, "settled by this relayer (before a restart)".into());
                 } else {
                     inv.stage = Stage::SettledByOther;
                     inv.detail = Some("settled by another relayer".into());
@@ -132,16 +187,36 @@ async fn check_on_chain(ctx: &Ctx, inv: &mut InvoiceRecord) -> Result<bool, Task
             }
             Ok(false)
         }
-        Some(v) => {
-            let now = ctx.sink.now().await.map_err(TaskError::classed)?;
-            if now > v.expiry {
-                inv.stage = Stage::Expired;
-                inv.detail = Some(format!("expired at {} (Metis time {now})", v.expiry));
-                return Ok(false);
-            }
-            Ok(true)
+        InvoiceState::Open(hash) if hash != inv.terms().struct_hash() => {
+            inv.stage = Stage::Failed;
+            inv.detail = Some("created on Metis with other terms than these".into());
+            Ok(false)
         }
+        InvoiceState::Unknown if inv.origin == Origin::Chain => {
+            inv.detail = Some("not (or no longer) on Metis: waiting for it".into());
+            Ok(false)
+        }
+        _ => Ok(true),
     }
+}
+
+/// An unpaid invoice past its expiry (and a grace for scans that lag) is
+/// given up. Returns whether it was.
+fn expired_unpaid(inv: &mut InvoiceRecord) -> bool {
+    let expiry = inv.terms().expiry;
+    if inv.payment.is_none() && now_ms() / 1000 > expiry.saturating_add(EXPIRY_GRACE_SECS) {
+        inv.stage = Stage::Expired;
+        inv.detail = Some(format!("expired at {expiry} without a payment"));
+        return true;
+    }
+    false
+}
+
+fn mark_settled(inv: &mut InvoiceRecord, tx: B256, detail: String) {
+    inv.stage = Stage::Settled;
+    inv.settled_tx = Some(tx);
+    inv.settled_at_ms.get_or_insert(now_ms());
+    inv.detail = Some(detail);
 }
 
 /// The relay task's round: while a Bitcoin invoice is open, keep
@@ -153,7 +228,7 @@ pub async fn relay_round(ctx: &Ctx) -> Result<(), TaskError> {
         .invoices()
         .map_err(TaskError::permanent)?
         .iter()
-        .any(|r| r.rail == Rail::Btc && r.stage.is_open());
+        .any(|r| r.rail() == Rail::Btc && r.stage.is_open());
     if any_btc {
         relay(ctx).await?;
     }
@@ -214,13 +289,13 @@ fn our_settlement(ctx: &Ctx, id: B256) -> Result<Option<B256>, TaskError> {
     let Some(outbox) = ctx.sink.sender().and_then(|s| s.outbox().cloned()) else {
         return Ok(None);
     };
-    let purpose = format!("invoice {id}");
+    let id = id.to_string();
     Ok(outbox
         .all()
         .map_err(TaskError::permanent)?
         .into_iter()
         .find(|e| {
-            e.purpose == purpose
+            e.purpose.contains(&id)
                 && e.what.starts_with("PaymentSettlement.settle")
                 && e.state == crate::metis::outbox::TxState::Mined
         })
@@ -234,11 +309,14 @@ async fn scan_btc(
     open: &[InvoiceRecord],
 ) -> Result<HashMap<B256, PaymentRef>, TaskError> {
     let mut found = HashMap::new();
-    let wanted: HashMap<[u8; 32], &InvoiceRecord> = open
+    // By the reference their payments carry (several merchants may use one).
+    let mut wanted: HashMap<[u8; 32], Vec<&InvoiceRecord>> = HashMap::new();
+    for r in open
         .iter()
-        .filter(|r| r.rail == Rail::Btc && r.payment.is_none())
-        .map(|r| (r.id.0, r))
-        .collect();
+        .filter(|r| r.rail() == Rail::Btc && r.payment.is_none())
+    {
+        wanted.entry(r.terms().reference.0).or_default().push(r);
+    }
     let store = &*ctx.store;
     let Some((tip, _)) = store.btc_tip().map_err(TaskError::permanent)? else {
         return Ok(found);
@@ -272,35 +350,27 @@ async fn scan_btc(
         if !wanted.is_empty() {
             let block = ctx.btc.block(&hash).await.map_err(TaskError::classed)?;
             for tx in &block.txdata {
-                for out in &tx.output {
-                    if !out.script_pubkey.is_op_return() {
-                        continue;
-                    }
-                    for ins in out.script_pubkey.instructions().skip(1).flatten() {
-                        let bitcoin::script::Instruction::PushBytes(p) = ins else {
-                            continue;
-                        };
-                        let Ok(id) = <[u8; 32]>::try_from(p.as_bytes()) else {
-                            continue;
-                        };
-                        let Some(inv) = wanted.get(&id) else { continue };
-                        let script = ScriptBuf::from_bytes(inv.payee.to_vec());
-                        let amount = u64::try_from(inv.amount).unwrap_or(u64::MAX);
-                        match find_payment(tx, &script, amount, &id) {
-                            Ok(_) => {
-                                info!(invoice = %inv.id, txid = %tx.compute_txid(), height = next, "bitcoin payment found");
-                                found.insert(
-                                    inv.id,
-                                    PaymentRef {
-                                        tx: tx.compute_txid().to_string(),
-                                        block_hash: hash.to_string(),
-                                        height: u64::from(next),
-                                    },
-                                );
-                            }
-                            Err(e) => {
-                                warn!(invoice = %inv.id, txid = %tx.compute_txid(), error = %e, "a transaction names the invoice but does not pay it");
-                            }
+                // The contract reads the first OP_RETURN <32 bytes> only.
+                let Some(reference) = named_reference(tx) else {
+                    continue;
+                };
+                for inv in wanted.get(&reference).into_iter().flatten() {
+                    let script = ScriptBuf::from_bytes(inv.terms().payee.to_vec());
+                    let amount = u64::try_from(inv.terms().amount).unwrap_or(u64::MAX);
+                    match find_payment(tx, &script, amount, &reference) {
+                        Ok(_) => {
+                            info!(invoice = %inv.id, txid = %tx.compute_txid(), height = next, "bitcoin payment found");
+                            found.insert(
+                                inv.id,
+                                PaymentRef {
+                                    tx: tx.compute_txid().to_string(),
+                                    block_hash: hash.to_string(),
+                                    height: u64::from(next),
+                                },
+                            );
+                        }
+                        Err(e) => {
+                            warn!(invoice = %inv.id, txid = %tx.compute_txid(), error = %e, "a transaction names the invoice but does not pay it");
                         }
                     }
                 }
@@ -324,7 +394,7 @@ async fn btc_invoice(
     ctx: &Ctx,
     inv: &mut InvoiceRecord,
     found: Option<&PaymentRef>,
-) -> Result<(), TaskError> {
+) -> Result<Option<BtcProof>, TaskError> {
     if let Some(p) = found {
         if inv.payment.is_none() {
             inv.payment = Some(p.clone());
@@ -333,7 +403,8 @@ async fn btc_invoice(
         }
     }
     let Some(p) = inv.payment.clone() else {
-        return Ok(());
+        expired_unpaid(inv);
+        return Ok(None);
     };
     let store = &*ctx.store;
     let block_hash: BlockHash = p
@@ -344,7 +415,7 @@ async fn btc_invoice(
     // Reorged out: forget it; the scan finds it again when it is mined anew.
     if store.btc_best_hash(height).map_err(TaskError::permanent)? != Some(block_hash) {
         reorged_out(inv, &p);
-        return Ok(());
+        return Ok(None);
     }
     let (tip, _) = store
         .btc_tip()
@@ -355,10 +426,10 @@ async fn btc_invoice(
     if confirmations < need {
         inv.stage = Stage::Confirming;
         inv.detail = Some(format!("{confirmations} of {need} confirmations"));
-        return Ok(());
+        return Ok(None);
     }
-    if !deep_enough(ctx, inv).await? {
-        return Ok(());
+    if !deep_enough(ctx, inv).await? || pending_settlement(ctx, inv)? {
+        return Ok(None);
     }
     let txid: Txid =
         p.tx.parse()
@@ -372,12 +443,27 @@ async fn btc_invoice(
     )
     .await
     .map_err(TaskError::classed)?;
-    // The contract needs descendants of the payment's block: relay what it lacks.
-    relay(ctx).await?;
-    settle_with(ctx, inv, ProofFile::bitcoin(proof)).await
+    if let Err(e) = check_btc_payment(store, &proof, &inv.invoice, ctx.config.btc.network) {
+        return Err(cannot_settle(inv, e));
+    }
+    Ok(Some(proof))
 }
 
-async fn goat_invoice(ctx: &Ctx, inv: &mut InvoiceRecord) -> Result<(), TaskError> {
+/// A payment that cannot settle its invoice (it names the invoice but pays
+/// too little, or was mined after the expiry): the invoice fails.
+fn cannot_settle(inv: &mut InvoiceRecord, e: SettleError) -> TaskError {
+    match e {
+        SettleError::NotPaid { .. }
+        | SettleError::GoatNotPaid { .. }
+        | SettleError::Expired { .. } => {
+            inv.stage = Stage::Failed;
+            TaskError::permanent(e)
+        }
+        other => TaskError::classed(other),
+    }
+}
+
+async fn goat_invoice(ctx: &Ctx, inv: &mut InvoiceRecord) -> Result<Option<GoatProof>, TaskError> {
     let store = &*ctx.store;
     if inv.payment.is_none() {
         // A bounded range per round, from where the last search stopped
@@ -390,7 +476,7 @@ async fn goat_invoice(ctx: &Ctx, inv: &mut InvoiceRecord) -> Result<(), TaskErro
         let to = tip.min(from + crate::daemon::intake::LOG_RANGE - 1);
         let hits = ctx
             .goat
-            .authorization_used(inv.asset, inv.id, from, to)
+            .authorization_used(inv.terms().asset, inv.terms().reference, from, to)
             .await
             .map_err(TaskError::classed)?;
         if hits.is_empty() {
@@ -412,7 +498,8 @@ async fn goat_invoice(ctx: &Ctx, inv: &mut InvoiceRecord) -> Result<(), TaskErro
         }
     }
     let Some(p) = inv.payment.clone() else {
-        return Ok(());
+        expired_unpaid(inv);
+        return Ok(None);
     };
     let hash: B256 = p
         .block_hash
@@ -431,7 +518,7 @@ async fn goat_invoice(ctx: &Ctx, inv: &mut InvoiceRecord) -> Result<(), TaskErro
         } else {
             inv.detail = Some(format!("GOAT block {} not synced yet", p.height));
         }
-        return Ok(());
+        return Ok(None);
     }
     let (finalized, _) = store
         .goat_finalized()
@@ -443,18 +530,18 @@ async fn goat_invoice(ctx: &Ctx, inv: &mut InvoiceRecord) -> Result<(), TaskErro
             "GOAT block {} not final yet (finalized {finalized})",
             p.height
         ));
-        return Ok(());
+        return Ok(None);
     }
-    if !deep_enough(ctx, inv).await? {
-        return Ok(());
+    if !deep_enough(ctx, inv).await? || pending_settlement(ctx, inv)? {
+        return Ok(None);
     }
     let tx: B256 =
         p.tx.parse()
             .map_err(|_| TaskError::permanent(anyhow::anyhow!("bad tx hash in record")))?;
-    let payee = Address::try_from(inv.payee.as_ref())
+    let payee = Address::try_from(inv.terms().payee.as_ref())
         .map_err(|_| TaskError::permanent(anyhow::anyhow!("invoice payee is not 20 bytes")))?;
     let policy = PaymentPolicy {
-        tokens: vec![inv.asset],
+        tokens: vec![inv.terms().asset],
         payees: vec![payee],
         allow_plain_transfers: false,
     };
@@ -462,40 +549,11 @@ async fn goat_invoice(ctx: &Ctx, inv: &mut InvoiceRecord) -> Result<(), TaskErro
         crate::goat::proof::prove_payment(&*ctx.goat, store, ctx.config.goat.chain_id, tx, &policy)
             .await
             .map_err(|e| TaskError::transient(anyhow::anyhow!("{e}")))?;
-    if !ctx
-        .sink
-        .goat_is_known(proof.block_hash)
-        .await
-        .map_err(TaskError::classed)?
-    {
-        if ctx.attesters.is_empty() {
-            inv.detail = Some(format!(
-                "GOAT block {} awaits its attestation (no attester keys here: set {})",
-                proof.block_number, ctx.config.metis.attester_keys_env
-            ));
-            return Ok(());
-        }
-        let domain = AttestDomain {
-            metis_chain_id: ctx.config.metis.chain_id,
-            store: ctx.sink.contracts().goat_header_store,
-        };
-        let r = attest_goat(
-            store,
-            &ctx.sink,
-            domain,
-            proof.block_number,
-            &ctx.attesters,
-            &[],
-            true,
-        )
-        .await
-        .map_err(TaskError::classed)?;
-        if let Some(o) = r.submitted {
-            record_spend(&o);
-            info!(number = r.number, gas = o.gas_used, tx = %o.tx_hash, "GOAT block attested");
-        }
+    let checked = goat_fields(&proof).and_then(|f| check_goat_payment(&proof, &inv.invoice, &f));
+    if let Err(e) = checked {
+        return Err(cannot_settle(inv, e));
     }
-    settle_with(ctx, inv, ProofFile::goat(proof)).await
+    Ok(Some(proof))
 }
 
 fn record_spend(o: &crate::metis::sink::TxOutcome) {
@@ -505,81 +563,260 @@ fn record_spend(o: &crate::metis::sink::TxOutcome) {
         .increment(u64::try_from(fee).unwrap_or(u64::MAX));
 }
 
-async fn settle_with(ctx: &Ctx, inv: &mut InvoiceRecord, file: ProofFile) -> Result<(), TaskError> {
-    // Our earlier settlement of it still waits for its receipt (its sender
-    // stopped waiting): never send a second one next to it.
-    if let Some(outbox) = ctx.sink.sender().and_then(|s| s.outbox().cloned()) {
-        let purpose = format!("invoice {}", inv.id);
-        let pending = outbox
-            .open_entries()
-            .map_err(TaskError::permanent)?
-            .into_iter()
-            .find(|e| e.purpose == purpose && e.what.starts_with("PaymentSettlement.settle"));
-        if let Some(e) = pending {
-            inv.detail = Some(format!(
-                "our settlement {} is pending",
-                e.hashes.last().map(|h| h.to_string()).unwrap_or_default()
-            ));
-            return Ok(());
-        }
-    }
-    let options = SettleOptions {
-        network: ctx.config.btc.network,
-        skip_checks: false,
+/// Whether our earlier settlement of the invoice still waits for its
+/// receipt (its sender stopped waiting): never send a second one next to it.
+fn pending_settlement(ctx: &Ctx, inv: &mut InvoiceRecord) -> Result<bool, TaskError> {
+    let Some(outbox) = ctx.sink.sender().and_then(|s| s.outbox().cloned()) else {
+        return Ok(false);
     };
-    match settle(&*ctx.store, &ctx.sink, &file, inv.id, options).await {
-        Ok(r) => {
-            record_spend(&r.outcome);
-            inv.stage = Stage::Settled;
-            inv.settled_tx = Some(r.outcome.tx_hash);
-            inv.settled_at_ms = Some(now_ms());
-            inv.detail = Some(format!(
-                "gas {}, {} wei{}",
-                r.outcome.gas_used,
-                r.outcome.cost_wei(),
-                r.outcome
-                    .l1_fee
-                    .map(|f| format!(" (L1 data fee {f} wei)"))
-                    .unwrap_or_default()
-            ));
-            if let Some(deep) = inv.deep_at_ms {
-                let secs = inv.settled_at_ms.unwrap_or(deep).saturating_sub(deep) as f64 / 1000.0;
-                metrics::histogram!("gmrelay_depth_to_settlement_seconds", "rail" => inv.rail.name())
-                    .record(secs);
+    let id = inv.id.to_string();
+    let pending = outbox
+        .open_entries()
+        .map_err(TaskError::permanent)?
+        .into_iter()
+        .find(|e| e.purpose.contains(&id) && e.what.starts_with("PaymentSettlement.settle"));
+    if let Some(e) = pending {
+        inv.detail = Some(format!(
+            "our settlement {} is pending",
+            e.hashes.last().map(|h| h.to_string()).unwrap_or_default()
+        ));
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// The outbox purpose of a settlement: `invoice <id>` or `invoices <id> <id> …`.
+fn purpose(invoices: &[InvoiceRecord]) -> String {
+    let ids: Vec<String> = invoices.iter().map(|i| i.id.to_string()).collect();
+    if ids.len() == 1 {
+        format!("invoice {}", ids[0])
+    } else {
+        format!("invoices {}", ids.join(" "))
+    }
+}
+
+/// Settles the ready Bitcoin payments: headers relayed first, then one
+/// transaction per [`MAX_BATCH`] payments, grouped by block.
+async fn settle_btc_batch(
+    ctx: &Ctx,
+    ready: Vec<(InvoiceRecord, BtcProof)>,
+) -> Result<(), TaskError> {
+    if ready.is_empty() {
+        return Ok(());
+    }
+    // The contract needs descendants of the payments' blocks: relay what it lacks.
+    relay(ctx).await?;
+    for chunk in batches(ready) {
+        let mut groups: Vec<(BlockHash, PaymentSettlement::BtcGroup)> = Vec::new();
+        let mut included = Vec::new();
+        let mut left_out = Vec::new();
+        for (inv, proof) in &chunk {
+            let at = match groups.iter().position(|(h, _)| *h == proof.block_hash) {
+                Some(i) => i,
+                None => {
+                    match btc_header_chain(
+                        &*ctx.store,
+                        &ctx.sink,
+                        proof.block_hash,
+                        proof.block_height,
+                    )
+                    .await
+                    {
+                        Ok(headers) => {
+                            groups.push((
+                                proof.block_hash,
+                                PaymentSettlement::BtcGroup {
+                                    blk: btc_block(proof, headers),
+                                    payments: Vec::new(),
+                                },
+                            ));
+                            groups.len() - 1
+                        }
+                        Err(e) => {
+                            let mut inv = inv.clone();
+                            inv.detail = Some(e.to_string());
+                            left_out.push(inv);
+                            continue;
+                        }
+                    }
+                }
+            };
+            groups[at].1.payments.push(btc_payment(&inv.invoice, proof));
+            included.push(inv.clone());
+        }
+        save(ctx, &left_out)?;
+        if included.is_empty() {
+            continue;
+        }
+        let groups: Vec<_> = groups.into_iter().map(|(_, g)| g).collect();
+        let what = purpose(&included);
+        let sent = ctx.sink.settle_btc(groups, &what).await;
+        finish(ctx, included, sent).await?;
+    }
+    Ok(())
+}
+
+/// Settles the ready GOAT payments: one transaction per [`MAX_BATCH`]
+/// payments, grouped by block, each block attested inline by this
+/// relayer's committee keys unless GoatHeaderStore already stores it.
+async fn settle_goat_batch(
+    ctx: &Ctx,
+    ready: Vec<(InvoiceRecord, GoatProof)>,
+) -> Result<(), TaskError> {
+    if ready.is_empty() {
+        return Ok(());
+    }
+    let domain = AttestDomain {
+        metis_chain_id: ctx.sink.chain_id(),
+        store: ctx.sink.contracts().goat_header_store,
+    };
+    for chunk in batches(ready) {
+        let mut blocks: Vec<B256> = Vec::new();
+        for (_, p) in &chunk {
+            if !blocks.contains(&p.block_hash) {
+                blocks.push(p.block_hash);
             }
-            metrics::counter!("gmrelay_settlements_total", "rail" => inv.rail.name()).increment(1);
-            info!(tx = %r.outcome.tx_hash, gas = r.outcome.gas_used, "invoice settled");
-            Ok(())
         }
-        Err(SettleError::AlreadySettled(_)) => {
-            inv.stage = Stage::SettledByOther;
-            inv.detail = Some("settled by another relayer".into());
-            metrics::counter!("gmrelay_duplicates_skipped_total").increment(1);
-            Ok(())
-        }
-        Err(e) if e.revert_name() == Some("AlreadySettled") => {
-            // Another relayer's settlement landed between our check and ours.
-            inv.stage = Stage::SettledByOther;
-            inv.detail = Some("settled by another relayer (ours refused on-chain)".into());
-            metrics::counter!("gmrelay_duplicates_refused_total").increment(1);
-            Ok(())
-        }
-        Err(e @ SettleError::NotPaid { .. }) | Err(e @ SettleError::GoatNotPaid { .. }) => {
-            inv.stage = Stage::Failed;
-            Err(TaskError::permanent(e))
-        }
-        Err(e) => {
-            // Lost a race with another relayer (our transaction reverted
-            // on-chain)? Counted, not a fault.
-            if let Ok(Some(v)) = ctx.sink.invoice(inv.id).await {
-                if v.status == 2 {
-                    inv.stage = Stage::SettledByOther;
-                    inv.detail = Some(format!("settled by another relayer ({e})"));
-                    metrics::counter!("gmrelay_duplicates_refused_total").increment(1);
-                    return Ok(());
+        let mut groups = Vec::new();
+        let mut included = Vec::new();
+        let mut left_out = Vec::new();
+        for hash in blocks {
+            let items: Vec<&(InvoiceRecord, GoatProof)> =
+                chunk.iter().filter(|(_, p)| p.block_hash == hash).collect();
+            let first = &items[0].1;
+            let built = async {
+                let fields = goat_fields(first)?;
+                let known = ctx.sink.goat_is_known(hash).await?;
+                if !known && ctx.attesters.is_empty() {
+                    return Err(SettleError::NotAttested {
+                        number: fields.number,
+                        hash,
+                    });
+                }
+                let signatures = if known {
+                    Bytes::new()
+                } else {
+                    inline_signatures(&ctx.sink, domain, first.chain_id, &fields, &ctx.attesters)
+                        .await?
+                };
+                let pairs: Vec<(&crate::metis::invoice::SignedInvoice, &GoatProof)> =
+                    items.iter().map(|(i, p)| (&i.invoice, p)).collect();
+                goat_group(goat_block(&fields, signatures), &pairs)
+            }
+            .await;
+            match built {
+                Ok(group) => {
+                    groups.push(group);
+                    included.extend(items.iter().map(|(i, _)| i.clone()));
+                }
+                Err(e) => {
+                    for (inv, _) in items {
+                        let mut inv = inv.clone();
+                        inv.detail = Some(match &e {
+                            SettleError::NotAttested { number, .. } => format!(
+                                "GOAT block {number} awaits its attestation (no attester keys here: set {})",
+                                ctx.config.metis.attester_keys_env
+                            ),
+                            other => other.to_string(),
+                        });
+                        left_out.push(inv);
+                    }
                 }
             }
+        }
+        save(ctx, &left_out)?;
+        if included.is_empty() {
+            continue;
+        }
+        let what = purpose(&included);
+        let sent = ctx.sink.settle_goat(groups, &what).await;
+        finish(ctx, included, sent).await?;
+    }
+    Ok(())
+}
+
+fn save(ctx: &Ctx, records: &[InvoiceRecord]) -> Result<(), TaskError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    ctx.records
+        .save(records, None)
+        .map_err(TaskError::permanent)
+}
+
+/// After a batch: each invoice's state on the contract says what happened
+/// to it (settled by us, by someone else, or skipped and retried next round).
+async fn finish(
+    ctx: &Ctx,
+    mut invoices: Vec<InvoiceRecord>,
+    sent: Result<TxOutcome, crate::metis::sink::MetisError>,
+) -> Result<(), TaskError> {
+    let n = invoices.len() as u64;
+    if let Ok(o) = &sent {
+        record_spend(o);
+        info!(tx = %o.tx_hash, gas = o.gas_used, payments = n, per_payment = o.gas_used / n.max(1), "settlement batch mined");
+    }
+    for inv in &mut invoices {
+        let state = ctx
+            .sink
+            .invoice_state(inv.id)
+            .await
+            .map_err(TaskError::classed)?;
+        // Another relayer's settlement, pending when ours was simulated, shows
+        // as AlreadySettled before the chain's state does.
+        let raced =
+            matches!(&sent, Err(e) if e.revert().is_some_and(|r| r.name == "AlreadySettled"));
+        match (&sent, state.is_settled() || raced) {
+            (Ok(o), true) => {
+                mark_settled(
+                    inv,
+                    o.tx_hash,
+                    format!(
+                        "gas {} for {n} payment(s), {} wei{}{}",
+                        o.gas_used,
+                        o.cost_wei(),
+                        o.l1_fee
+                            .map(|f| format!(" (L1 data fee {f} wei)"))
+                            .unwrap_or_default(),
+                        if state == InvoiceState::SettledServiceFailed {
+                            "; its service hook failed"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+                if let Some(deep) = inv.deep_at_ms {
+                    let secs =
+                        inv.settled_at_ms.unwrap_or(deep).saturating_sub(deep) as f64 / 1000.0;
+                    metrics::histogram!("gmrelay_depth_to_settlement_seconds", "rail" => inv.rail().name())
+                        .record(secs);
+                }
+                metrics::counter!("gmrelay_settlements_total", "rail" => inv.rail().name())
+                    .increment(1);
+                info!(invoice = %inv.id, tx = %o.tx_hash, "invoice settled");
+            }
+            (Err(e), true) => {
+                // Lost a race with another relayer: counted, not a fault.
+                inv.stage = Stage::SettledByOther;
+                inv.detail = Some(format!("settled by another relayer ({e})"));
+                metrics::counter!("gmrelay_duplicates_refused_total").increment(1);
+            }
+            (Ok(o), false) => {
+                inv.detail = Some(format!(
+                    "{SKIPPED} {} (SettlementSkipped): sent alone next round",
+                    o.tx_hash
+                ));
+            }
+            (Err(e), false) => {
+                inv.detail = Some(e.to_string());
+            }
+        }
+    }
+    save(ctx, &invoices)?;
+    match sent {
+        Err(e) if !invoices.iter().any(|i| i.stage == Stage::SettledByOther) => {
             Err(TaskError::classed(e))
         }
+        _ => Ok(()),
     }
 }

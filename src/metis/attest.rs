@@ -1,12 +1,13 @@
-//! Committee attestations of GOAT headers (EIP-712, see contracts/README.md):
+//! Committee attestations of GOAT blocks (EIP-712, see contracts/README.md):
 //! digests computed locally and checked against the contract's, signatures
 //! made with this operator's own keys and/or gathered from other members,
 //! and the runner behind `gmrelay metis attest-goat`.
 //!
 //! A member signs only what its own light client validated and finalized:
 //! the header comes from the local store, never from the Metis node, and the
-//! digest is computed here (the contract's `hashGoatHeader` must agree, so a
-//! lying Metis node cannot make a member sign another message).
+//! digest is computed here (the contract's `hashGoatBlock` must agree, so a
+//! lying Metis node cannot make a member sign another message). Signatures
+//! go to the contract packed and ordered by ascending signer address.
 
 use alloy::primitives::{keccak256, Address, Bytes, Signature, B256, U256};
 use alloy::signers::local::PrivateKeySigner;
@@ -15,7 +16,7 @@ use alloy::sol_types::{eip712_domain, SolStruct};
 use thiserror::Error;
 use tracing::{info, info_span, Instrument};
 
-use super::sink::{MetisError, MetisSink, TxOutcome};
+use super::sink::{GoatBlockFields, MetisError, MetisSink, TxOutcome};
 use crate::error::{Classify, ErrorClass};
 use crate::store::{Store, StoreError};
 
@@ -23,10 +24,12 @@ mod eip712 {
     alloy::sol! {
         /// The EIP-712 message a committee member signs.
         #[derive(Debug)]
-        struct GoatHeader {
-            uint256 chainId;
+        struct GoatBlock {
+            uint256 goatChainId;
             uint256 number;
+            uint256 timestamp;
             bytes32 blockHash;
+            bytes32 receiptsRoot;
         }
     }
 }
@@ -34,7 +37,7 @@ mod eip712 {
 /// GoatHeaderStore's EIP-712 domain name.
 pub const DOMAIN_NAME: &str = "gmrelay GoatHeaderStore";
 /// GoatHeaderStore's EIP-712 domain version.
-pub const DOMAIN_VERSION: &str = "1";
+pub const DOMAIN_VERSION: &str = "2";
 /// Size of the devnet committee.
 pub const DEVNET_COMMITTEE_SIZE: usize = 5;
 /// Signatures the devnet committee needs.
@@ -126,14 +129,14 @@ impl Classify for AttestError {
     }
 }
 
-/// The EIP-712 digest of `GoatHeader(goat_chain_id, number, block_hash)` in
-/// the domain of the GoatHeaderStore at `store` on Metis chain `metis_chain_id`.
+/// The EIP-712 digest of `GoatBlock(goat_chain_id, number, timestamp,
+/// hash, receipts_root)` in the domain of the GoatHeaderStore at `store` on
+/// Metis chain `metis_chain_id`.
 pub fn attestation_digest(
     metis_chain_id: u64,
     store: Address,
     goat_chain_id: u64,
-    number: u64,
-    block_hash: B256,
+    block: &GoatBlockFields,
 ) -> B256 {
     let domain = eip712_domain! {
         name: DOMAIN_NAME,
@@ -141,12 +144,79 @@ pub fn attestation_digest(
         chain_id: metis_chain_id,
         verifying_contract: store,
     };
-    eip712::GoatHeader {
-        chainId: U256::from(goat_chain_id),
-        number: U256::from(number),
-        blockHash: block_hash,
+    eip712::GoatBlock {
+        goatChainId: U256::from(goat_chain_id),
+        number: U256::from(block.number),
+        timestamp: U256::from(block.timestamp),
+        blockHash: block.hash,
+        receiptsRoot: block.receipts_root,
     }
     .eip712_signing_hash(&domain)
+}
+
+/// The attested fields of a stored GOAT header.
+pub fn block_fields(header: &crate::goat::header::GoatHeader, hash: B256) -> GoatBlockFields {
+    GoatBlockFields {
+        hash,
+        number: header.number,
+        timestamp: header.timestamp,
+        receipts_root: header.receipts_root,
+    }
+}
+
+/// `threshold` of the signatures, ordered by ascending signer and packed
+/// (65 bytes each), as the contract takes them.
+pub fn pack_quorum(mut valid: Vec<(Address, Bytes)>, threshold: u64) -> Result<Bytes, AttestError> {
+    if (valid.len() as u64) < threshold {
+        return Err(AttestError::TooFew {
+            got: valid.len(),
+            need: threshold,
+        });
+    }
+    valid.sort_by_key(|(a, _)| *a);
+    let mut out = Vec::with_capacity(65 * threshold as usize);
+    for (_, sig) in valid.into_iter().take(threshold as usize) {
+        out.extend_from_slice(&sig);
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Inline attestation for a settlement: the committee members among `keys`
+/// sign the block (the digest checked against the contract's) and a quorum is
+/// packed; empty when the block is already attested on-chain.
+pub async fn inline_signatures<M: MetisSink>(
+    sink: &M,
+    domain: AttestDomain,
+    goat_chain_id: u64,
+    block: &GoatBlockFields,
+    keys: &[PrivateKeySigner],
+) -> Result<Bytes, AttestError> {
+    if sink.goat_is_known(block.hash).await? {
+        return Ok(Bytes::new());
+    }
+    let digest = attestation_digest(domain.metis_chain_id, domain.store, goat_chain_id, block);
+    let theirs = sink.goat_attestation_digest(block).await?;
+    if theirs != digest {
+        return Err(AttestError::DigestMismatch {
+            store: domain.store,
+            number: block.number,
+            contract: theirs,
+            local: digest,
+        });
+    }
+    let (committee, threshold) = sink.goat_committee().await?;
+    let own: Vec<Bytes> = keys.iter().map(|k| sign_digest(k, digest)).collect();
+    let valid: Vec<(Address, Bytes)> =
+        select_signatures(digest, &own, &committee).or_else(|e| match e {
+            // Keys of non-members are simply not used.
+            AttestError::NotMember { .. } => Ok(keys
+                .iter()
+                .filter(|k| committee.contains(&k.address()))
+                .map(|k| (k.address(), sign_digest(k, digest)))
+                .collect()),
+            other => Err(other),
+        })?;
+    pack_quorum(valid, threshold)
 }
 
 /// Signs a digest: 65 bytes `r || s || v` (v 27/28, low s).
@@ -248,7 +318,7 @@ pub struct AttestDomain {
 
 /// Attests the stored, finalized GOAT block `number`: signs with `keys`,
 /// adds `external` signatures, and (when `submit`) submits `threshold` of
-/// them with `submitHeader`.
+/// them with `attestBlock`.
 pub async fn attest_goat<S: Store, M: MetisSink>(
     store: &S,
     sink: &M,
@@ -278,14 +348,10 @@ pub async fn attest_goat<S: Store, M: MetisSink>(
                 store: goat_chain_id,
             });
         }
-        let digest = attestation_digest(
-            domain.metis_chain_id,
-            domain.store,
-            goat_chain_id,
-            number,
-            hash,
-        );
-        let theirs = sink.goat_attestation_digest(number, hash).await?;
+        let fields = block_fields(header.header(), hash);
+        let digest =
+            attestation_digest(domain.metis_chain_id, domain.store, goat_chain_id, &fields);
+        let theirs = sink.goat_attestation_digest(&fields).await?;
         if theirs != digest {
             return Err(AttestError::DigestMismatch {
                 store: domain.store,
@@ -318,22 +384,10 @@ pub async fn attest_goat<S: Store, M: MetisSink>(
         let mut all: Vec<Bytes> = own.into_iter().map(|(_, s)| s).collect();
         all.extend(external.iter().cloned());
         let valid = select_signatures(digest, &all, &committee)?;
-        if (valid.len() as u64) < threshold {
-            return Err(AttestError::TooFew {
-                got: valid.len(),
-                need: threshold,
-            });
-        }
-        let used: Vec<Bytes> = valid
-            .into_iter()
-            .take(threshold as usize)
-            .map(|(_, s)| s)
-            .collect();
-        report.signatures_used = used.len();
-        let outcome = sink
-            .goat_submit_header(Bytes::from(header.rlp()), used)
-            .await?;
-        info!(gas = outcome.gas_used, tx = %outcome.tx_hash, "GOAT header attested");
+        let packed = pack_quorum(valid, threshold)?;
+        report.signatures_used = packed.len() / 65;
+        let outcome = sink.goat_attest_block(&fields, packed).await?;
+        info!(gas = outcome.gas_used, tx = %outcome.tx_hash, "GOAT block attested");
         report.submitted = Some(outcome);
         Ok(report)
     }
@@ -355,22 +409,28 @@ mod tests {
                 .parse::<Address>()
                 .unwrap()
         );
-        let d = attestation_digest(
-            1088,
-            Address::repeat_byte(7),
-            2345,
-            10,
-            B256::repeat_byte(1),
+        let block = GoatBlockFields {
+            hash: B256::repeat_byte(1),
+            number: 10,
+            timestamp: 1_700_000_000,
+            receipts_root: B256::repeat_byte(2),
+        };
+        let d = attestation_digest(1088, Address::repeat_byte(7), 2345, &block);
+        assert_ne!(
+            d,
+            attestation_digest(1089, Address::repeat_byte(7), 2345, &block)
         );
         assert_ne!(
             d,
-            attestation_digest(
-                1089,
-                Address::repeat_byte(7),
-                2345,
-                10,
-                B256::repeat_byte(1)
-            )
+            attestation_digest(1088, Address::repeat_byte(7), 48816, &block)
+        );
+        let later = GoatBlockFields {
+            timestamp: 1_700_000_001,
+            ..block
+        };
+        assert_ne!(
+            d,
+            attestation_digest(1088, Address::repeat_byte(7), 2345, &later)
         );
         let s0 = sign_digest(&keys[0], d);
         assert_eq!(s0.len(), 65);
@@ -394,5 +454,25 @@ mod tests {
         .unwrap();
         assert_eq!(parsed[0].address(), committee[0]);
         assert!(parse_keys("0x12", "X").is_err());
+        let packed = pack_quorum(
+            keys.iter()
+                .rev()
+                .take(3)
+                .map(|k| (k.address(), sign_digest(k, d)))
+                .collect(),
+            3,
+        )
+        .unwrap();
+        assert_eq!(packed.len(), 195);
+        let signers: Vec<Address> = packed
+            .chunks(65)
+            .enumerate()
+            .map(|(i, c)| recover(i, c, d).unwrap())
+            .collect();
+        assert!(signers.windows(2).all(|w| w[0] < w[1]), "ascending signers");
+        assert!(matches!(
+            pack_quorum(vec![(committee[0], s0)], 2),
+            Err(AttestError::TooFew { got: 1, need: 2 })
+        ));
     }
 }

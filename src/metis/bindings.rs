@@ -42,6 +42,18 @@ pub mod payment_settlement {
     );
 }
 
+/// `AccessPass`, the example service a settlement unlocks.
+pub mod access_pass {
+    alloy::sol!(
+        #[allow(missing_docs, clippy::too_many_arguments)]
+        #[sol(rpc)]
+        #[derive(Debug)]
+        AccessPass,
+        "contracts/artifacts/AccessPass.json"
+    );
+}
+
+pub use access_pass::AccessPass;
 pub use btc_light_client::BtcLightClient;
 pub use goat_header_store::GoatHeaderStore;
 pub use payment_settlement::PaymentSettlement;
@@ -54,8 +66,10 @@ pub const RAIL_GOAT: u8 = 1;
 pub const NETWORK_MAINNET: u8 = 0;
 /// `BtcLightClient.Network`: 1 Regtest (no retargeting).
 pub const NETWORK_REGTEST: u8 = 1;
+/// `BtcLightClient.Network`: 2 Testnet4 (mainnet rules, minimum-difficulty blocks, BIP94).
+pub const NETWORK_TESTNET4: u8 = 2;
 
-const ARTIFACTS: [(&str, &str); 3] = [
+const ARTIFACTS: [(&str, &str); 4] = [
     (
         "PaymentSettlement",
         include_str!("../../contracts/artifacts/PaymentSettlement.json"),
@@ -67,6 +81,10 @@ const ARTIFACTS: [(&str, &str); 3] = [
     (
         "GoatHeaderStore",
         include_str!("../../contracts/artifacts/GoatHeaderStore.json"),
+    ),
+    (
+        "AccessPass",
+        include_str!("../../contracts/artifacts/AccessPass.json"),
     ),
 ];
 
@@ -145,10 +163,13 @@ fn hint(name: &str) -> Option<&'static str> {
         "InsufficientConfirmations" => {
             "wait for more Bitcoin blocks, sync them and run `gmrelay metis relay-headers`"
         }
-        "UnknownGoatHeader" => "attest the GOAT block first: `gmrelay metis attest-goat --block <n>`",
-        "UnknownInvoice" => "create the invoice first: `gmrelay metis invoice create`",
+        "UnknownGoatBlock" => "the GOAT block is not attested: pass the committee's signatures inline or `gmrelay metis attest-goat --block <n>`",
+        "InvalidMerchantSignature" => "the invoice terms are not signed by their merchant for this PaymentSettlement and chain",
+        "TermsMismatch" => "the terms differ from the ones the merchant stored with createInvoice",
         "AlreadySettled" => "the invoice is already settled",
-        "InvoiceExpired" => "the invoice expired before settlement",
+        "PaidAfterExpiry" => "the payment was mined after the invoice's expiry",
+        "LightClientNetwork" => "the BtcLightClient follows another Bitcoin network than the one named at deployment",
+        "InsufficientGasForService" => "give the transaction more gas: the service hook needs its full allowance",
         "TooFewAttestations" => "collect more committee signatures",
         "UnknownParent" => "the batch does not start on a stored header: relay from a stored ancestor",
         _ => return None,
@@ -171,7 +192,7 @@ fn render(v: &DynSolValue) -> String {
     }
 }
 
-/// Decodes revert data into the named custom error of one of the three
+/// Decodes revert data into the named custom error of one of the
 /// contracts. Never fails: unknown data is kept raw.
 pub fn decode_revert(data: &[u8]) -> DecodedRevert {
     let unknown = || DecodedRevert {

@@ -11,11 +11,11 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::attest::{self, AttestDomain};
-use super::bindings::{RAIL_BTC, RAIL_GOAT};
 use super::deploy::{self, DeployParams};
+use super::invoice::{SignedInvoice, Terms};
 use super::relay::{self, RelayOptions};
 use super::settle::{self, SettleOptions};
-use super::sink::{MetisSink, NewInvoice};
+use super::sink::{InvoiceState, MetisSink};
 use crate::btc::network::BtcNetwork;
 use crate::config::Config;
 use crate::proof::ProofFile;
@@ -61,16 +61,18 @@ pub enum MetisCmd {
         #[arg(long)]
         devnet_committee: bool,
     },
-    /// Invoices on PaymentSettlement.
+    /// Invoices: signed off-chain, or created on PaymentSettlement.
     #[command(subcommand)]
     Invoice(InvoiceCmd),
-    /// Settles an invoice with a gmrelay proof file (BTC or GOAT).
+    /// Settles an invoice with a gmrelay proof file (BTC or GOAT). GOAT blocks
+    /// not yet attested on-chain are attested inline with this operator's
+    /// committee keys (metis.attester_keys_env, or metis.devnet_attesters).
     Settle {
         /// The proof file (`gmrelay btc prove` / `gmrelay goat prove`).
         proof: PathBuf,
-        /// The invoice id (32-byte hex).
+        /// The invoice: a JSON file of `metis invoice sign|create` ({terms, signature}).
         #[arg(long)]
-        invoice: String,
+        invoice: PathBuf,
         /// Submit without local checks: the contract judges, and its custom
         /// error is printed decoded.
         #[arg(long)]
@@ -80,46 +82,58 @@ pub enum MetisCmd {
 
 pub use crate::rail::Rail;
 
+/// The terms of a new invoice, as flags.
+#[derive(Debug, clap::Args)]
+pub struct TermsArgs {
+    /// btc or goat.
+    #[arg(long, value_enum)]
+    rail: Rail,
+    /// BTC: address or hex scriptPubKey; GOAT: 0x address.
+    #[arg(long)]
+    payee: String,
+    /// GOAT: the token contract (default: the deployment's devnet token, else goat.tokens[0]).
+    #[arg(long)]
+    asset: Option<String>,
+    /// Minimum amount: satoshis (BTC) or token base units (GOAT), decimal or 0x-hex.
+    #[arg(long)]
+    amount: String,
+    /// Last payment block time (unix seconds) that settles, or +secs from the latest Metis block.
+    #[arg(long)]
+    expiry: String,
+    /// What the payment carries (32-byte hex: the EIP-3009 nonce or the
+    /// OP_RETURN payload). Default: fresh random bytes.
+    #[arg(long = "ref")]
+    reference: Option<String>,
+    /// Service contract PaymentSettlement calls on settlement (e.g. an AccessPass).
+    #[arg(long)]
+    service: Option<String>,
+    /// Value passed to the service (32-byte hex, default zero).
+    #[arg(long)]
+    service_id: Option<String>,
+    /// Also write the invoice ({terms, signature}) to this JSON file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
 /// `gmrelay metis invoice …`
 #[derive(Debug, Subcommand)]
 pub enum InvoiceCmd {
-    /// Creates an invoice.
-    Create {
-        /// Salt (32-byte hex): the invoice id is keccak256(abi.encode(creator, salt)),
-        /// see `metis invoice id`. Default: a fresh random salt.
-        #[arg(long)]
-        salt: Option<String>,
-        /// btc or goat.
-        #[arg(long, value_enum)]
-        rail: Rail,
-        /// BTC: address or hex scriptPubKey; GOAT: 0x address.
-        #[arg(long)]
-        payee: String,
-        /// GOAT: the token contract (default: the deployment's devnet token, else goat.tokens[0]).
-        #[arg(long)]
-        asset: Option<String>,
-        /// Minimum amount: satoshis (BTC) or token base units (GOAT), decimal or 0x-hex.
-        #[arg(long)]
-        amount: String,
-        /// Last unix time at which it may settle, or +secs from the latest Metis block.
-        #[arg(long)]
-        expiry: String,
-        /// Service id (32-byte hex, default zero).
-        #[arg(long)]
-        service: Option<String>,
-    },
-    /// Prints the id an invoice made with `--salt` by `--creator` (default: the
-    /// relayer key's address) will have: what goes into the 402 answer, the
-    /// Bitcoin OP_RETURN and the EIP-3009 nonce. Needs no node.
+    /// Signs invoice terms off-chain (EIP-712) with the metis key as the
+    /// merchant: costs nothing until paid. Prints the invoice JSON.
+    Sign(TermsArgs),
+    /// Creates an invoice on PaymentSettlement (the metis key is the merchant).
+    Create(TermsArgs),
+    /// Prints the id of `--merchant`'s invoice whose payment carries `--ref`:
+    /// keccak256(abi.encode(merchant, ref)). Needs no node.
     Id {
-        /// Salt (32-byte hex).
+        /// The payment's ref (32-byte hex).
+        #[arg(long = "ref")]
+        reference: String,
+        /// Merchant address (default: the metis key's address).
         #[arg(long)]
-        salt: String,
-        /// Creator address (default: the address of the key in metis.key_env).
-        #[arg(long)]
-        creator: Option<String>,
+        merchant: Option<String>,
     },
-    /// Shows an invoice.
+    /// Shows what PaymentSettlement holds for an invoice id.
     Show {
         /// Invoice id (32-byte hex).
         #[arg(long)]
@@ -144,6 +158,75 @@ pub async fn contracts_cmd(config: &Config, cmd: ContractsCmd) -> Result<()> {
             println!("PaymentSettlement    {}", c.payment_settlement);
             if let Some(t) = file.and_then(|d| d.goat_test_token) {
                 println!("GOAT test token      {t}");
+            }
+            // What each contract trusts, read from the chain.
+            let p = super::sink::provider(&config.metis_rpc_url())?;
+            let btc = super::bindings::BtcLightClient::new(c.btc_light_client, p.clone());
+            let goat = super::bindings::GoatHeaderStore::new(c.goat_header_store, p.clone());
+            let ps = super::bindings::PaymentSettlement::new(c.payment_settlement, p);
+            let trust = async {
+                let network = btc.network().call().await?;
+                let limit = btc.powLimit().call().await?;
+                let cp = btc.checkpointHash().call().await?;
+                let cp_height = btc.checkpointHeight().call().await?;
+                let best = btc.bestHeight().call().await?;
+                let goat_chain = goat.goatChainId().call().await?;
+                let committee = goat.committee().call().await?;
+                let confs = ps.minBtcConfirmations().call().await?;
+                let ps_net = ps.btcNetwork().call().await?;
+                let ps_goat = ps.goatChainId().call().await?;
+                anyhow::Ok((
+                    network, limit, cp, cp_height, best, goat_chain, committee, confs, ps_net,
+                    ps_goat,
+                ))
+            }
+            .await;
+            match trust {
+                Ok((
+                    network,
+                    limit,
+                    cp,
+                    cp_height,
+                    best,
+                    goat_chain,
+                    committee,
+                    confs,
+                    ps_net,
+                    ps_goat,
+                )) => {
+                    let name = |n: u8| match n {
+                        super::bindings::NETWORK_MAINNET => "Bitcoin mainnet rules",
+                        super::bindings::NETWORK_TESTNET4 => {
+                            "Bitcoin testnet4 rules (minimum-difficulty blocks, BIP94)"
+                        }
+                        super::bindings::NETWORK_REGTEST => {
+                            "regtest rules: no retargeting, trivial proof of work (test only)"
+                        }
+                        _ => "unknown rules",
+                    };
+                    println!("trusts:");
+                    println!(
+                        "  BtcLightClient     proof of work from checkpoint {} at height {cp_height}; {}; pow limit {limit:#x}; best height {best}",
+                        super::relay::display(cp),
+                        name(network)
+                    );
+                    println!(
+                        "  GoatHeaderStore    a {}-of-{} committee ({}) attesting GOAT chain {goat_chain}",
+                        committee.quorum,
+                        committee.members.len(),
+                        committee
+                            .members
+                            .iter()
+                            .map(|m| m.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                    println!(
+                        "  PaymentSettlement  BtcLightClient (checked at deployment: {}), GoatHeaderStore (GOAT chain {ps_goat}), {confs} Bitcoin confirmations",
+                        name(ps_net)
+                    );
+                }
+                Err(e) => println!("trusts: (not read: {e:#})"),
             }
             Ok(())
         }
@@ -204,10 +287,10 @@ pub async fn contracts_cmd(config: &Config, cmd: ContractsCmd) -> Result<()> {
                 d.btc_network,
                 d.btc_checkpoint_hash,
                 d.btc_checkpoint_height,
-                if params.checkpoint.mode == super::bindings::NETWORK_REGTEST {
-                    "Regtest"
-                } else {
-                    "Mainnet"
+                match params.checkpoint.mode {
+                    super::bindings::NETWORK_REGTEST => "Regtest",
+                    super::bindings::NETWORK_TESTNET4 => "Testnet4",
+                    _ => "Mainnet",
                 }
             );
             println!(
@@ -343,85 +426,44 @@ pub async fn run(config: &Config, cmd: MetisCmd) -> Result<()> {
             }
             Ok(())
         }
-        MetisCmd::Invoice(InvoiceCmd::Id { salt, creator }) => {
-            let salt = parse_b256(&salt, "salt")?;
-            let creator = match creator {
+        MetisCmd::Invoice(InvoiceCmd::Id {
+            reference,
+            merchant,
+        }) => {
+            let reference = parse_b256(&reference, "ref")?;
+            let merchant = match merchant {
                 Some(c) => crate::goat::proof::parse_address(&c).map_err(|e| anyhow!(e))?,
                 None => relayer_key(config)?.address(),
             };
-            println!("{}", super::invoice_id(creator, salt));
+            println!("{}", super::invoice_id(merchant, reference));
             Ok(())
         }
-        MetisCmd::Invoice(InvoiceCmd::Create {
-            salt,
-            rail,
-            payee,
-            asset,
-            amount,
-            expiry,
-            service,
-        }) => {
-            let salt = match salt {
-                Some(s) => parse_b256(&s, "salt")?,
-                None => {
-                    let mut bytes = [0u8; 32];
-                    use std::io::Read;
-                    std::fs::File::open("/dev/urandom")
-                        .and_then(|mut f| f.read_exact(&mut bytes))
-                        .context("reading a random salt from /dev/urandom (or pass --salt)")?;
-                    alloy::primitives::B256::from(bytes)
-                }
-            };
+        MetisCmd::Invoice(InvoiceCmd::Sign(args)) => {
+            let key = relayer_key(config)?;
+            let sink = sink(config, false).await?;
+            let terms = terms_from(config, &sink, key.address(), &args).await?;
+            let signed =
+                SignedInvoice::sign(terms, &key, sink.chain_id(), sink.settlement_address())?;
+            write_invoice(&signed, args.out.as_ref())?;
+            println!("{}", serde_json::to_string_pretty(&signed)?);
+            Ok(())
+        }
+        MetisCmd::Invoice(InvoiceCmd::Create(args)) => {
             let sink = sink(config, true).await?;
-            let (payee_bytes, asset, rail_n) = match rail {
-                Rail::Btc => {
-                    if asset.is_some() {
-                        bail!("--asset is for GOAT invoices only");
-                    }
-                    let script = crate::app::parse_script(&payee, config.btc.network)?;
-                    (Bytes::from(script.to_bytes()), Address::ZERO, RAIL_BTC)
-                }
-                Rail::Goat => {
-                    let to: Address =
-                        crate::goat::proof::parse_address(&payee).map_err(|e| anyhow!(e))?;
-                    let asset = match asset {
-                        Some(a) => crate::goat::proof::parse_address(&a).map_err(|e| anyhow!(e))?,
-                        None => contracts(config)?
-                            .1
-                            .and_then(|d| d.goat_test_token)
-                            .or_else(|| config.goat_tokens().first().copied())
-                            .ok_or_else(|| anyhow!("--asset is required (no devnet token in the deployment, goat.tokens empty)"))?,
-                    };
-                    (Bytes::copy_from_slice(to.as_slice()), asset, RAIL_GOAT)
-                }
-            };
-            let expiry = match expiry.strip_prefix('+') {
-                Some(rel) => {
-                    let secs: u64 = rel.parse().with_context(|| format!("--expiry {expiry}"))?;
-                    sink.now().await? + secs
-                }
-                None => expiry
-                    .parse()
-                    .with_context(|| format!("--expiry {expiry}: unix seconds or +secs"))?,
-            };
-            let service_id = match service {
-                Some(s) => parse_b256(&s, "service")?,
-                None => B256::ZERO,
-            };
-            let inv = NewInvoice {
-                salt,
-                rail: rail_n,
-                payee: payee_bytes,
-                asset,
-                amount: parse_amount(&amount)?,
-                expiry,
-                service_id,
-            };
-            let (id, o) = sink.create_invoice(&inv).await?;
+            let merchant = sink
+                .signer_address()
+                .ok_or_else(|| anyhow!("no metis key"))?;
+            let terms = terms_from(config, &sink, merchant, &args).await?;
+            terms.validate()?;
+            let (id, o) = sink.create_invoice(&terms).await?;
+            let invoice = SignedInvoice::on_chain(terms);
+            write_invoice(&invoice, args.out.as_ref())?;
             println!(
-                "invoice {id} created (salt {salt}, {} rail, amount {}, expiry {expiry}): gas {}, tx {}",
-                if rail_n == RAIL_BTC { "btc" } else { "goat" },
-                inv.amount,
+                "invoice {id} created (ref {}, {} rail, amount {}, expiry {}): gas {}, tx {}",
+                invoice.terms.reference,
+                invoice.terms.rail,
+                invoice.terms.amount,
+                invoice.terms.expiry,
                 o.gas_used,
                 o.tx_hash
             );
@@ -430,48 +472,28 @@ pub async fn run(config: &Config, cmd: MetisCmd) -> Result<()> {
         MetisCmd::Invoice(InvoiceCmd::Show { id, json }) => {
             let id = parse_b256(&id, "id")?;
             let sink = sink(config, false).await?;
-            let inv = sink
-                .invoice(id)
-                .await?
-                .ok_or_else(|| anyhow!("invoice {id} does not exist"))?;
-            let payee = if inv.rail == RAIL_BTC {
-                let script = bitcoin::ScriptBuf::from_bytes(inv.payee.to_vec());
-                bitcoin::Address::from_script(&script, config.btc.network.bitcoin_network())
-                    .map(|a| a.to_string())
-                    .unwrap_or_else(|_| format!("script {}", inv.payee))
-            } else {
-                Address::try_from(inv.payee.as_ref())
-                    .map(|a| a.to_string())
-                    .unwrap_or_else(|_| inv.payee.to_string())
-            };
+            let state = sink.invoice_state(id).await?;
             if json {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&json!({
                         "id": id,
-                        "rail": inv.rail_name(),
-                        "status": inv.status_name(),
-                        "creator": inv.creator,
-                        "payee": payee,
-                        "payee_raw": inv.payee,
-                        "asset": inv.asset,
-                        "amount": inv.amount.to_string(),
-                        "expiry": inv.expiry,
-                        "service_id": inv.service_id,
+                        "state": state.name(),
+                        "settled": state.is_settled(),
+                        "terms_hash": match state { InvoiceState::Open(h) => Some(h), _ => None },
                     }))?
                 );
             } else {
                 println!("invoice  {id}");
-                println!("rail     {}", inv.rail_name());
-                println!("status   {}", inv.status_name());
-                println!("creator  {}", inv.creator);
-                println!("payee    {payee}");
-                if inv.rail == RAIL_GOAT {
-                    println!("asset    {}", inv.asset);
+                println!("state    {}", state.name());
+                if let InvoiceState::Open(h) = state {
+                    println!("terms    {h} (EIP-712 struct hash of the stored terms)");
                 }
-                println!("amount   {}", inv.amount);
-                println!("expiry   {}", inv.expiry);
-                println!("service  {}", inv.service_id);
+                if state == InvoiceState::Unknown {
+                    println!(
+                        "         (a signed invoice is unknown to the contract until it settles)"
+                    );
+                }
             }
             Ok(())
         }
@@ -480,18 +502,25 @@ pub async fn run(config: &Config, cmd: MetisCmd) -> Result<()> {
             invoice,
             skip_checks,
         } => {
-            let id = parse_b256(&invoice, "invoice")?;
+            let text = std::fs::read_to_string(&invoice)
+                .with_context(|| format!("--invoice {}", invoice.display()))?;
+            let inv: SignedInvoice = serde_json::from_str(&text)
+                .map_err(|e| anyhow!("{}:{}:{}: {e}", invoice.display(), e.line(), e.column()))?;
+            let id = inv.id();
             let file = ProofFile::load(&proof)?;
             let store = crate::app::open_store(config)?;
             let sink = sink(config, true).await?;
+            let attesters = crate::app::attester_keys(config)?;
             let r = settle::settle(
                 &store,
                 &sink,
                 &file,
-                id,
+                &inv,
                 SettleOptions {
                     network: config.btc.network,
                     skip_checks,
+                    attesters: &attesters,
+                    goat_header_store: sink.contracts().goat_header_store,
                 },
             )
             .await
@@ -499,12 +528,16 @@ pub async fn run(config: &Config, cmd: MetisCmd) -> Result<()> {
             println!(
                 "settled invoice {id} ({} rail, {} {}{}): gas {}, tx {}",
                 r.rail,
-                if r.rail == "btc" { "vout" } else { "tx index" },
-                r.source_index,
-                if r.rail == "btc" {
-                    format!(", {} header(s)", r.headers)
+                if r.rail == Rail::Btc {
+                    "vout"
                 } else {
-                    String::new()
+                    "tx index"
+                },
+                r.source_index,
+                match r.rail {
+                    Rail::Btc => format!(", {} header(s)", r.headers),
+                    Rail::Goat if r.inline_attestation => ", attested inline".into(),
+                    Rail::Goat => ", block attested on-chain".into(),
                 },
                 r.outcome.gas_used,
                 r.outcome.tx_hash
@@ -512,4 +545,87 @@ pub async fn run(config: &Config, cmd: MetisCmd) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn write_invoice(invoice: &SignedInvoice, out: Option<&PathBuf>) -> Result<()> {
+    if let Some(path) = out {
+        std::fs::write(path, serde_json::to_vec_pretty(invoice)?)
+            .with_context(|| format!("--out {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Terms from the flags; `merchant` is the signer.
+async fn terms_from(
+    config: &Config,
+    sink: &super::sink::AlloySink,
+    merchant: Address,
+    a: &TermsArgs,
+) -> Result<Terms> {
+    let reference = match &a.reference {
+        Some(s) => parse_b256(s, "ref")?,
+        None => {
+            let mut bytes = [0u8; 32];
+            use std::io::Read;
+            std::fs::File::open("/dev/urandom")
+                .and_then(|mut f| f.read_exact(&mut bytes))
+                .context("reading a random ref from /dev/urandom (or pass --ref)")?;
+            B256::from(bytes)
+        }
+    };
+    let (payee, asset) = match a.rail {
+        Rail::Btc => {
+            if a.asset.is_some() {
+                bail!("--asset is for GOAT invoices only");
+            }
+            let script = crate::app::parse_script(&a.payee, config.btc.network)?;
+            (Bytes::from(script.to_bytes()), Address::ZERO)
+        }
+        Rail::Goat => {
+            let to: Address =
+                crate::goat::proof::parse_address(&a.payee).map_err(|e| anyhow!(e))?;
+            let asset = match &a.asset {
+                Some(x) => crate::goat::proof::parse_address(x).map_err(|e| anyhow!(e))?,
+                None => contracts(config)?
+                    .1
+                    .and_then(|d| d.goat_test_token)
+                    .or_else(|| config.goat_tokens().first().copied())
+                    .ok_or_else(|| anyhow!("--asset is required (no devnet token in the deployment, goat.tokens empty)"))?,
+            };
+            (Bytes::copy_from_slice(to.as_slice()), asset)
+        }
+    };
+    let expiry = match a.expiry.strip_prefix('+') {
+        Some(rel) => {
+            let secs: u64 = rel
+                .parse()
+                .with_context(|| format!("--expiry {}", a.expiry))?;
+            sink.now().await? + secs
+        }
+        None => a
+            .expiry
+            .parse()
+            .with_context(|| format!("--expiry {}: unix seconds or +secs", a.expiry))?,
+    };
+    let service = match &a.service {
+        Some(x) => crate::goat::proof::parse_address(x).map_err(|e| anyhow!(e))?,
+        None => Address::ZERO,
+    };
+    let service_id = match &a.service_id {
+        Some(x) => parse_b256(x, "service-id")?,
+        None => B256::ZERO,
+    };
+    let terms = Terms {
+        merchant,
+        reference,
+        rail: a.rail,
+        payee,
+        asset,
+        amount: parse_amount(&a.amount)?,
+        expiry,
+        service,
+        service_id,
+    };
+    terms.validate()?;
+    Ok(terms)
 }

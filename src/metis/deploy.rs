@@ -17,6 +17,7 @@ use tracing::info;
 
 use super::bindings::{
     BtcLightClient, GoatHeaderStore, PaymentSettlement, NETWORK_MAINNET, NETWORK_REGTEST,
+    NETWORK_TESTNET4,
 };
 use super::sender::{Sender, TxPolicy};
 use super::sink::{map_transport, provider, Contracts, MetisError};
@@ -144,8 +145,13 @@ pub struct BtcCheckpointArgs {
     pub height: u32,
     /// Cumulative chainwork up to and including it.
     pub chainwork: U256,
-    /// [`NETWORK_REGTEST`] or [`NETWORK_MAINNET`].
+    /// [`NETWORK_MAINNET`], [`NETWORK_REGTEST`] or [`NETWORK_TESTNET4`].
     pub mode: u8,
+    /// The timestamps of the 11 blocks ending at the checkpoint, oldest
+    /// first (median-time-past of the first headers after it). Blocks below
+    /// the store's checkpoint are not stored: their slots repeat the oldest
+    /// time known, which only loosens the rule for the first 10 blocks.
+    pub times: [u32; 11],
     /// The network's pow limit.
     pub pow_limit: U256,
     /// The network.
@@ -169,15 +175,18 @@ pub enum CheckpointArgsError {
     /// A network BtcLightClient cannot secure.
     #[error("BtcLightClient cannot secure Bitcoin signet: signet blocks are authorized by the signet signers' signatures, which the contract does not check, and signet proof of work is trivial, so anyone could relay a heavier fake chain")]
     UnsupportedNetwork,
+    /// Testnet3's rules are not implemented on-chain.
+    #[error("BtcLightClient implements mainnet, testnet4 (BIP94) and regtest rules; testnet3's minimum-difficulty walk-back without BIP94 is not implemented: stage on testnet4")]
+    Testnet3,
 }
 
-/// The contract's validation mode for a network: Regtest (no retargeting) for
-/// regtest, Mainnet (full retargeting) otherwise.
+/// The contract's validation mode for a network: Regtest (no retargeting),
+/// Testnet4 (minimum-difficulty blocks, BIP94) or Mainnet.
 pub fn contract_mode(network: BtcNetwork) -> u8 {
-    if network == BtcNetwork::Regtest {
-        NETWORK_REGTEST
-    } else {
-        NETWORK_MAINNET
+    match network {
+        BtcNetwork::Regtest => NETWORK_REGTEST,
+        BtcNetwork::Testnet4 => NETWORK_TESTNET4,
+        _ => NETWORK_MAINNET,
     }
 }
 
@@ -187,14 +196,20 @@ pub fn checkpoint_args<S: Store>(store: &S) -> Result<BtcCheckpointArgs, Checkpo
     if network == BtcNetwork::Signet {
         return Err(CheckpointArgsError::UnsupportedNetwork);
     }
+    if network == BtcNetwork::Testnet3 {
+        return Err(CheckpointArgsError::Testnet3);
+    }
     let v = store
         .btc_header(&hash)?
         .ok_or_else(|| CheckpointArgsError::MissingHeader(hash.to_string()))?;
+    let time = v.header().time;
+    let times = [time; 11];
     Ok(BtcCheckpointArgs {
         header: Bytes::from(serialize(v.header())),
         height,
         chainwork: U256::from_be_bytes(v.chainwork().to_be_bytes()),
         mode: contract_mode(network),
+        times,
         pow_limit: U256::from_be_bytes(network.rules().pow_limit_be),
         network,
         hash: hash.to_string(),
@@ -237,15 +252,7 @@ pub async fn deploy(
             found,
         });
     }
-    // Legacy transactions priced from eth_gasPrice, as Metis takes them.
-    let sender = Sender::new(
-        p.clone(),
-        alloy::network::EthereumWallet::from(deployer),
-        url,
-        chain_id,
-        TxPolicy::default(),
-        None,
-    );
+    let sender = deployer_sender(&p, deployer, url, chain_id);
     let created = |what: &'static str, o: super::sink::TxOutcome| {
         o.contract_address.ok_or_else(|| MetisError::Rpc {
             endpoint: url.to_string(),
@@ -261,6 +268,7 @@ pub async fn deploy(
         c.chainwork,
         c.mode,
         c.pow_limit,
+        c.times,
     )
     .into_transaction_request();
     let what = "deploying BtcLightClient";
@@ -276,11 +284,15 @@ pub async fn deploy(
     let what = "deploying GoatHeaderStore";
     let goat = created(what, sender.send(what, "deployment", req).await?)?;
     info!(address = %goat, "GoatHeaderStore deployed");
+    // PaymentSettlement checks at construction that the light client follows
+    // this network (with its proof-of-work limit) and the store this GOAT chain.
     let req = PaymentSettlement::deploy_builder(
         p.clone(),
         btc,
         goat,
         U256::from(params.min_btc_confirmations),
+        c.mode,
+        U256::from(params.goat_chain_id),
     )
     .into_transaction_request();
     let what = "deploying PaymentSettlement";
@@ -303,6 +315,48 @@ pub async fn deploy(
         goat_test_token: None,
         deployer: from,
     })
+}
+
+/// A sender for deployments: legacy transactions priced from `eth_gasPrice`,
+/// as Metis takes them, with no outbox.
+fn deployer_sender(
+    p: &DynProvider,
+    deployer: PrivateKeySigner,
+    url: &str,
+    chain_id: u64,
+) -> Sender {
+    Sender::new(
+        p.clone(),
+        alloy::network::EthereumWallet::from(deployer),
+        url,
+        chain_id,
+        TxPolicy::default(),
+        None,
+    )
+}
+
+/// Deploys an AccessPass (the example service) for `merchant`'s invoices
+/// settled by `settlement`; returns its address.
+pub async fn deploy_access_pass(
+    url: &str,
+    chain_id: u64,
+    deployer: PrivateKeySigner,
+    settlement: Address,
+    merchant: Address,
+) -> Result<Address, MetisError> {
+    let p: DynProvider = provider(url)?;
+    let sender = deployer_sender(&p, deployer, url, chain_id);
+    let req = super::bindings::AccessPass::deploy_builder(p, settlement, merchant)
+        .into_transaction_request();
+    let what = "deploying AccessPass";
+    let o = sender.send(what, "deployment", req).await?;
+    let address = o.contract_address.ok_or_else(|| MetisError::Rpc {
+        endpoint: url.to_string(),
+        what: what.to_string(),
+        message: format!("transaction {} created no contract", o.tx_hash),
+    })?;
+    info!(address = %address, "AccessPass deployed");
+    Ok(address)
 }
 
 #[cfg(test)]

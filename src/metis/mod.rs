@@ -6,7 +6,8 @@
 //! * [`sink`]: the [`MetisSink`](sink::MetisSink) trait (what the relayer
 //!   reads from and writes to the contracts) and its alloy implementation.
 //! * [`relay`]: brings BtcLightClient up to the local best Bitcoin chain.
-//! * [`attest`]: EIP-712 committee attestations of GOAT headers.
+//! * [`attest`]: EIP-712 committee attestations of GOAT blocks.
+//! * [`invoice`]: invoice terms, signed off-chain (EIP-712) or created on-chain.
 //! * [`settle`]: the contracts' proof structs built from gmrelay proof files.
 //! * [`deploy`]: deployment and the deployment file.
 //! * [`sender`]: legacy EIP-155 transactions priced from `eth_gasPrice`,
@@ -19,6 +20,7 @@ pub mod bindings;
 pub mod cmd;
 pub mod deploy;
 pub mod gasbench;
+pub mod invoice;
 pub mod outbox;
 pub mod relay;
 pub mod sender;
@@ -28,10 +30,10 @@ pub mod sink;
 use alloy::primitives::{keccak256, Address, B256};
 use alloy::sol_types::SolValue;
 
-/// The id PaymentSettlement gives the invoice `creator` makes with `salt`:
-/// `keccak256(abi.encode(creator, salt))`. Merchants compute it before the
-/// invoice exists (it goes into the x402 402 answer, the Bitcoin OP_RETURN
-/// and the EIP-3009 nonce); nobody but `creator` can create an invoice with it.
-pub fn invoice_id(creator: Address, salt: B256) -> B256 {
-    keccak256((creator, salt).abi_encode())
+/// The id PaymentSettlement gives the invoice of `merchant` whose payment
+/// carries `reference` (the EIP-3009 nonce or the Bitcoin OP_RETURN payload):
+/// `keccak256(abi.encode(merchant, reference))`. Nobody but the merchant can
+/// sign or create an invoice with it.
+pub fn invoice_id(merchant: Address, reference: B256) -> B256 {
+    keccak256((merchant, reference).abi_encode())
 }

@@ -202,11 +202,16 @@ pub async fn relay_headers<S: Store, M: MetisSink>(
                 if headers.len() as u32 != to - p.from + 1 {
                     return Err(RelayError::Gap(p.from + headers.len() as u32));
                 }
-                let mut bytes = Vec::with_capacity(headers.len() * 80);
+                // 48-byte compact records: the contract knows each prevHash.
+                let parent = internal(&headers[0].header().prev_blockhash);
+                let mut bytes = Vec::with_capacity(headers.len() * 48);
                 for v in &headers {
-                    bytes.extend_from_slice(&serialize(v.header()));
+                    let raw: [u8; 80] = serialize(v.header())
+                        .try_into()
+                        .expect("a header serializes to 80 bytes");
+                    bytes.extend_from_slice(&super::settle::compact_header(&raw));
                 }
-                let outcome = sink.btc_submit_headers(Bytes::from(bytes)).await?;
+                let outcome = sink.btc_submit_compact(parent, Bytes::from(bytes)).await?;
                 Ok(Some(BatchReport {
                     from: p.from,
                     to,

@@ -1,60 +1,75 @@
-//! Settlement: the contracts' proof structs built from gmrelay proof files,
-//! local checks that explain what is missing before anything is sent, and
-//! the runner behind `gmrelay metis settle`.
+//! Settlement: the contracts' structs built from gmrelay proof files and
+//! invoices, local checks that explain what is missing before anything is
+//! sent, and the runner behind `gmrelay metis settle`.
 //!
-//! BTC: raw transaction (legacy serialization), index, branches in internal
-//! byte order, coinbase preimage (single SHA256 of the raw coinbase), and
-//! the block header followed by its descendants from the store up to the
-//! first header BtcLightClient stores on its best chain (`storedBestAt`).
-//! GOAT: attested block hash, transaction index, receipt, receipts-trie
-//! nodes and the AuthorizationUsed/Transfer log positions.
+//! Every settlement carries the invoice's terms and the merchant's signature
+//! (empty for an invoice created on-chain). BTC: the block's 80-byte header
+//! then its descendants as 48-byte compact records from the store up to the
+//! first header BtcLightClient stores on its best chain (`storedBestAt`),
+//! the coinbase proof (shared by a block's payments), and per payment the
+//! raw transaction (legacy serialization), its index and branch. GOAT: the
+//! block (hash, number, timestamp, receipts root) with the committee's
+//! signatures inline unless GoatHeaderStore already stores it, a pool of
+//! receipts-trie nodes shared by the block's payments, and per payment the
+//! transaction index, its path into the pool and the AuthorizationUsed log
+//! position (the receipt is read in place from the proof's leaf).
 
 use alloy::primitives::{Address, Bytes, B256, U256};
+use alloy::signers::local::PrivateKeySigner;
 use bitcoin::consensus::serialize;
 use bitcoin::hashes::{sha256, Hash};
 use bitcoin::ScriptBuf;
 use thiserror::Error;
 use tracing::{info, info_span, Instrument};
 
-use super::bindings::payment_settlement::{IBtcLightClient, PaymentSettlement};
-use super::bindings::{RAIL_BTC, RAIL_GOAT};
+use super::attest::{inline_signatures, AttestDomain, AttestError};
+use super::bindings::payment_settlement::PaymentSettlement;
+use super::invoice::{InvoiceError, SignedInvoice};
 use super::relay::internal;
-use super::sink::{InvoiceView, MetisError, MetisSink, TxOutcome};
+use super::sink::{GoatBlockFields, InvoiceState, MetisError, MetisSink, TxOutcome};
 use crate::btc::network::BtcNetwork;
 use crate::btc::proof::{find_payment, verify_proof, BtcProof, PaymentError, ProofError};
 use crate::error::{Classify, ErrorClass};
+use crate::goat::header::GoatHeader;
 use crate::goat::proof::GoatProof;
 use crate::proof::{ProofBody, ProofFile};
+use crate::rail::Rail;
 use crate::store::{Store, StoreError};
 
 /// Why a settlement was not submitted (or failed).
 #[derive(Debug, Error)]
 pub enum SettleError {
-    /// No such invoice.
-    #[error("invoice {0} does not exist on PaymentSettlement: create it first (`gmrelay metis invoice create`)")]
-    UnknownInvoice(B256),
+    /// The terms or their signature are refused.
+    #[error(transparent)]
+    Invoice(#[from] InvoiceError),
+    /// The terms differ from the ones stored on-chain.
+    #[error("invoice {0} was created on-chain with other terms (PaymentSettlement would revert with TermsMismatch)")]
+    TermsMismatch(B256),
+    /// Another invoice with this id (other terms) is known.
+    #[error("invoice {0} is already known with other terms (one ref, two signed invoices of the merchant): the first one stands")]
+    Conflict(B256),
     /// Proof and invoice are for different rails.
     #[error("invoice {id} is a {invoice} invoice, the proof is a {proof} payment")]
     WrongRail {
         /// The invoice.
         id: B256,
         /// Its rail.
-        invoice: &'static str,
+        invoice: Rail,
         /// The proof's rail.
-        proof: &'static str,
+        proof: Rail,
     },
     /// Already settled.
     #[error("invoice {0} is already settled")]
     AlreadySettled(B256),
-    /// Expired (Metis clock).
-    #[error("invoice {id} expired at {expiry}; the latest Metis block is at {now}")]
+    /// The payment was mined after the invoice's expiry.
+    #[error("invoice {id} expired at {expiry}; its payment was mined at {paid_at}")]
     Expired {
         /// The invoice.
         id: B256,
         /// Its expiry.
         expiry: u64,
-        /// Metis time.
-        now: u64,
+        /// The payment's block time.
+        paid_at: u64,
     },
     /// The BTC proof does not verify against the local chain.
     #[error("the proof does not verify against the local Bitcoin chain: {0} (run `gmrelay headers sync`, or prove again)")]
@@ -77,8 +92,16 @@ pub enum SettleError {
         message: String,
     },
     /// A GOAT proof of a plain transfer.
-    #[error("the GOAT proof is a plain ERC-20 transfer: PaymentSettlement settles EIP-3009 payments (the nonce names the invoice) only")]
+    #[error("the GOAT proof is a plain ERC-20 transfer: PaymentSettlement settles EIP-3009 payments (the nonce is the invoice's ref) only")]
     PlainTransfer,
+    /// The GOAT proof's header does not decode.
+    #[error("GOAT proof for block {number}: header_rlp does not decode: {message}")]
+    GoatHeader {
+        /// Block number.
+        number: u64,
+        /// Why.
+        message: String,
+    },
     /// BtcLightClient stores no best-chain descendant of the block.
     #[error("block {height} ({hash}) has no descendant stored on BtcLightClient's best chain (its tip is at {contract_height}): relay headers first (`gmrelay metis relay-headers`)")]
     NotRelayed {
@@ -99,20 +122,29 @@ pub enum SettleError {
         /// Required.
         need: u64,
     },
-    /// The GOAT block is not attested.
-    #[error("GOAT block {number} ({hash}) is not attested on GoatHeaderStore: attest the GOAT block first (`gmrelay metis attest-goat --block {number}`)")]
+    /// The GOAT block is neither attested on-chain nor signable here.
+    #[error("GOAT block {number} ({hash}) is not attested and this relayer holds no committee keys to attest it inline: set GMRELAY_ATTESTER_KEYS (or `gmrelay metis attest-goat --block {number}`)")]
     NotAttested {
         /// Block number.
         number: u64,
         /// Block hash.
         hash: B256,
     },
+    /// Attesting the block inline failed (boxed: it is large).
+    #[error(transparent)]
+    Attest(Box<AttestError>),
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
     /// Metis failed (a revert carries the decoded custom error).
     #[error(transparent)]
     Metis(#[from] MetisError),
+}
+
+impl From<AttestError> for SettleError {
+    fn from(e: AttestError) -> Self {
+        SettleError::Attest(Box::new(e))
+    }
 }
 
 impl SettleError {
@@ -129,6 +161,7 @@ impl Classify for SettleError {
     fn class(&self) -> ErrorClass {
         match self {
             SettleError::Metis(e) => e.class(),
+            SettleError::Attest(e) => e.class(),
             _ => ErrorClass::Permanent,
         }
     }
@@ -143,33 +176,39 @@ fn concat_nodes(nodes: &[bitcoin::TxMerkleNode]) -> Bytes {
     Bytes::from(out)
 }
 
-/// The light client's `TxProof` from a gmrelay proof and the header chain.
-pub fn btc_inclusion(proof: &BtcProof, headers: Bytes) -> IBtcLightClient::TxProof {
-    IBtcLightClient::TxProof {
+/// The 48-byte compact form of an 80-byte header: everything but the
+/// previous block's hash (the contract has it).
+pub fn compact_header(header: &[u8; 80]) -> [u8; 48] {
+    let mut out = [0u8; 48];
+    out[..4].copy_from_slice(&header[..4]);
+    out[4..].copy_from_slice(&header[36..]);
+    out
+}
+
+/// PaymentSettlement's `BtcBlock` from a gmrelay proof and its header chain
+/// (see [`btc_header_chain`]).
+pub fn btc_block(proof: &BtcProof, headers: Bytes) -> PaymentSettlement::BtcBlock {
+    PaymentSettlement::BtcBlock {
+        headers,
+        coinbasePreimage: B256::from(sha256::Hash::hash(&proof.coinbase.raw).to_byte_array()),
+        coinbaseBranch: concat_nodes(&proof.coinbase.merkle_branch),
+    }
+}
+
+/// PaymentSettlement's `BtcPayment`: the invoice and the transaction's inclusion.
+pub fn btc_payment(invoice: &SignedInvoice, proof: &BtcProof) -> PaymentSettlement::BtcPayment {
+    PaymentSettlement::BtcPayment {
+        terms: invoice.terms.to_sol(),
+        signature: invoice.signature.clone(),
         rawTx: Bytes::from(proof.tx.raw.clone()),
         txIndex: U256::from(proof.tx.index),
         merkleBranch: concat_nodes(&proof.tx.merkle_branch),
-        coinbasePreimage: B256::from(sha256::Hash::hash(&proof.coinbase.raw).to_byte_array()),
-        coinbaseBranch: concat_nodes(&proof.coinbase.merkle_branch),
-        headers,
     }
 }
 
-/// PaymentSettlement's `BtcProof`.
-pub fn btc_settlement_proof(
-    proof: &BtcProof,
-    headers: Bytes,
-    output_index: u32,
-) -> PaymentSettlement::BtcProof {
-    PaymentSettlement::BtcProof {
-        inclusion: btc_inclusion(proof, headers),
-        outputIndex: U256::from(output_index),
-    }
-}
-
-/// The block at `height` (which must be `hash` on the local best chain) and
-/// its local best-chain descendants up to the first one BtcLightClient
-/// stores on its best chain.
+/// The block at `height` (which must be `hash` on the local best chain) as
+/// 80 bytes, then its local best-chain descendants as 48-byte compact
+/// records up to the first one BtcLightClient stores on its best chain.
 pub async fn btc_header_chain<S: Store, M: MetisSink>(
     store: &S,
     sink: &M,
@@ -191,7 +230,14 @@ pub async fn btc_header_chain<S: Store, M: MetisSink>(
         let v = store
             .btc_header(&bh)?
             .ok_or_else(|| ProofError::Store(format!("best-chain header {h} missing")))?;
-        out.extend_from_slice(&serialize(v.header()));
+        let raw: [u8; 80] = serialize(v.header())
+            .try_into()
+            .expect("a header serializes to 80 bytes");
+        if h == height {
+            out.extend_from_slice(&raw);
+        } else {
+            out.extend_from_slice(&compact_header(&raw));
+        }
         if sink.btc_stored_best_at(u64::from(h)).await? == internal(&bh) {
             return Ok(Bytes::from(out));
         }
@@ -203,21 +249,77 @@ pub async fn btc_header_chain<S: Store, M: MetisSink>(
     })
 }
 
-/// PaymentSettlement's `GoatProof` from a gmrelay GOAT proof.
-pub fn goat_settlement_proof(
-    proof: &GoatProof,
-) -> Result<PaymentSettlement::GoatProof, SettleError> {
-    let auth = proof
-        .log_indexes
-        .authorization_used
-        .ok_or(SettleError::PlainTransfer)?;
-    Ok(PaymentSettlement::GoatProof {
-        blockHash: proof.block_hash,
-        txIndex: U256::from(proof.tx_index),
-        receipt: proof.receipt.clone(),
-        proof: proof.proof_nodes.clone(),
-        authorizationLogIndex: U256::from(auth),
-        transferLogIndex: U256::from(proof.log_indexes.transfer),
+/// The attested fields of the proof's GOAT block (decoded from its header).
+pub fn goat_fields(proof: &GoatProof) -> Result<GoatBlockFields, SettleError> {
+    let header =
+        GoatHeader::decode_rlp(&proof.header_rlp).map_err(|e| SettleError::GoatHeader {
+            number: proof.block_number,
+            message: e.to_string(),
+        })?;
+    Ok(GoatBlockFields {
+        hash: proof.block_hash,
+        number: header.number,
+        timestamp: header.timestamp,
+        receipts_root: header.receipts_root,
+    })
+}
+
+/// PaymentSettlement's `GoatBlock` with inline `signatures` (empty: attested on-chain).
+pub fn goat_block(fields: &GoatBlockFields, signatures: Bytes) -> PaymentSettlement::GoatBlock {
+    PaymentSettlement::GoatBlock {
+        blockHash: fields.hash,
+        number: U256::from(fields.number),
+        timestamp: U256::from(fields.timestamp),
+        receiptsRoot: fields.receipts_root,
+        signatures,
+    }
+}
+
+/// The GOAT payments of one block as a `GoatGroup`: the trie nodes their
+/// proofs share are sent once (a pool), each payment naming its nodes by
+/// pool index; a single payment sends its proof as the pool.
+pub fn goat_group(
+    block: PaymentSettlement::GoatBlock,
+    items: &[(&SignedInvoice, &GoatProof)],
+) -> Result<PaymentSettlement::GoatGroup, SettleError> {
+    let mut pool: Vec<Bytes> = Vec::new();
+    let mut payments = Vec::with_capacity(items.len());
+    let single = items.len() == 1;
+    for (invoice, proof) in items {
+        let auth = proof
+            .log_indexes
+            .authorization_used
+            .ok_or(SettleError::PlainTransfer)?;
+        let mut path = Vec::with_capacity(proof.proof_nodes.len());
+        for node in &proof.proof_nodes {
+            let at = match pool.iter().position(|n| n == node) {
+                Some(i) => i,
+                None => {
+                    pool.push(node.clone());
+                    pool.len() - 1
+                }
+            };
+            path.push(u8::try_from(at).map_err(|_| SettleError::GoatNotPaid {
+                id: invoice.id(),
+                message: "more than 256 distinct trie nodes in one block's batch".into(),
+            })?);
+        }
+        payments.push(PaymentSettlement::GoatPayment {
+            terms: invoice.terms.to_sol(),
+            signature: invoice.signature.clone(),
+            txIndex: U256::from(proof.tx_index),
+            path: if single {
+                Bytes::new()
+            } else {
+                Bytes::from(path)
+            },
+            logIndex: U256::from(auth),
+        });
+    }
+    Ok(PaymentSettlement::GoatGroup {
+        blk: block,
+        nodes: pool,
+        payments,
     })
 }
 
@@ -226,107 +328,119 @@ pub fn goat_settlement_proof(
 pub struct SettleReport {
     /// The invoice.
     pub invoice: B256,
-    /// `btc` or `goat`.
-    pub rail: &'static str,
+    /// The rail.
+    pub rail: Rail,
     /// The transaction.
     pub outcome: TxOutcome,
-    /// BTC: the paying output; GOAT: the transaction index.
+    /// BTC: the first output paying the invoice; GOAT: the transaction index.
     pub source_index: u64,
-    /// Headers carried (BTC).
+    /// Headers carried (BTC: the block's and its compact descendants').
     pub headers: usize,
+    /// GOAT: whether the committee's signatures went inline.
+    pub inline_attestation: bool,
 }
 
 /// Options of [`settle`].
 #[derive(Debug, Clone, Copy)]
-pub struct SettleOptions {
+pub struct SettleOptions<'a> {
     /// The Bitcoin network of the store.
     pub network: BtcNetwork,
     /// Skip the local checks and let the contract judge (its custom error comes back decoded).
     pub skip_checks: bool,
+    /// Committee keys this relayer holds, to attest GOAT blocks inline.
+    pub attesters: &'a [PrivateKeySigner],
+    /// GoatHeaderStore's address (the attestation domain).
+    pub goat_header_store: Address,
 }
 
-async fn open_invoice<M: MetisSink>(
+/// Checks an invoice before its settlement: not settled, and either stored
+/// on-chain with exactly these terms or signed by its (EOA) merchant.
+pub async fn check_invoice<M: MetisSink>(
     sink: &M,
-    id: B256,
-    rail: u8,
-    skip: bool,
-) -> Result<Option<InvoiceView>, SettleError> {
-    let inv = sink.invoice(id).await?;
-    if skip {
-        return Ok(inv);
-    }
-    let inv = inv.ok_or(SettleError::UnknownInvoice(id))?;
-    if inv.rail != rail {
+    invoice: &SignedInvoice,
+    rail: Rail,
+) -> Result<(), SettleError> {
+    let id = invoice.id();
+    if invoice.terms.rail != rail {
         return Err(SettleError::WrongRail {
             id,
-            invoice: inv.rail_name(),
-            proof: if rail == RAIL_BTC { "btc" } else { "goat" },
+            invoice: invoice.terms.rail,
+            proof: rail,
         });
     }
-    if inv.status == 2 {
-        return Err(SettleError::AlreadySettled(id));
+    match sink.invoice_state(id).await? {
+        s if s.is_settled() => Err(SettleError::AlreadySettled(id)),
+        InvoiceState::Open(hash) if hash != invoice.terms.struct_hash() => {
+            Err(SettleError::TermsMismatch(id))
+        }
+        InvoiceState::Open(_) => Ok(()),
+        _ => Ok(invoice.verify(sink.chain_id(), sink.settlement_address())?),
     }
-    let now = sink.now().await?;
-    if now > inv.expiry {
-        return Err(SettleError::Expired {
-            id,
-            expiry: inv.expiry,
-            now,
-        });
-    }
-    Ok(Some(inv))
 }
 
-/// Settles invoice `id` with a proof file: checks locally (unless
-/// `skip_checks`), builds the contract's proof and submits it.
+/// Settles `invoice` with a proof file: checks locally (unless
+/// `skip_checks`), builds the contract's structs and submits them.
 pub async fn settle<S: Store, M: MetisSink>(
     store: &S,
     sink: &M,
     file: &ProofFile,
-    id: B256,
-    options: SettleOptions,
+    invoice: &SignedInvoice,
+    options: SettleOptions<'_>,
 ) -> Result<SettleReport, SettleError> {
-    let span = info_span!("settle", invoice = %id, rail = file.body.chain());
+    let span = info_span!("settle", invoice = %invoice.id(), rail = file.body.chain());
     async move {
         match &file.body {
-            ProofBody::Bitcoin(p) => settle_btc(store, sink, p, id, options).await,
-            ProofBody::Goat(p) => settle_goat(sink, p, id, options).await,
+            ProofBody::Bitcoin(p) => settle_btc(store, sink, p, invoice, options).await,
+            ProofBody::Goat(p) => settle_goat(sink, p, invoice, options).await,
         }
     }
     .instrument(span)
     .await
 }
 
+/// Local checks of a Bitcoin payment against the invoice and the store;
+/// returns the first paying output.
+pub fn check_btc_payment<S: Store>(
+    store: &S,
+    p: &BtcProof,
+    invoice: &SignedInvoice,
+    network: BtcNetwork,
+) -> Result<u32, SettleError> {
+    let id = invoice.id();
+    let verified = verify_proof(p, store, network, 1)?;
+    let script = ScriptBuf::from_bytes(invoice.terms.payee.to_vec());
+    let amount = u64::try_from(invoice.terms.amount).unwrap_or(u64::MAX);
+    let pay = find_payment(verified.tx(), &script, amount, &invoice.terms.reference.0)
+        .map_err(|source| SettleError::NotPaid { id, source })?;
+    // verify_proof checked the header is 80 bytes.
+    let time = u64::from(u32::from_le_bytes(
+        p.header[68..72].try_into().expect("an 80-byte header"),
+    ));
+    if time > invoice.terms.expiry {
+        return Err(SettleError::Expired {
+            id,
+            expiry: invoice.terms.expiry,
+            paid_at: time,
+        });
+    }
+    Ok(pay.vout)
+}
+
 async fn settle_btc<S: Store, M: MetisSink>(
     store: &S,
     sink: &M,
     p: &BtcProof,
-    id: B256,
-    options: SettleOptions,
+    invoice: &SignedInvoice,
+    options: SettleOptions<'_>,
 ) -> Result<SettleReport, SettleError> {
-    let skip = options.skip_checks;
-    let inv = open_invoice(sink, id, RAIL_BTC, skip).await?;
-    let verified = verify_proof(p, store, options.network, 1)?;
-    let output_index = match &inv {
-        Some(inv) => {
-            let script = ScriptBuf::from_bytes(inv.payee.to_vec());
-            let amount = u64::try_from(inv.amount).unwrap_or(u64::MAX);
-            match find_payment(verified.tx(), &script, amount, &id.0) {
-                Ok(pay) => pay.vout,
-                Err(source) if !skip => return Err(SettleError::NotPaid { id, source }),
-                // Let the contract judge: name the first output to the script, or 0.
-                Err(_) => verified
-                    .tx()
-                    .output
-                    .iter()
-                    .position(|o| o.script_pubkey == script)
-                    .unwrap_or(0) as u32,
-            }
-        }
-        None => 0,
-    };
+    let id = invoice.id();
+    let mut output_index = 0;
+    if !options.skip_checks {
+        check_invoice(sink, invoice, Rail::Btc).await?;
+        output_index = check_btc_payment(store, p, invoice, options.network)?;
+    }
     let headers = btc_header_chain(store, sink, p.block_hash, p.block_height).await?;
-    if !skip {
+    if !options.skip_checks {
         let (contract_height, _) = sink.btc_best().await?;
         let have = (contract_height + 1).saturating_sub(u64::from(p.block_height));
         let need = sink.min_btc_confirmations().await?;
@@ -338,81 +452,118 @@ async fn settle_btc<S: Store, M: MetisSink>(
             });
         }
     }
-    let n_headers = headers.len() / 80;
+    let n_headers = 1 + headers.len().saturating_sub(80) / 48;
+    let group = PaymentSettlement::BtcGroup {
+        blk: btc_block(p, headers),
+        payments: vec![btc_payment(invoice, p)],
+    };
     let outcome = sink
-        .settle_btc(id, btc_settlement_proof(p, headers, output_index))
+        .settle_btc(vec![group], &format!("invoice {id}"))
         .await?;
     info!(gas = outcome.gas_used, tx = %outcome.tx_hash, "BTC invoice settled");
     Ok(SettleReport {
         invoice: id,
-        rail: "btc",
+        rail: Rail::Btc,
         outcome,
         source_index: u64::from(output_index),
         headers: n_headers,
+        inline_attestation: false,
     })
+}
+
+/// Local checks of a GOAT payment against the invoice (ref, token, payee,
+/// amount, expiry by the block's timestamp).
+pub fn check_goat_payment(
+    p: &GoatProof,
+    invoice: &SignedInvoice,
+    fields: &GoatBlockFields,
+) -> Result<(), SettleError> {
+    let id = invoice.id();
+    let t = &invoice.terms;
+    let pay = &p.payment;
+    let fail = |message: String| Err(SettleError::GoatNotPaid { id, message });
+    if p.log_indexes.authorization_used.is_none() {
+        return Err(SettleError::PlainTransfer);
+    }
+    if pay.nonce != Some(t.reference) {
+        return fail(format!(
+            "its EIP-3009 nonce is {}, not the invoice's ref {}",
+            pay.nonce
+                .map(|n| n.to_string())
+                .unwrap_or_else(|| "absent".into()),
+            t.reference
+        ));
+    }
+    if t.asset != pay.token {
+        return fail(format!(
+            "it pays token {}, the invoice asks {}",
+            pay.token, t.asset
+        ));
+    }
+    let payee = Address::try_from(t.payee.as_ref()).map_err(|_| SettleError::GoatNotPaid {
+        id,
+        message: "the invoice's payee is not 20 bytes".into(),
+    })?;
+    if payee != pay.to {
+        return fail(format!(
+            "it pays {}, the invoice's payee is {payee}",
+            pay.to
+        ));
+    }
+    if pay.value < t.amount {
+        return fail(format!(
+            "it pays {}, the invoice asks {}",
+            pay.value, t.amount
+        ));
+    }
+    if fields.timestamp > t.expiry {
+        return Err(SettleError::Expired {
+            id,
+            expiry: t.expiry,
+            paid_at: fields.timestamp,
+        });
+    }
+    Ok(())
 }
 
 async fn settle_goat<M: MetisSink>(
     sink: &M,
     p: &GoatProof,
-    id: B256,
-    options: SettleOptions,
+    invoice: &SignedInvoice,
+    options: SettleOptions<'_>,
 ) -> Result<SettleReport, SettleError> {
-    let skip = options.skip_checks;
-    let inv = open_invoice(sink, id, RAIL_GOAT, skip).await?;
-    let proof = goat_settlement_proof(p)?;
-    if !skip {
-        if let Err(message) = goat_matches(inv.as_ref(), p, id) {
-            return Err(SettleError::GoatNotPaid { id, message });
-        }
-        if !sink.goat_is_known(p.block_hash).await? {
-            return Err(SettleError::NotAttested {
-                number: p.block_number,
-                hash: p.block_hash,
-            });
-        }
+    let id = invoice.id();
+    let fields = goat_fields(p)?;
+    if !options.skip_checks {
+        check_invoice(sink, invoice, Rail::Goat).await?;
+        check_goat_payment(p, invoice, &fields)?;
     }
-    let outcome = sink.settle_goat(id, proof).await?;
-    info!(gas = outcome.gas_used, tx = %outcome.tx_hash, "GOAT invoice settled");
+    let signatures = if sink.goat_is_known(fields.hash).await? {
+        Bytes::new()
+    } else if options.attesters.is_empty() {
+        return Err(SettleError::NotAttested {
+            number: fields.number,
+            hash: fields.hash,
+        });
+    } else {
+        let domain = AttestDomain {
+            metis_chain_id: sink.chain_id(),
+            store: options.goat_header_store,
+        };
+        inline_signatures(sink, domain, p.chain_id, &fields, options.attesters).await?
+    };
+    let inline = !signatures.is_empty();
+    let group = goat_group(goat_block(&fields, signatures), &[(invoice, p)])?;
+    let outcome = sink
+        .settle_goat(vec![group], &format!("invoice {id}"))
+        .await?;
+    info!(gas = outcome.gas_used, tx = %outcome.tx_hash, inline, "GOAT invoice settled");
     Ok(SettleReport {
         invoice: id,
-        rail: "goat",
+        rail: Rail::Goat,
         outcome,
         source_index: p.tx_index,
         headers: 0,
+        inline_attestation: inline,
     })
-}
-
-fn goat_matches(inv: Option<&InvoiceView>, p: &GoatProof, id: B256) -> Result<(), String> {
-    let Some(inv) = inv else { return Ok(()) };
-    let pay = &p.payment;
-    if pay.nonce != Some(id) {
-        return Err(format!(
-            "its EIP-3009 nonce is {}, not the invoice id",
-            pay.nonce
-                .map(|n| n.to_string())
-                .unwrap_or_else(|| "absent".into())
-        ));
-    }
-    if inv.asset != pay.token {
-        return Err(format!(
-            "it pays token {}, the invoice asks {}",
-            pay.token, inv.asset
-        ));
-    }
-    let payee = Address::try_from(inv.payee.as_ref())
-        .map_err(|_| "the invoice's payee is not 20 bytes".to_string())?;
-    if payee != pay.to {
-        return Err(format!(
-            "it pays {}, the invoice's payee is {payee}",
-            pay.to
-        ));
-    }
-    if pay.value < inv.amount {
-        return Err(format!(
-            "it pays {}, the invoice asks {}",
-            pay.value, inv.amount
-        ));
-    }
-    Ok(())
 }

@@ -15,9 +15,9 @@ use alloy::transports::{RpcError, TransportErrorKind};
 use thiserror::Error;
 
 use super::bindings::{
-    decode_revert, payment_settlement, BtcLightClient, DecodedRevert, GoatHeaderStore,
-    PaymentSettlement,
+    decode_revert, BtcLightClient, DecodedRevert, GoatHeaderStore, PaymentSettlement,
 };
+use super::invoice::Terms;
 use super::outbox::Outbox;
 use super::sender::{Sender, TxPolicy};
 use crate::error::{Classify, ErrorClass};
@@ -167,64 +167,63 @@ pub struct Contracts {
     pub payment_settlement: Address,
 }
 
-/// An invoice as the contract stores it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvoiceView {
-    /// 0 BTC, 1 GOAT.
-    pub rail: u8,
-    /// 0 none, 1 open, 2 settled.
-    pub status: u8,
-    /// Who created it (the id is derived from this address and a salt).
-    pub creator: Address,
-    /// Bitcoin scriptPubKey or 20-byte GOAT address.
-    pub payee: Bytes,
-    /// GOAT token (zero for BTC).
-    pub asset: Address,
-    /// Minimum amount (satoshis or token base units).
-    pub amount: U256,
-    /// Last unix time at which it may settle.
-    pub expiry: u64,
-    /// Service id.
-    pub service_id: B256,
+/// What PaymentSettlement holds for an invoice id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvoiceState {
+    /// Nothing: a signed invoice not yet settled, or no invoice at all.
+    Unknown,
+    /// Created on-chain and open: the stored EIP-712 struct hash of its terms.
+    Open(B256),
+    /// Settled.
+    Settled,
+    /// Settled; its service hook reverted or ran out of gas.
+    SettledServiceFailed,
 }
 
-impl InvoiceView {
-    /// `open`, `settled` or `none`.
-    pub fn status_name(&self) -> &'static str {
-        match self.status {
-            1 => "open",
-            2 => "settled",
-            _ => "none",
-        }
-    }
-    /// `btc` or `goat`.
-    pub fn rail_name(&self) -> &'static str {
-        if self.rail == super::bindings::RAIL_BTC {
-            "btc"
+impl InvoiceState {
+    /// From `PaymentSettlement.invoiceState`.
+    pub fn from_word(w: U256) -> InvoiceState {
+        if w.is_zero() {
+            InvoiceState::Unknown
+        } else if w == U256::from(1u8) {
+            InvoiceState::Settled
+        } else if w == U256::from(2u8) {
+            InvoiceState::SettledServiceFailed
         } else {
-            "goat"
+            InvoiceState::Open(B256::from(w))
+        }
+    }
+
+    /// Whether it is settled (whatever its hook did).
+    pub fn is_settled(self) -> bool {
+        matches!(
+            self,
+            InvoiceState::Settled | InvoiceState::SettledServiceFailed
+        )
+    }
+
+    /// `unknown`, `open`, `settled` or `settled (service hook failed)`.
+    pub fn name(self) -> &'static str {
+        match self {
+            InvoiceState::Unknown => "unknown",
+            InvoiceState::Open(_) => "open",
+            InvoiceState::Settled => "settled",
+            InvoiceState::SettledServiceFailed => "settled (service hook failed)",
         }
     }
 }
 
-/// A new invoice.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewInvoice {
-    /// The salt: the invoice id is `invoice_id(creator, salt)`
-    /// (see [`super::invoice_id`]).
-    pub salt: B256,
-    /// 0 BTC, 1 GOAT.
-    pub rail: u8,
-    /// scriptPubKey or 20-byte address.
-    pub payee: Bytes,
-    /// GOAT token (zero for BTC).
-    pub asset: Address,
-    /// Minimum amount.
-    pub amount: U256,
-    /// Last unix time at which it may settle.
-    pub expiry: u64,
-    /// Service id.
-    pub service_id: B256,
+/// The fields of a GOAT block the committee attests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GoatBlockFields {
+    /// Block hash.
+    pub hash: B256,
+    /// Block number.
+    pub number: u64,
+    /// Header timestamp.
+    pub timestamp: u64,
+    /// Receipts root.
+    pub receipts_root: B256,
 }
 
 /// What the relayer needs from the Metis contracts.
@@ -240,37 +239,47 @@ pub trait MetisSink {
     async fn btc_stored_best_at(&self, height: u64) -> Result<B256, MetisError>;
     /// Submits concatenated 80-byte headers.
     async fn btc_submit_headers(&self, headers: Bytes) -> Result<TxOutcome, MetisError>;
-    /// Whether GoatHeaderStore knows (has attested) `hash`.
+    /// Submits headers in the 48-byte compact form (no prevHash) on top of `parent`.
+    async fn btc_submit_compact(
+        &self,
+        parent: B256,
+        headers: Bytes,
+    ) -> Result<TxOutcome, MetisError>;
+    /// Whether GoatHeaderStore stores an attestation of `hash`.
     async fn goat_is_known(&self, hash: B256) -> Result<bool, MetisError>;
     /// The committee: members and threshold.
     async fn goat_committee(&self) -> Result<(Vec<Address>, u64), MetisError>;
     /// The GOAT chain id the store attests.
     async fn goat_chain_id(&self) -> Result<u64, MetisError>;
-    /// The EIP-712 digest members sign for (number, hash), as the contract computes it.
-    async fn goat_attestation_digest(&self, number: u64, hash: B256) -> Result<B256, MetisError>;
-    /// Submits an attested GOAT header.
-    async fn goat_submit_header(
+    /// The EIP-712 digest members sign for a block, as the contract computes it.
+    async fn goat_attestation_digest(&self, block: &GoatBlockFields) -> Result<B256, MetisError>;
+    /// Stores a block attestation (packed, ascending-signer signatures).
+    async fn goat_attest_block(
         &self,
-        header_rlp: Bytes,
-        signatures: Vec<Bytes>,
+        block: &GoatBlockFields,
+        signatures: Bytes,
     ) -> Result<TxOutcome, MetisError>;
-    /// The invoice `id` (None if it does not exist).
-    async fn invoice(&self, id: B256) -> Result<Option<InvoiceView>, MetisError>;
-    /// The address that signs this sink's transactions (the invoice creator).
+    /// What PaymentSettlement holds for `id`.
+    async fn invoice_state(&self, id: B256) -> Result<InvoiceState, MetisError>;
+    /// The address that signs this sink's transactions.
     fn signer_address(&self) -> Option<Address>;
-    /// Creates an invoice; returns its id (derived from the signer and the salt).
-    async fn create_invoice(&self, invoice: &NewInvoice) -> Result<(B256, TxOutcome), MetisError>;
-    /// Settles a BTC invoice.
+    /// Metis's chain id (the EIP-712 domain of signed invoices).
+    fn chain_id(&self) -> u64;
+    /// PaymentSettlement's address (the EIP-712 domain of signed invoices).
+    fn settlement_address(&self) -> Address;
+    /// Creates an invoice on-chain (the signer must be the terms' merchant); returns its id.
+    async fn create_invoice(&self, terms: &Terms) -> Result<(B256, TxOutcome), MetisError>;
+    /// Settles Bitcoin payments grouped by block (one transaction).
     async fn settle_btc(
         &self,
-        id: B256,
-        proof: payment_settlement::PaymentSettlement::BtcProof,
+        groups: Vec<PaymentSettlement::BtcGroup>,
+        purpose: &str,
     ) -> Result<TxOutcome, MetisError>;
-    /// Settles a GOAT invoice.
+    /// Settles GOAT payments grouped by block (one transaction).
     async fn settle_goat(
         &self,
-        id: B256,
-        proof: payment_settlement::PaymentSettlement::GoatProof,
+        groups: Vec<PaymentSettlement::GoatGroup>,
+        purpose: &str,
     ) -> Result<TxOutcome, MetisError>;
     /// The confirmations PaymentSettlement requires of BTC payments.
     async fn min_btc_confirmations(&self) -> Result<u64, MetisError>;
@@ -595,6 +604,20 @@ impl MetisSink for AlloySink {
         .await
     }
 
+    async fn btc_submit_compact(
+        &self,
+        parent: B256,
+        headers: Bytes,
+    ) -> Result<TxOutcome, MetisError> {
+        let purpose = format!("{} compact headers", headers.len() / 48);
+        self.send(
+            "BtcLightClient.submitCompactHeaders",
+            &purpose,
+            self.btc().submitCompactHeaders(parent, headers),
+        )
+        .await
+    }
+
     async fn goat_is_known(&self, hash: B256) -> Result<bool, MetisError> {
         view!(self, "GoatHeaderStore.isKnown", self.goat().isKnown(hash))
     }
@@ -613,96 +636,93 @@ impl MetisSink for AlloySink {
         u64_of(id, &self.url, "goatChainId")
     }
 
-    async fn goat_attestation_digest(&self, number: u64, hash: B256) -> Result<B256, MetisError> {
+    async fn goat_attestation_digest(&self, b: &GoatBlockFields) -> Result<B256, MetisError> {
         view!(
             self,
-            "GoatHeaderStore.hashGoatHeader",
-            self.goat().hashGoatHeader(U256::from(number), hash)
+            "GoatHeaderStore.hashGoatBlock",
+            self.goat().hashGoatBlock(
+                b.hash,
+                U256::from(b.number),
+                U256::from(b.timestamp),
+                b.receipts_root
+            )
         )
     }
 
-    async fn goat_submit_header(
+    async fn goat_attest_block(
         &self,
-        header_rlp: Bytes,
-        signatures: Vec<Bytes>,
+        b: &GoatBlockFields,
+        signatures: Bytes,
     ) -> Result<TxOutcome, MetisError> {
         self.send(
-            "GoatHeaderStore.submitHeader",
-            "GOAT header attestation",
-            self.goat().submitHeader(header_rlp, signatures),
+            "GoatHeaderStore.attestBlock",
+            &format!("GOAT block {} attestation", b.number),
+            self.goat().attestBlock(
+                b.hash,
+                U256::from(b.number),
+                U256::from(b.timestamp),
+                b.receipts_root,
+                signatures,
+            ),
         )
         .await
     }
 
-    async fn invoice(&self, id: B256) -> Result<Option<InvoiceView>, MetisError> {
-        let inv = view!(
+    async fn invoice_state(&self, id: B256) -> Result<InvoiceState, MetisError> {
+        let w = view!(
             self,
-            "PaymentSettlement.invoice",
-            self.settlement().invoice(id)
+            "PaymentSettlement.invoiceState",
+            self.settlement().invoiceState(id)
         )?;
-        if inv.status == 0 {
-            return Ok(None);
-        }
-        Ok(Some(InvoiceView {
-            rail: inv.rail,
-            status: inv.status,
-            creator: inv.creator,
-            payee: inv.payee,
-            asset: inv.asset,
-            amount: inv.amount,
-            expiry: inv.expiry,
-            service_id: inv.serviceId,
-        }))
+        Ok(InvoiceState::from_word(w))
     }
 
-    async fn create_invoice(&self, i: &NewInvoice) -> Result<(B256, TxOutcome), MetisError> {
-        let creator = self.signer.ok_or_else(|| MetisError::NoSigner {
-            what: "PaymentSettlement.createInvoice".into(),
-        })?;
+    async fn create_invoice(&self, terms: &Terms) -> Result<(B256, TxOutcome), MetisError> {
+        let id = terms.id();
         let outcome = self
             .send(
                 "PaymentSettlement.createInvoice",
-                &format!("invoice {}", super::invoice_id(creator, i.salt)),
-                self.settlement().createInvoice(
-                    i.salt,
-                    i.rail,
-                    i.payee.clone(),
-                    i.asset,
-                    i.amount,
-                    i.expiry,
-                    i.service_id,
-                ),
+                &format!("invoice {id}"),
+                self.settlement().createInvoice(terms.to_sol()),
             )
             .await?;
-        Ok((super::invoice_id(creator, i.salt), outcome))
+        Ok((id, outcome))
     }
 
     fn signer_address(&self) -> Option<Address> {
         self.signer
     }
 
+    fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    fn settlement_address(&self) -> Address {
+        self.contracts.payment_settlement
+    }
+
     async fn settle_btc(
         &self,
-        id: B256,
-        proof: payment_settlement::PaymentSettlement::BtcProof,
+        groups: Vec<PaymentSettlement::BtcGroup>,
+        purpose: &str,
     ) -> Result<TxOutcome, MetisError> {
         self.send(
             "PaymentSettlement.settleBtc",
-            &format!("invoice {id}"),
-            self.settlement().settleBtc(id, proof),
+            purpose,
+            self.settlement().settleBtc(groups),
         )
         .await
     }
 
     async fn settle_goat(
         &self,
-        id: B256,
-        proof: payment_settlement::PaymentSettlement::GoatProof,
+        groups: Vec<PaymentSettlement::GoatGroup>,
+        purpose: &str,
     ) -> Result<TxOutcome, MetisError> {
         self.send(
             "PaymentSettlement.settleGoat",
-            &format!("invoice {id}"),
-            self.settlement().settleGoat(id, proof),
+            purpose,
+            self.settlement().settleGoat(groups),
         )
         .await
     }

@@ -25,10 +25,12 @@ use gmrelay::goat::receipts::BlockReceipts;
 use gmrelay::goat::source::{GoatRpc, GoatSource};
 use gmrelay::goat::sync::{GoatSyncOptions, GoatSyncer};
 use gmrelay::metis::attest::{devnet_attester_keys, DEVNET_THRESHOLD};
-use gmrelay::metis::bindings::{DecodedRevert, NETWORK_REGTEST};
+use gmrelay::metis::bindings::{DecodedRevert, PaymentSettlement, NETWORK_REGTEST};
 use gmrelay::metis::deploy::{self, BtcCheckpointArgs, DeployParams, Deployment};
+use gmrelay::metis::invoice::{SignedInvoice, Terms};
 use gmrelay::metis::relay::{relay_headers, RelayOptions};
-use gmrelay::metis::sink::{AlloySink, MetisError, MetisSink, NewInvoice};
+use gmrelay::metis::sink::{AlloySink, MetisError, MetisSink};
+use gmrelay::rail::Rail;
 use gmrelay::store::{RocksStore, Store};
 
 /// Metis chain id.
@@ -61,6 +63,7 @@ pub fn regtest_genesis_args() -> BtcCheckpointArgs {
         height: 0,
         chainwork: U256::from_be_bytes(g.work().to_be_bytes()),
         mode: NETWORK_REGTEST,
+        times: [g.time; 11],
         pow_limit: U256::from_be_bytes(BtcNetwork::Regtest.rules().pow_limit_be),
         network: BtcNetwork::Regtest,
         hash: g.block_hash().to_string(),
@@ -135,14 +138,14 @@ pub struct BtcFixture {
     pub sink: AlloySink,
     pub payer: Payer,
     pub payee: ScriptBuf,
-    /// Invoice id carried by the first payment (50,000 sat to `payee`).
-    pub id: B256,
-    /// The salt `id` is derived from (its invoice is created with it).
+    /// The ref the first payment carries (50,000 sat to `payee`).
     pub salt: B256,
-    /// Invoice id carried by the second payment (40,000 sat to `payee`).
-    pub id2: B256,
-    /// The salt of `id2`.
+    /// The id of the test merchant's invoice with ref `salt`.
+    pub id: B256,
+    /// The ref the second payment carries (40,000 sat to `payee`).
     pub salt2: B256,
+    /// The id of the test merchant's invoice with ref `salt2`.
+    pub id2: B256,
     pub proof: BtcProof,
     pub proof2: BtcProof,
     pub block: bitcoin::Block,
@@ -198,7 +201,7 @@ impl BtcFixture {
                 rpc.coinbase_utxo(&payer, 1).await.unwrap(),
                 &payee,
                 Amount::from_sat(50_000),
-                &id.0,
+                &salt.0,
                 Amount::from_sat(1_000),
             )
             .unwrap();
@@ -207,7 +210,7 @@ impl BtcFixture {
                 rpc.coinbase_utxo(&payer, 2).await.unwrap(),
                 &payee,
                 Amount::from_sat(40_000),
-                &id2.0,
+                &salt2.0,
                 Amount::from_sat(2_000),
             )
             .unwrap();
@@ -237,40 +240,39 @@ impl BtcFixture {
             sink,
             payer,
             payee,
-            id,
             salt,
-            id2,
+            id,
             salt2,
+            id2,
             proof,
             proof2,
             block,
         }
     }
 
-    /// Creates a BTC invoice from `salt`; returns its id.
-    pub async fn invoice(&self, salt: B256, payee: &ScriptBuf, amount: u64, ttl: u64) -> B256 {
-        let now = self.sink.now().await.unwrap();
-        self.sink
-            .create_invoice(&NewInvoice {
-                salt,
-                rail: gmrelay::metis::bindings::RAIL_BTC,
-                payee: Bytes::from(payee.to_bytes()),
-                asset: Address::ZERO,
-                amount: U256::from(amount),
-                expiry: now + ttl,
-                service_id: B256::ZERO,
-            })
-            .await
-            .unwrap()
-            .0
+    /// The test merchant's terms for a Bitcoin payment carrying `reference`.
+    pub fn terms(&self, reference: B256, payee: &ScriptBuf, amount: u64) -> Terms {
+        btc_terms(reference, payee, amount)
     }
 
-    /// The contract's proof for `proof` with the header chain from the store.
-    pub async fn contract_proof(
+    /// Creates the invoice on-chain (the sink's key is the merchant).
+    pub async fn invoice(&self, reference: B256, payee: &ScriptBuf, amount: u64) -> SignedInvoice {
+        let terms = self.terms(reference, payee, amount);
+        self.sink.create_invoice(&terms).await.unwrap();
+        SignedInvoice::on_chain(terms)
+    }
+
+    /// Signs the invoice off-chain as the test merchant.
+    pub fn signed(&self, reference: B256, payee: &ScriptBuf, amount: u64) -> SignedInvoice {
+        sign(self.terms(reference, payee, amount), &self.sink)
+    }
+
+    /// The contract's group for `proof` (header chain from the store) paying `invoice`.
+    pub async fn group(
         &self,
+        invoice: &SignedInvoice,
         proof: &BtcProof,
-        vout: u32,
-    ) -> gmrelay::metis::bindings::PaymentSettlement::BtcProof {
+    ) -> PaymentSettlement::BtcGroup {
         let headers = gmrelay::metis::settle::btc_header_chain(
             &self.store,
             &self.sink,
@@ -279,8 +281,37 @@ impl BtcFixture {
         )
         .await
         .unwrap();
-        gmrelay::metis::settle::btc_settlement_proof(proof, headers, vout)
+        PaymentSettlement::BtcGroup {
+            blk: gmrelay::metis::settle::btc_block(proof, headers),
+            payments: vec![gmrelay::metis::settle::btc_payment(invoice, proof)],
+        }
     }
+}
+
+/// The test merchant's Bitcoin terms (merchant: the sinks' key).
+pub fn btc_terms(reference: B256, payee: &ScriptBuf, amount: u64) -> Terms {
+    Terms {
+        merchant: creator(),
+        reference,
+        rail: Rail::Btc,
+        payee: Bytes::from(payee.to_bytes()),
+        asset: Address::ZERO,
+        amount: U256::from(amount),
+        expiry: u64::from(u32::MAX),
+        service: Address::ZERO,
+        service_id: B256::ZERO,
+    }
+}
+
+/// Signs `terms` with the test merchant's key for the sink's PaymentSettlement.
+pub fn sign(terms: Terms, sink: &AlloySink) -> SignedInvoice {
+    SignedInvoice::sign(
+        terms,
+        &goat_devnet::signer(RELAYER_KEY),
+        METIS,
+        sink.settlement_address(),
+    )
+    .unwrap()
 }
 
 /// The GOAT rail: a GOAT anvil with the test stablecoin (and a look-alike),
@@ -337,15 +368,15 @@ impl GoatFixture {
         }
     }
 
-    /// Pays `amount` of `token` to `to` with nonce `id`; returns the tx hash.
-    pub async fn pay(&self, token: Address, to: Address, amount: u64, id: B256) -> B256 {
+    /// Pays `amount` of `token` to `to` with EIP-3009 nonce `reference`; returns the tx hash.
+    pub async fn pay(&self, token: Address, to: Address, amount: u64, reference: B256) -> B256 {
         goat_devnet::pay(
             &self.goat.url(),
             token,
             goat_devnet::PAYER_KEY,
             to,
             U256::from(amount),
-            id,
+            reference,
             true,
         )
         .await
@@ -401,22 +432,76 @@ impl GoatFixture {
             .unwrap()
     }
 
-    /// Creates a GOAT invoice from `salt`; returns its id.
-    pub async fn invoice(&self, salt: B256, asset: Address, to: Address, amount: u64) -> B256 {
-        let now = self.sink.now().await.unwrap();
-        self.sink
-            .create_invoice(&NewInvoice {
-                salt,
-                rail: gmrelay::metis::bindings::RAIL_GOAT,
-                payee: Bytes::copy_from_slice(to.as_slice()),
-                asset,
-                amount: U256::from(amount),
-                expiry: now + 3600,
-                service_id: B256::ZERO,
-            })
-            .await
+    /// The test merchant's GOAT terms for a payment carrying `reference`.
+    pub fn terms(&self, reference: B256, asset: Address, to: Address, amount: u64) -> Terms {
+        Terms {
+            merchant: creator(),
+            reference,
+            rail: Rail::Goat,
+            payee: Bytes::copy_from_slice(to.as_slice()),
+            asset,
+            amount: U256::from(amount),
+            expiry: u64::from(u32::MAX),
+            service: Address::ZERO,
+            service_id: B256::ZERO,
+        }
+    }
+
+    /// Creates a GOAT invoice on-chain.
+    pub async fn invoice(
+        &self,
+        reference: B256,
+        asset: Address,
+        to: Address,
+        amount: u64,
+    ) -> SignedInvoice {
+        let terms = self.terms(reference, asset, to, amount);
+        self.sink.create_invoice(&terms).await.unwrap();
+        SignedInvoice::on_chain(terms)
+    }
+
+    /// Signs a GOAT invoice off-chain as the test merchant.
+    pub fn signed(
+        &self,
+        reference: B256,
+        asset: Address,
+        to: Address,
+        amount: u64,
+    ) -> SignedInvoice {
+        sign(self.terms(reference, asset, to, amount), &self.sink)
+    }
+
+    /// The contract's group for `proof` paying `invoice`, attested inline by
+    /// `keys` (none: the block must be attested on-chain).
+    pub async fn group(
+        &self,
+        invoice: &SignedInvoice,
+        proof: &GoatProof,
+        keys: &[alloy::signers::local::PrivateKeySigner],
+    ) -> PaymentSettlement::GoatGroup {
+        let fields = gmrelay::metis::settle::goat_fields(proof).unwrap();
+        let sigs = if keys.is_empty() {
+            Bytes::new()
+        } else {
+            let digest = gmrelay::metis::attest::attestation_digest(
+                METIS,
+                self.deployment.goat_header_store,
+                GOAT,
+                &fields,
+            );
+            gmrelay::metis::attest::pack_quorum(
+                keys.iter()
+                    .map(|k| (k.address(), gmrelay::metis::attest::sign_digest(k, digest)))
+                    .collect(),
+                keys.len() as u64,
+            )
             .unwrap()
-            .0
+        };
+        gmrelay::metis::settle::goat_group(
+            gmrelay::metis::settle::goat_block(&fields, sigs),
+            &[(invoice, proof)],
+        )
+        .unwrap()
     }
 
     /// The attestation domain of the deployment.
@@ -444,12 +529,12 @@ impl GoatFixture {
     }
 }
 
-/// The account the test sinks sign with, and so the creator of every test invoice.
+/// The account the test sinks sign with, and so the merchant of every test invoice.
 pub fn creator() -> Address {
     gmrelay::goat::devnet::signer(gmrelay::goat::devnet::RELAYER_KEY).address()
 }
 
-/// The id of the test invoice created with `salt`.
+/// The id of the test merchant's invoice with ref `salt`.
 pub fn id_for(salt: B256) -> B256 {
     invoice_id(creator(), salt)
 }

@@ -16,8 +16,10 @@ interface IBtcLightClient {
     /// @param coinbasePreimage SHA256 (single) of the block's raw coinbase transaction, so that
     ///        the coinbase txid is sha256(coinbasePreimage).
     /// @param coinbaseBranch Merkle branch of the coinbase (index 0); exactly as long as `merkleBranch`.
-    /// @param headers The block's 80-byte header followed by its descendants up to a header stored
-    ///        on the best chain (just the block's header when the block itself is stored).
+    /// @param headers The block's 80-byte header followed by its descendants as 48-byte compact
+    ///        records (the header without its prevHash: version | merkleRoot | time | bits | nonce),
+    ///        length 80 + 48k, up to a header stored on the best chain (just the block's header
+    ///        when the block itself is stored).
     struct TxProof {
         bytes rawTx;
         uint256 txIndex;

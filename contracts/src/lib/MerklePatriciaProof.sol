@@ -44,15 +44,37 @@ library MerklePatriciaProof {
         pure
         returns (uint256 valueOffset, uint256 valueLength)
     {
+        return getFrom(root, key, keyNibbles, proof, _empty());
+    }
+
+    /// @notice Like get, with the proof's nodes picked from a shared pool: node i of the walk is
+    ///         `pool[uint8(path[i])]`, so payments whose proofs share nodes (the upper levels of
+    ///         one block's receipts trie) send each node once. An empty `path` walks the pool
+    ///         itself in order (the plain proof). Node indexes in errors are walk positions.
+    /// @param root The trie root hash.
+    /// @param key The key, left-aligned.
+    /// @param keyNibbles Number of nibbles of `key` (<= 64).
+    /// @param pool RLP-encoded nodes.
+    /// @param path One byte per walk step: the pool index of that step's node; or empty.
+    /// @return valueOffset Calldata offset of the value bytes.
+    /// @return valueLength Length of the value.
+    function getFrom(bytes32 root, bytes32 key, uint256 keyNibbles, bytes[] calldata pool, bytes calldata path)
+        internal
+        pure
+        returns (uint256 valueOffset, uint256 valueLength)
+    {
         Walk memory w = Walk({key: key, keyNibbles: keyNibbles, keyPos: 0, used: 0});
+        uint256 steps = path.length == 0 ? pool.length : path.length;
         bytes32 expected = root;
         bool isInline;
         uint256 ptr; // current node item: [ptr, end)
         uint256 end;
         for (;;) {
             if (!isInline) {
-                if (w.used >= proof.length) revert MptMissingNode(w.used);
-                bytes calldata node = proof[w.used];
+                if (w.used >= steps) revert MptMissingNode(w.used);
+                uint256 at = path.length == 0 ? w.used : uint8(path[w.used]);
+                if (at >= pool.length) revert MptMissingNode(w.used);
+                bytes calldata node = pool[at];
                 assembly {
                     ptr := node.offset
                     end := add(ptr, node.length)
@@ -69,10 +91,17 @@ library MerklePatriciaProof {
             }
             (isInline, expected, ptr, end) = _follow(a, b, w.used);
         }
-        if (w.used != proof.length) revert MptUnusedNodes(w.used, proof.length);
+        if (w.used != steps) revert MptUnusedNodes(w.used, steps);
     }
 
-    /// @dev Walk state (memory keeps the stack shallow).
+    /// @dev An empty calldata slice.
+    function _empty() private pure returns (bytes calldata e) {
+        assembly {
+            e.offset := 0
+            e.length := 0
+        }
+    }
+
     struct Walk {
         bytes32 key;
         uint256 keyNibbles;
@@ -101,10 +130,7 @@ library MerklePatriciaProof {
         }
         // Branch: 17 items, children 0..15 then the value.
         uint256 slot = w.keyPos == w.keyNibbles ? 16 : _nibble(w.key, w.keyPos);
-        uint256 child = first;
-        for (uint256 i; i < slot; ++i) {
-            child = RlpCalldata.skip(child, listEnd);
-        }
+        uint256 child = _skipChildren(first, listEnd, slot, w.used);
         if (slot == 16) {
             (a, b) = RlpCalldata.string_(child, listEnd);
             if (b == 0) revert MptKeyNotFound(w.used);
@@ -115,6 +141,40 @@ library MerklePatriciaProof {
         }
         return (false, child, listEnd);
     }
+    /// @dev Skips `count` children of a branch node. A child is an empty string (0x80), a
+    ///      32-byte hash (0xa0 + 32 bytes) or an inline node shorter than 32 bytes (a short
+    ///      list); anything else is malformed. One loop instead of a decoder call per child.
+    function _skipChildren(uint256 p, uint256 end, uint256 count, uint256 used) private pure returns (uint256) {
+        uint256 bad;
+        assembly {
+            for { let i := 0 } lt(i, count) { i := add(i, 1) } {
+                if iszero(lt(p, end)) {
+                    bad := 1
+                    break
+                }
+                let b := byte(0, calldataload(p))
+                switch lt(b, 0xc0)
+                case 1 {
+                    if iszero(and(gt(b, 0x7f), lt(b, 0xa1))) {
+                        bad := 1
+                        break
+                    }
+                    p := add(p, sub(b, 0x7f))
+                }
+                default {
+                    if gt(b, 0xdf) {
+                        bad := 1
+                        break
+                    }
+                    p := add(p, sub(b, 0xbf))
+                }
+            }
+            if gt(p, end) { bad := 1 }
+        }
+        if (bad != 0) revert MptMalformedNode(used);
+        return p;
+    }
+
 
     /// @dev Resolves the child reference item at `child` (inside a node ending at `end`).
     function _follow(uint256 child, uint256 end, uint256 used)

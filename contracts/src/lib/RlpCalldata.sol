@@ -20,28 +20,42 @@ library RlpCalldata {
     /// @return payload Calldata offset of the payload.
     /// @return length Payload length in bytes; the item ends at payload + length.
     function item(uint256 ptr, uint256 end) internal pure returns (bool isList, uint256 payload, uint256 length) {
-        if (ptr >= end) revert MalformedRlp(ptr);
-        uint256 prefix;
+        uint256 bad;
+        // Unchecked: lengths come from at most 8 length bytes (< 2^64) and calldata offsets
+        // are far below 2^64, so no sum here can wrap.
         assembly {
-            prefix := byte(0, calldataload(ptr))
+            switch lt(ptr, end)
+            case 0 { bad := 1 }
+            default {
+                let prefix := byte(0, calldataload(ptr))
+                switch lt(prefix, 0x80)
+                case 1 {
+                    payload := ptr
+                    length := 1
+                }
+                default {
+                    if gt(prefix, 0xbf) {
+                        isList := 1
+                        prefix := sub(prefix, 0x40)
+                    }
+                    // prefix is now 0x80..0xbf for both strings and lists.
+                    switch lt(prefix, 0xb8)
+                    case 1 {
+                        payload := add(ptr, 1)
+                        length := sub(prefix, 0x80)
+                    }
+                    default {
+                        let lengthOfLength := sub(prefix, 0xb7)
+                        length := shr(sub(256, shl(3, lengthOfLength)), calldataload(add(ptr, 1)))
+                        payload := add(add(ptr, 1), lengthOfLength)
+                    }
+                }
+                if gt(add(payload, length), end) { bad := 1 }
+            }
         }
-        if (prefix < 0x80) {
-            return (false, ptr, 1);
-        } else if (prefix < 0xb8) {
-            payload = ptr + 1;
-            length = prefix - 0x80;
-        } else if (prefix < 0xc0) {
-            (payload, length) = _longForm(ptr, prefix - 0xb7);
-        } else if (prefix < 0xf8) {
-            isList = true;
-            payload = ptr + 1;
-            length = prefix - 0xc0;
-        } else {
-            isList = true;
-            (payload, length) = _longForm(ptr, prefix - 0xf7);
-        }
-        if (payload + length > end) revert MalformedRlp(ptr);
+        if (bad != 0) revert MalformedRlp(ptr);
     }
+
 
     /// @notice Decodes a list item at `ptr`.
     /// @param ptr Calldata offset of the item.
@@ -51,7 +65,9 @@ library RlpCalldata {
     function list(uint256 ptr, uint256 end) internal pure returns (uint256 payload, uint256 payloadEnd) {
         (bool isList, uint256 p, uint256 len) = item(ptr, end);
         if (!isList) revert MalformedRlp(ptr);
-        return (p, p + len);
+        unchecked {
+            return (p, p + len);
+        }
     }
 
     /// @notice Decodes a byte-string item at `ptr`.
@@ -71,7 +87,9 @@ library RlpCalldata {
     /// @return The offset of the next item.
     function skip(uint256 ptr, uint256 end) internal pure returns (uint256) {
         (, uint256 payload, uint256 len) = item(ptr, end);
-        return payload + len;
+        unchecked {
+            return payload + len;
+        }
     }
 
     /// @notice Reads a 32-byte string item.
@@ -109,11 +127,5 @@ library RlpCalldata {
             // shr by 256 yields 0, which is the value of an empty string.
             value := shr(sub(256, shl(3, len)), calldataload(ptr))
         }
-    }
-
-    function _longForm(uint256 ptr, uint256 lengthOfLength) private pure returns (uint256 payload, uint256 length) {
-        // lengthOfLength is 1..8, so length < 2^64 and payload + length cannot overflow.
-        length = loadBE(ptr + 1, lengthOfLength);
-        payload = ptr + 1 + lengthOfLength;
     }
 }

@@ -5,7 +5,7 @@
 
 const crypto = require('crypto');
 
-const REGTEST_POW_LIMIT = 0x7fffffn << 232n;
+const REGTEST_POW_LIMIT = (1n << 255n) - 1n; // Bitcoin Core regtest consensus.powLimit (7fff…ff)
 const MAINNET_POW_LIMIT = (1n << 224n) - 1n;
 const MAX256 = (1n << 256n) - 1n;
 
@@ -187,7 +187,28 @@ function coinbaseTx(height, extra = '') {
   });
 }
 
+/** The 48-byte compact record of an 80-byte header (the header without its prevHash). */
+function compactHeader(header) {
+  return Buffer.concat([header.subarray(0, 4), header.subarray(36, 80)]);
+}
+
+/** The 80-byte header back from a compact record and its parent's hash. */
+function expandHeader(record, prev) {
+  return Buffer.concat([record.subarray(0, 4), prev, record.subarray(4, 48)]);
+}
+
+/** Proof header chain: the first header in full, its descendants as compact records. */
+function proofHeaders(headers) {
+  return Buffer.concat([headers[0], ...headers.slice(1).map(compactHeader)]);
+}
+
+/** The 11 checkpoint times (oldest first) of a chain spaced `spacing` seconds ending at `time`. */
+function checkpointTimes(time, spacing = 600) {
+  return Array.from({ length: 11 }, (_, i) => time - (10 - i) * spacing);
+}
+
 module.exports = {
+  compactHeader, expandHeader, proofHeaders, checkpointTimes,
   REGTEST_POW_LIMIT, MAINNET_POW_LIMIT, sha256, dsha256, leNumber, decodeCompact, encodeCompact, retarget, work,
   headerBytes, mine, mineBad, mineChain, merkleRoot, merkleBranch, serializeTx, coinbaseTx, varint, u32le,
 };

@@ -88,6 +88,18 @@ class Chain {
     return receipt.contractAddress;
   }
 
+  /** Revert data of a deployment that must fail (null if it succeeds). */
+  async revertDeploy(name, types = [], values = [], from = this.accounts[0]) {
+    const art = JSON.parse(fs.readFileSync(path.join(ARTIFACTS, name + '.json'), 'utf8'));
+    const data = art.bytecode + abi.encode(types, values).slice(2);
+    try {
+      await this.rpc('eth_call', [{ from, data }, 'latest']);
+      return null;
+    } catch (e) {
+      return typeof e.data === 'string' ? e.data : (e.data && e.data.data) || String(e.message);
+    }
+  }
+
   async sendRaw(tx) {
     const hash = await this.rpc('eth_sendTransaction', [{ gas: '0x1c9c380', ...tx }]);
     let receipt = null;
