@@ -3,7 +3,8 @@
 // BtcLightClient consensus-rule suite: compact header relay (48-byte records), compact proofs
 // (80 + 48k bytes), median-time-past, the 2-hour future bound and testnet4's rules
 // (20-minute minimum-difficulty exception, BIP94 retarget from the period's first block,
-// BIP94 timewarp limit). Run with `node contracts/test/run.js rules`.
+// BIP94 timewarp limit), the latter also on real testnet4 headers (fixtures/testnet4.json:
+// heights 0-1, 2005-2020, 143136, 145130-145160). Run with `node contracts/test/run.js rules`.
 'use strict';
 
 const crypto = require('crypto');
@@ -217,6 +218,159 @@ async function run(chain, t) {
     eq(big(info[2]), BigInt(fromFirst), 'new period bits');
     eq(big(info[3]), BigInt(last.time - 600), 'new period start');
   });
+
+  // ---- testnet4 rules on REAL testnet4 headers (contracts/test/fixtures/testnet4.json) ----
+  const T4 = realTestnet4();
+  const MIN_BITS = 0x1d00ffff;
+
+  await test('testnet4 fixture: real headers hash to their ids, meet their targets and link up', async () => {
+    for (const h of T4.list) {
+      eq(Buffer.from(h.hash).reverse().toString('hex'), h.id, `hash of ${h.height}`);
+      assert(btc.leNumber(h.hash) <= btc.decodeCompact(h.bits).target, `pow of ${h.height}`);
+      eq(h.time, h.fixture.time, `time of ${h.height}`);
+      eq(h.bits, Number(h.fixture.bits), `bits of ${h.height}`);
+      const parent = T4.at[h.height - 1];
+      if (parent) eq(h.prev.toString('hex'), parent.hash.toString('hex'), `link ${h.height - 1} -> ${h.height}`);
+    }
+    eq(T4.at[0].id, '00000000da84f2bafbbc53dee25a72ae507ff4914b867c565be350b0da8bf043', 'genesis');
+    eq(T4.at[1].prev.toString('hex'), T4.at[0].hash.toString('hex'), 'genesis -> 1');
+  });
+
+  await test('testnet4 (real headers): the retargets at 2016 and 145152 are Core\'s, from the period\'s first block', async () => {
+    const { address } = await deployReal(chain, 2016);
+    // 2016: the first period (0..2015) was mined in under 3.5 days -> the maximum 4x step.
+    eq(big(await chain.call(address, 'computeRetarget(uint32,uint32,uint32)', [MIN_BITS, T4.at[0].time, T4.at[2015].time])),
+      BigInt(T4.at[2016].bits), 'bits of 2016');
+    eq(T4.at[2016].bits, 0x1c3fffc0, 'real bits of 2016');
+    // 145152 = 72 * 2016: BIP94 scales the bits of the period's FIRST block (143136).
+    const first = T4.at[143136];
+    const last = T4.at[145151];
+    eq(big(await chain.call(address, 'computeRetarget(uint32,uint32,uint32)', [first.bits, first.time, last.time])),
+      BigInt(T4.at[145152].bits), 'bits of 145152');
+    eq(T4.at[145152].bits, 0x190274df, 'real bits of 145152');
+    assert(T4.at[145152].bits !== first.bits, 'bits changed at the boundary');
+    eq(btc.retarget(first.bits, first.time, last.time, btc.MAINNET_POW_LIMIT), T4.at[145152].bits, 'JS reference');
+  });
+
+  await test('testnet4 (real headers): 2017..2020 after the first retarget, 80-byte and compact', async () => {
+    const a = await deployReal(chain, 2016);
+    const b = await deployReal(chain, 2016);
+    const hs = T4.range(2017, 2020);
+    await chain.send(a.address, SUBMIT, [concat(hs)]);
+    await chain.send(b.address, SUBMIT_COMPACT, [hex(T4.at[2016].hash), compact(hs)]);
+    for (const c of [a, b]) {
+      eq(await chain.call(c.address, 'bestHash()'), hex(T4.at[2020].hash), 'best');
+      eq(big(await chain.call(c.address, 'bestHeight()')), 2020n, 'height');
+      const info = abi.words(await chain.call(c.address, 'headerInfo(bytes32)', [hex(T4.at[2020].hash)]));
+      eq(big(info[2]), 0x1c3fffc0n, 'period bits');
+      eq(big(info[3]), BigInt(T4.at[2016].time), 'period start');
+    }
+    eq(await chain.call(a.address, 'bestChainwork()'), await chain.call(b.address, 'bestChainwork()'), 'chainwork');
+    // The same header 20 min + 1 s after its parent would have to carry the minimum bits.
+    const late = btc.withTime(T4.at[2017].header, T4.at[2016].time + 1201);
+    await expectRevert(chain, a.address, SUBMIT, [hex(late)], 'BadBits(uint256,uint32,uint32)',
+      word(2017) + word(MIN_BITS) + word(0x1c3fffc0));
+  });
+
+  await test('testnet4 (real headers): min-difficulty blocks after the 145152 retarget, 80-byte and compact', async () => {
+    const hs = T4.range(145153, 145160);
+    const kinds = hs.map((h) => (h.bits === MIN_BITS ? 'min' : 'period')).join(',');
+    // 145153: 1201 s after its parent -> minimum difficulty; 145156: 6375 s BEFORE its parent,
+    // back to the period's bits (0x190274df, set at 145152, not its parent's 0x1d00ffff).
+    eq(kinds, 'min,min,min,period,min,min,min,min', 'kinds of blocks');
+    eq(hs[0].time - T4.at[145152].time, 1201, 'gap before 145153');
+    const a = await deployReal(chain, 145152);
+    const b = await deployReal(chain, 145152);
+    const c = await deployReal(chain, 145152);
+    eq(big(await chain.call(a.address, 'minDifficultyBits()')), BigInt(MIN_BITS), 'min bits');
+    await chain.send(a.address, SUBMIT, [concat(hs)]);
+    await chain.send(b.address, SUBMIT_COMPACT, [hex(T4.at[145152].hash), compact(hs)]);
+    // c: one header a call, so every min-difficulty decision also crosses a batch boundary.
+    for (const h of hs) await chain.send(c.address, SUBMIT_COMPACT, [hex(T4.at[h.height - 1].hash), compact([h])]);
+    for (const x of [a, b, c]) {
+      eq(await chain.call(x.address, 'bestHash()'), hex(T4.at[145160].hash), 'best');
+      eq(big(await chain.call(x.address, 'bestHeight()')), 145160n, 'height');
+      const info = abi.words(await chain.call(x.address, 'headerInfo(bytes32)', [hex(T4.at[145160].hash)]));
+      eq(big(info[2]), 0x190274dfn, 'period bits');
+      eq(big(info[3]), BigInt(T4.at[145152].time), 'period start');
+      const times = abi.words(await chain.call(x.address, 'recentTimes(bytes32)', [hex(T4.at[145160].hash)])).map((w) => Number(big(w)));
+      eq(times.join(','), T4.range(145150, 145160).map((h) => h.time).join(','), 'recent times');
+    }
+    const cw = await chain.call(a.address, 'bestChainwork()');
+    eq(await chain.call(b.address, 'bestChainwork()'), cw, 'chainwork (compact)');
+    eq(await chain.call(c.address, 'bestChainwork()'), cw, 'chainwork (one by one)');
+    const minWork = btc.work(btc.decodeCompact(MIN_BITS).target);
+    const periodWork = btc.work(btc.decodeCompact(0x190274df).target);
+    eq(big(cw), 1n + 7n * minWork + periodWork, 'chainwork = checkpoint + 7 min-difficulty + 1 period block');
+    // a verifies a compact proof through the real chain.
+    const ret = abi.words(await chain.call(a.address, 'verifyHeaderChain(bytes)', [proofChain(hs.slice(3))]));
+    eq(ret[0], hex(T4.at[145156].hash), 'proof block');
+    eq(big(ret[2]), 5n, 'proof confirmations');
+  });
+
+  await test('testnet4 (real headers): altered real headers are refused with the precise error', async () => {
+    const { address } = await deployReal(chain, 145152);
+    const cp = T4.at[145152];
+    const h1 = T4.at[145153];
+    // 145153 moved to exactly 20 min after its parent: the period's bits are required.
+    const within = btc.withTime(h1.header, cp.time + 1200);
+    for (const [sig, args] of [[SUBMIT, [hex(within)]], [SUBMIT_COMPACT, [hex(cp.hash), hex(btc.compactHeader(within))]]]) {
+      await expectRevert(chain, address, sig, args, 'BadBits(uint256,uint32,uint32)',
+        word(145153) + word(0x190274df) + word(MIN_BITS));
+    }
+    // 145153 one second later: still a minimum-difficulty block, but its proof of work is gone.
+    const later = btc.withTime(h1.header, h1.time + 1);
+    await expectRevert(chain, address, SUBMIT, [hex(later)], 'InsufficientWork(uint256,bytes32)',
+      word(145153) + abi.strip0x(hex(btc.dsha256(later))));
+    // 145156 moved to 20 min + 1 s after 145155: minimum difficulty is required, it has the period's bits.
+    const pre = T4.range(145153, 145155);
+    const h4 = btc.withTime(T4.at[145156].header, T4.at[145155].time + 1201);
+    await expectRevert(chain, address, SUBMIT, [concat(pre) + abi.strip0x(hex(h4))], 'BadBits(uint256,uint32,uint32)',
+      word(145156) + word(MIN_BITS) + word(0x190274df));
+    await expectRevert(chain, address, SUBMIT_COMPACT, [hex(cp.hash), compact(pre) + abi.strip0x(hex(btc.compactHeader(h4)))],
+      'BadBits(uint256,uint32,uint32)', word(145156) + word(MIN_BITS) + word(0x190274df));
+    // A real header on the wrong parent: unknown parent (80-byte) / no proof of work (compact).
+    await expectRevert(chain, address, SUBMIT, [concat([T4.at[145154]])], 'UnknownParent(bytes32)', hex(h1.hash));
+    const wrong = btc.dsha256(btc.expandHeader(btc.compactHeader(T4.at[145154].header), cp.hash));
+    await expectRevert(chain, address, SUBMIT_COMPACT, [hex(cp.hash), compact([T4.at[145154]])], 'InsufficientWork(uint256,bytes32)',
+      word(145153) + abi.strip0x(hex(wrong)));
+    // Nothing was stored.
+    eq(await chain.call(address, 'bestHash()'), hex(cp.hash), 'best unchanged');
+    // Mainnet rules (same checkpoint and pow limit) refuse the real minimum-difficulty block.
+    const m = await deployReal(chain, 145152, NETWORK.Mainnet);
+    await expectRevert(chain, m.address, SUBMIT, [concat([h1])], 'BadBits(uint256,uint32,uint32)',
+      word(145153) + word(0x190274df) + word(MIN_BITS));
+  });
+}
+
+/** The real testnet4 headers of contracts/test/fixtures/testnet4.json, parsed. */
+function realTestnet4() {
+  const doc = require('./fixtures/testnet4.json');
+  const at = {};
+  const list = doc.headers.map((f) => {
+    const h = { ...btc.parseHeader(Buffer.from(f.hex, 'hex')), height: f.height, id: f.hash, fixture: f };
+    at[f.height] = h;
+    return h;
+  });
+  const range = (from, to) => {
+    const out = [];
+    for (let i = from; i <= to; i++) {
+      if (!at[i]) throw new Error(`no real testnet4 header at ${i}`);
+      out.push(at[i]);
+    }
+    return out;
+  };
+  return { at, list, range };
+}
+
+/** Deploys a client (Testnet4 rules by default) from the real header at `height` (a multiple
+ *  of 2016) with the real times of the 11 blocks ending there. */
+async function deployReal(chain, height, network = NETWORK.Testnet4) {
+  const T4 = realTestnet4();
+  const times = T4.range(height - 10, height).map((h) => h.time);
+  const address = await chain.deploy('BtcLightClient', CP_TYPES,
+    [hex(T4.at[height].header), height, 1, network, btc.MAINNET_POW_LIMIT, ...times]);
+  return { address };
 }
 
 module.exports = { run };

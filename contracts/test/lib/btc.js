@@ -202,13 +202,36 @@ function proofHeaders(headers) {
   return Buffer.concat([headers[0], ...headers.slice(1).map(compactHeader)]);
 }
 
+/** Fields of a raw 80-byte header; `hash` in internal byte order (as the contracts store it). */
+function parseHeader(header) {
+  const h = Buffer.from(header);
+  if (h.length !== 80) throw new Error(`header of ${h.length} bytes`);
+  return {
+    header: h,
+    hash: dsha256(h),
+    version: h.readUInt32LE(0),
+    prev: h.subarray(4, 36),
+    merkleRoot: h.subarray(36, 68),
+    time: h.readUInt32LE(68),
+    bits: h.readUInt32LE(72),
+    nonce: h.readUInt32LE(76),
+  };
+}
+
+/** A copy of an 80-byte header with its time (and so its hash) changed. */
+function withTime(header, time) {
+  const h = Buffer.from(header);
+  h.writeUInt32LE(time >>> 0, 68);
+  return h;
+}
+
 /** The 11 checkpoint times (oldest first) of a chain spaced `spacing` seconds ending at `time`. */
 function checkpointTimes(time, spacing = 600) {
   return Array.from({ length: 11 }, (_, i) => time - (10 - i) * spacing);
 }
 
 module.exports = {
-  compactHeader, expandHeader, proofHeaders, checkpointTimes,
+  compactHeader, expandHeader, proofHeaders, checkpointTimes, parseHeader, withTime,
   REGTEST_POW_LIMIT, MAINNET_POW_LIMIT, sha256, dsha256, leNumber, decodeCompact, encodeCompact, retarget, work,
   headerBytes, mine, mineBad, mineChain, merkleRoot, merkleBranch, serializeTx, coinbaseTx, varint, u32le,
 };
