@@ -947,4 +947,21 @@ async fn cli_settle_prints_the_decoded_custom_error() {
     );
     assert!(err.contains("[PaymentSettlement]"), "{err}");
     assert!(err.contains("not signed by their merchant"), "{err}");
+    // What each contract trusts, read from the chain.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_gmrelay"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--metis-rpc", &f.metis.url()])
+        .args(["contracts", "show"])
+        .env("GMRELAY_LOG_LEVEL", "warn")
+        .env_remove("GMRELAY_CONFIG")
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("trusts:"), "{shown}");
+    assert!(shown.contains("regtest rules: no retargeting"), "{shown}");
+    assert!(shown.contains("a 3-of-5 committee"), "{shown}");
+    assert!(shown.contains("attesting GOAT chain 2345"), "{shown}");
+    assert!(shown.contains("6 Bitcoin confirmations"), "{shown}");
 }
