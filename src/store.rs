@@ -526,6 +526,15 @@ impl RocksStore {
         })
     }
 
+    /// Deletes outbox entries, in one atomic batch.
+    pub fn outbox_delete(&self, seqs: &[u64]) -> Result<(), StoreError> {
+        self.atomically(|batch| {
+            for seq in seqs {
+                batch.delete_cf(self.cf(CF_OUTBOX), seq.to_be_bytes());
+            }
+        })
+    }
+
     /// Every outbox entry, by sequence number.
     pub fn outbox_all(&self) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
         let mut out = Vec::new();

@@ -296,7 +296,7 @@ where
     }
 }
 
-/// Watches the signer's balance.
+/// Watches the signer's balance, looks up late receipts and prunes the outbox.
 async fn watch_signer(ctx: &Ctx) -> Result<(), TaskError> {
     let Some(sender) = ctx.sink.sender() else {
         return Ok(());
@@ -314,8 +314,20 @@ async fn watch_signer(ctx: &Ctx) -> Result<(), TaskError> {
     if let Err(e) = sender.refresh_open().await {
         warn!(error = %e, "outbox refresh failed");
     }
+    // Finished transactions are kept a week (for /status and restarts), then dropped.
+    if let Some(outbox) = sender.outbox() {
+        let now = now_ms() / 1000;
+        match outbox.prune(OUTBOX_RETENTION_SECS, now) {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(pruned = n, "old outbox entries dropped"),
+            Err(e) => warn!(error = %e, "outbox pruning failed"),
+        }
+    }
     Ok(())
 }
+
+/// How long a mined or failed Metis transaction stays in the outbox.
+pub const OUTBOX_RETENTION_SECS: u64 = 7 * 24 * 3600;
 
 /// Runs the daemon until SIGINT or SIGTERM.
 pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<()> {

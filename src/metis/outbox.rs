@@ -178,6 +178,29 @@ impl Outbox {
             .collect())
     }
 
+    /// Deletes the entries that are finished (mined or failed) and
+    /// unchanged for `keep_secs` before `now` (unix seconds), so the outbox
+    /// does not grow for the life of the relayer. The newest entry stays
+    /// (it carries the sequence the next one continues from); open entries
+    /// always stay. Returns how many were deleted.
+    pub fn prune(&self, keep_secs: u64, now: u64) -> Result<usize, StoreError> {
+        let all = self.all()?;
+        let newest = all.last().map(|e| e.seq);
+        let old: Vec<u64> = all
+            .iter()
+            .filter(|e| {
+                !e.state.is_open()
+                    && Some(e.seq) != newest
+                    && e.updated.saturating_add(keep_secs) < now
+            })
+            .map(|e| e.seq)
+            .collect();
+        if !old.is_empty() {
+            self.store.outbox_delete(&old)?;
+        }
+        Ok(old.len())
+    }
+
     /// Entries by state.
     pub fn counts(&self) -> Result<Vec<(TxState, usize)>, StoreError> {
         let all = self.all()?;
@@ -223,5 +246,38 @@ mod tests {
         assert_eq!(all[1].seq, b.seq);
         assert_eq!(outbox.plan("x", "y").unwrap().seq, b.seq + 1);
         assert_eq!(outbox.open_entries().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn prune_deletes_old_finished_entries_and_keeps_open_and_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(RocksStore::open(dir.path()).unwrap());
+        let outbox = Outbox::open(store.clone()).unwrap();
+        let mut states = Vec::new();
+        for state in [
+            TxState::Mined,
+            TxState::Failed,
+            TxState::Sent,
+            TxState::Mined,
+        ] {
+            let mut e = outbox
+                .plan("PaymentSettlement.settleBtc", "invoice 0x01")
+                .unwrap();
+            e.state = state;
+            outbox.save(&e).unwrap();
+            states.push(e.seq);
+        }
+        let t = now();
+        // Nothing is old enough yet.
+        assert_eq!(outbox.prune(3600, t).unwrap(), 0);
+        // An hour and a second later: the mined and failed ones go; the sent
+        // one (open) and the newest (mined) stay.
+        assert_eq!(outbox.prune(3600, t + 3602).unwrap(), 2);
+        let left: Vec<u64> = outbox.all().unwrap().iter().map(|e| e.seq).collect();
+        assert_eq!(left, vec![states[2], states[3]]);
+        // Sequence numbers keep growing after a reopen.
+        drop(outbox);
+        let outbox = Outbox::open(store).unwrap();
+        assert_eq!(outbox.plan("x", "y").unwrap().seq, states[3] + 1);
     }
 }
