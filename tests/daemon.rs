@@ -190,18 +190,7 @@ fn config_variant(devnet: &Devnet, name: &str, metis_url: &str, key: Option<&str
 }
 
 async fn settled_events(metis: &str, settlement: Address, id: B256) -> usize {
-    let p = ProviderBuilder::new().connect_http(metis.parse().unwrap());
-    let logs = p
-        .get_logs(
-            &Filter::new()
-                .address(settlement)
-                .event_signature(PaymentSettlement::InvoiceSettled::SIGNATURE_HASH)
-                .topic1(id)
-                .from_block(0),
-        )
-        .await
-        .unwrap();
-    logs.len()
+    settled_in(metis, settlement, id).await.len()
 }
 
 fn wait_for(what: &str, limit: Duration, mut f: impl FnMut() -> bool, log: impl Fn() -> String) {

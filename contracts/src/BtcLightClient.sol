@@ -336,26 +336,8 @@ contract BtcLightClient is IBtcLightClient {
     /// @notice The block has fewer confirmations than required.
     error InsufficientConfirmations(bytes32 blockHash, uint256 confirmations, uint256 required);
 
-    /// @notice 64-byte transactions are refused (CVE-2017-12842).
-    error SixtyFourByteTransaction();
-
-    /// @notice A Merkle branch is not a multiple of 32 bytes or is deeper than 32 levels.
-    error BadMerkleProofLength(uint256 length);
-
-    /// @notice The coinbase branch and the transaction branch have different depths.
-    error MerkleDepthMismatch(uint256 txDepth, uint256 coinbaseDepth);
-
-    /// @notice The index does not fit the tree depth given by the branch.
-    error TxIndexOutOfRange(uint256 txIndex, uint256 depth);
-
-    /// @notice At `level` the proof walks into a duplicated (padding) node (CVE-2012-2459).
-    error DuplicateMerkleNode(uint256 level);
-
-    /// @notice The transaction's branch does not lead to the header's Merkle root.
-    error MerkleRootMismatch(bytes32 computed, bytes32 expected);
-
-    /// @notice The coinbase branch does not lead to the header's Merkle root.
-    error CoinbaseProofMismatch(bytes32 computed, bytes32 expected);
+    // The inclusion errors (SixtyFourByteTransaction, BadMerkleProofLength, …) are
+    // BtcMerkle's, and part of this contract's ABI through it.
 
     /// @notice The header's time is not above the median of the 11 previous times (Core's
     ///         "time-too-old").

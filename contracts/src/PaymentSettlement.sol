@@ -597,7 +597,9 @@ contract PaymentSettlement {
                 emit SettlementSkipped(bytes32(0), g, type(uint256).max, reason);
                 continue;
             }
-            bytes32[6] memory head = [bytes32(g), 0, facts.blockHash, facts.merkleRoot, bytes32(facts.time), bytes32(facts.depth)];
+            bytes32[] memory head = new bytes32[](6);
+            (head[0], head[2], head[3]) = (bytes32(g), facts.blockHash, facts.merkleRoot);
+            (head[4], head[5]) = (bytes32(facts.time), bytes32(facts.depth));
             for (uint256 i; i < count; ++i) {
                 head[1] = bytes32(i);
                 uint256 before = gasleft();
@@ -838,11 +840,12 @@ contract PaymentSettlement {
                 _skipped(bytes32(0), g, type(uint256).max);
                 continue;
             }
-            bytes32[2] memory head = [bytes32(g), 0];
+            bytes32[] memory head = new bytes32[](2);
+            head[0] = bytes32(g);
             for (uint256 i; i < count; ++i) {
                 head[1] = bytes32(i);
                 uint256 before = gasleft();
-                if (_stepGoat(head)) {
+                if (_step(this.settleGoatStep.selector, head)) {
                     ++settled;
                 } else {
                     _outOfGas(before);
@@ -892,35 +895,23 @@ contract PaymentSettlement {
         return (ok, 0);
     }
 
-    /// @dev Runs a batch step: selector, `head`, the offset of the copied batch, then the
-    ///      batch's `groups` encoding copied verbatim from this call's calldata. True if it
-    ///      settled; otherwise its revert data is left in returndata.
-    function _step(bytes4 selector, bytes32[6] memory head) private returns (bool ok) {
+    /// @dev Runs a batch step: selector, the `head` words, the offset of the copied batch,
+    ///      then the batch's `groups` encoding copied verbatim from this call's calldata.
+    ///      True if it settled; otherwise its revert data is left in returndata.
+    function _step(bytes4 selector, bytes32[] memory head) private returns (bool ok) {
         assembly ("memory-safe") {
             let m := mload(0x40)
+            let n := mload(head)
             mstore(m, selector)
-            for { let k := 0 } lt(k, 6) { k := add(k, 1) } { mstore(add(add(m, 4), shl(5, k)), mload(add(head, shl(5, k)))) }
-            mstore(add(m, 196), 224) // groups start after 7 head words
+            for { let k := 0 } lt(k, n) { k := add(k, 1) } {
+                mstore(add(add(m, 4), shl(5, k)), mload(add(head, shl(5, add(k, 1)))))
+            }
+            let at := add(add(m, 4), shl(5, n))
+            mstore(at, shl(5, add(n, 1))) // the groups follow the head and this offset word
             let start := add(4, calldataload(4))
             let size := sub(calldatasize(), start)
-            calldatacopy(add(m, 228), start, size)
-            ok := call(gas(), address(), 0, m, add(228, size), 0, 0)
-        }
-    }
-
-    /// @dev _step for settleGoatStep(g, i, groups).
-    function _stepGoat(bytes32[2] memory head) private returns (bool ok) {
-        bytes4 selector = this.settleGoatStep.selector;
-        assembly ("memory-safe") {
-            let m := mload(0x40)
-            mstore(m, selector)
-            mstore(add(m, 4), mload(head))
-            mstore(add(m, 36), mload(add(head, 32)))
-            mstore(add(m, 68), 96)
-            let start := add(4, calldataload(4))
-            let size := sub(calldatasize(), start)
-            calldatacopy(add(m, 100), start, size)
-            ok := call(gas(), address(), 0, m, add(100, size), 0, 0)
+            calldatacopy(add(at, 32), start, size)
+            ok := call(gas(), address(), 0, m, add(sub(add(at, 32), m), size), 0, 0)
         }
     }
 

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use alloy::primitives::{Address, Bytes, B256};
+use alloy::primitives::{Address, B256};
 use bitcoin::hashes::Hash;
 use bitcoin::{BlockHash, ScriptBuf, Txid};
 use tracing::{info, info_span, warn, Instrument};
@@ -17,12 +17,12 @@ use crate::btc::proof::{find_payment, named_reference, BtcProof};
 use crate::btc::source::BtcSource;
 use crate::goat::payment::PaymentPolicy;
 use crate::goat::proof::GoatProof;
-use crate::metis::attest::{inline_signatures, AttestDomain};
+use crate::metis::attest::AttestDomain;
 use crate::metis::bindings::PaymentSettlement;
 use crate::metis::relay::{relay_headers, RelayOptions};
 use crate::metis::settle::{
-    btc_block, btc_header_chain, btc_payment, check_btc_payment, check_goat_payment, goat_block,
-    goat_fields, goat_group, SettleError,
+    block_attestation, btc_block, btc_header_chain, btc_payment, check_btc_payment,
+    check_goat_payment, goat_block, goat_fields, goat_group, SettleError,
 };
 use crate::metis::sink::{InvoiceState, MetisSink, TxOutcome};
 use crate::rail::Rail;
@@ -686,19 +686,9 @@ async fn settle_goat_batch(
             let first = &items[0].1;
             let built = async {
                 let fields = goat_fields(first)?;
-                let known = ctx.sink.goat_is_known(hash).await?;
-                if !known && ctx.attesters.is_empty() {
-                    return Err(SettleError::NotAttested {
-                        number: fields.number,
-                        hash,
-                    });
-                }
-                let signatures = if known {
-                    Bytes::new()
-                } else {
-                    inline_signatures(&ctx.sink, domain, first.chain_id, &fields, &ctx.attesters)
-                        .await?
-                };
+                let signatures =
+                    block_attestation(&ctx.sink, domain, first.chain_id, &fields, &ctx.attesters)
+                        .await?;
                 let pairs: Vec<(&crate::metis::invoice::SignedInvoice, &GoatProof)> =
                     items.iter().map(|(i, p)| (&i.invoice, p)).collect();
                 goat_group(goat_block(&fields, signatures), &pairs)

@@ -183,7 +183,7 @@ pub fn pack_quorum(mut valid: Vec<(Address, Bytes)>, threshold: u64) -> Result<B
 
 /// Inline attestation for a settlement: the committee members among `keys`
 /// sign the block (the digest checked against the contract's) and a quorum is
-/// packed; empty when the block is already attested on-chain.
+/// packed. Keys of non-members are not used.
 pub async fn inline_signatures<M: MetisSink>(
     sink: &M,
     domain: AttestDomain,
@@ -191,9 +191,6 @@ pub async fn inline_signatures<M: MetisSink>(
     block: &GoatBlockFields,
     keys: &[PrivateKeySigner],
 ) -> Result<Bytes, AttestError> {
-    if sink.goat_is_known(block.hash).await? {
-        return Ok(Bytes::new());
-    }
     let digest = attestation_digest(domain.metis_chain_id, domain.store, goat_chain_id, block);
     let theirs = sink.goat_attestation_digest(block).await?;
     if theirs != digest {
@@ -205,17 +202,11 @@ pub async fn inline_signatures<M: MetisSink>(
         });
     }
     let (committee, threshold) = sink.goat_committee().await?;
-    let own: Vec<Bytes> = keys.iter().map(|k| sign_digest(k, digest)).collect();
-    let valid: Vec<(Address, Bytes)> =
-        select_signatures(digest, &own, &committee).or_else(|e| match e {
-            // Keys of non-members are simply not used.
-            AttestError::NotMember { .. } => Ok(keys
-                .iter()
-                .filter(|k| committee.contains(&k.address()))
-                .map(|k| (k.address(), sign_digest(k, digest)))
-                .collect()),
-            other => Err(other),
-        })?;
+    let valid = keys
+        .iter()
+        .filter(|k| committee.contains(&k.address()))
+        .map(|k| (k.address(), sign_digest(k, digest)))
+        .collect();
     pack_quorum(valid, threshold)
 }
 

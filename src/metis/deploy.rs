@@ -160,6 +160,24 @@ pub struct BtcCheckpointArgs {
     pub hash: String,
 }
 
+impl BtcCheckpointArgs {
+    /// A checkpoint at the regtest genesis block (for benchmarks and tests
+    /// that mine their own chain on top of it).
+    pub fn regtest_genesis() -> BtcCheckpointArgs {
+        let g = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header;
+        BtcCheckpointArgs {
+            header: Bytes::from(serialize(&g)),
+            height: 0,
+            chainwork: U256::from_be_bytes(g.work().to_be_bytes()),
+            mode: super::bindings::NETWORK_REGTEST,
+            times: [g.time; 11],
+            pow_limit: U256::from_be_bytes(BtcNetwork::Regtest.rules().pow_limit_be),
+            network: BtcNetwork::Regtest,
+            hash: g.block_hash().to_string(),
+        }
+    }
+}
+
 /// Why the checkpoint cannot be taken from the store.
 #[derive(Debug, Error)]
 pub enum CheckpointArgsError {

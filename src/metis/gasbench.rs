@@ -152,20 +152,6 @@ async fn deploy_to(metis: &Anvil, checkpoint: BtcCheckpointArgs) -> Result<Alloy
     .await?)
 }
 
-fn regtest_genesis_args() -> BtcCheckpointArgs {
-    let g = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header;
-    BtcCheckpointArgs {
-        header: Bytes::from(serialize(&g)),
-        height: 0,
-        chainwork: U256::from_be_bytes(g.work().to_be_bytes()),
-        mode: super::bindings::NETWORK_REGTEST,
-        times: [g.time; 11],
-        pow_limit: U256::from_be_bytes(BtcNetwork::Regtest.rules().pow_limit_be),
-        network: BtcNetwork::Regtest,
-        hash: g.block_hash().to_string(),
-    }
-}
-
 fn concat(headers: &[bitcoin::block::Header]) -> Bytes {
     let mut out = Vec::with_capacity(headers.len() * 80);
     for h in headers {
@@ -185,7 +171,7 @@ fn concat_compact(headers: &[bitcoin::block::Header]) -> Bytes {
 
 /// Header batches: compact (48 bytes) of 1, 10 and 100, and 80-byte of 100.
 async fn headers(metis: &Anvil) -> Result<Vec<GasRow>> {
-    let sink = deploy_to(metis, regtest_genesis_args()).await?;
+    let sink = deploy_to(metis, BtcCheckpointArgs::regtest_genesis()).await?;
     let mut gen = crate::bench::HeaderGenerator::default();
     let mut rows = Vec::new();
     let mut parent = super::relay::internal(
@@ -361,52 +347,33 @@ async fn goat(metis: &Anvil) -> Result<Vec<GasRow>> {
     )
     .await?;
     let reference = |i: u64| B256::from(alloy::primitives::keccak256(format!("goat {i}")));
+    let pay = |amount: u64, i: u64, wait: bool| {
+        goat_devnet::pay(
+            &url,
+            token,
+            goat_devnet::PAYER_KEY,
+            to,
+            U256::from(amount),
+            reference(i),
+            wait,
+        )
+    };
     // One payment in its own block.
-    let single = goat_devnet::pay(
-        &url,
-        token,
-        goat_devnet::PAYER_KEY,
-        to,
-        U256::from(1_000_000u64),
-        reference(0),
-        true,
-    )
-    .await?;
+    let single = pay(1_000_000, 0, true).await?;
     // BATCH payments in one block.
     let p = alloy::providers::ProviderBuilder::new().connect_http(url.parse()?);
     p.raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (false,))
         .await?;
     let mut hashes = Vec::new();
     for i in 1..=BATCH as u64 {
-        hashes.push(
-            goat_devnet::pay(
-                &url,
-                token,
-                goat_devnet::PAYER_KEY,
-                to,
-                U256::from(1_000_000u64),
-                reference(i),
-                false,
-            )
-            .await?
-            .tx_hash,
-        );
+        hashes.push(pay(1_000_000, i, false).await?.tx_hash);
     }
     p.raw_request::<_, serde_json::Value>("evm_mine".into(), ())
         .await?;
     p.raw_request::<_, serde_json::Value>("evm_setAutomine".into(), (true,))
         .await?;
     // A third block to attest standalone.
-    let extra = goat_devnet::pay(
-        &url,
-        token,
-        goat_devnet::PAYER_KEY,
-        to,
-        U256::from(1u64),
-        reference(99),
-        true,
-    )
-    .await?;
+    let extra = pay(1, 99, true).await?;
     goat_devnet::mine(&url, 3).await?;
     let dir = tempfile::tempdir()?;
     let store = RocksStore::open(dir.path())?;
@@ -426,7 +393,7 @@ async fn goat(metis: &Anvil) -> Result<Vec<GasRow>> {
         payees: vec![],
         allow_plain_transfers: false,
     };
-    let sink = deploy_to(metis, regtest_genesis_args()).await?;
+    let sink = deploy_to(metis, BtcCheckpointArgs::regtest_genesis()).await?;
     let keys = devnet_attester_keys();
     let domain = AttestDomain {
         metis_chain_id: METIS,

@@ -264,6 +264,28 @@ pub fn goat_fields(proof: &GoatProof) -> Result<GoatBlockFields, SettleError> {
     })
 }
 
+/// The signatures a GOAT block's settlement carries: none when
+/// GoatHeaderStore already stores its attestation, else a quorum of
+/// `attesters` (inline); without attesters, [`SettleError::NotAttested`].
+pub async fn block_attestation<M: MetisSink>(
+    sink: &M,
+    domain: AttestDomain,
+    goat_chain_id: u64,
+    fields: &GoatBlockFields,
+    attesters: &[PrivateKeySigner],
+) -> Result<Bytes, SettleError> {
+    if sink.goat_is_known(fields.hash).await? {
+        return Ok(Bytes::new());
+    }
+    if attesters.is_empty() {
+        return Err(SettleError::NotAttested {
+            number: fields.number,
+            hash: fields.hash,
+        });
+    }
+    Ok(inline_signatures(sink, domain, goat_chain_id, fields, attesters).await?)
+}
+
 /// PaymentSettlement's `GoatBlock` with inline `signatures` (empty: attested on-chain).
 pub fn goat_block(fields: &GoatBlockFields, signatures: Bytes) -> PaymentSettlement::GoatBlock {
     PaymentSettlement::GoatBlock {
@@ -538,20 +560,12 @@ async fn settle_goat<M: MetisSink>(
         check_invoice(sink, invoice, Rail::Goat).await?;
         check_goat_payment(p, invoice, &fields)?;
     }
-    let signatures = if sink.goat_is_known(fields.hash).await? {
-        Bytes::new()
-    } else if options.attesters.is_empty() {
-        return Err(SettleError::NotAttested {
-            number: fields.number,
-            hash: fields.hash,
-        });
-    } else {
-        let domain = AttestDomain {
-            metis_chain_id: sink.chain_id(),
-            store: options.goat_header_store,
-        };
-        inline_signatures(sink, domain, p.chain_id, &fields, options.attesters).await?
+    let domain = AttestDomain {
+        metis_chain_id: sink.chain_id(),
+        store: options.goat_header_store,
     };
+    let signatures =
+        block_attestation(sink, domain, p.chain_id, &fields, options.attesters).await?;
     let inline = !signatures.is_empty();
     let group = goat_group(goat_block(&fields, signatures), &[(invoice, p)])?;
     let outcome = sink

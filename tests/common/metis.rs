@@ -25,7 +25,7 @@ use gmrelay::goat::receipts::BlockReceipts;
 use gmrelay::goat::source::{GoatRpc, GoatSource};
 use gmrelay::goat::sync::{GoatSyncOptions, GoatSyncer};
 use gmrelay::metis::attest::{devnet_attester_keys, DEVNET_THRESHOLD};
-use gmrelay::metis::bindings::{DecodedRevert, PaymentSettlement, NETWORK_REGTEST};
+use gmrelay::metis::bindings::{DecodedRevert, PaymentSettlement};
 use gmrelay::metis::deploy::{self, BtcCheckpointArgs, DeployParams, Deployment};
 use gmrelay::metis::invoice::{SignedInvoice, Terms};
 use gmrelay::metis::relay::{relay_headers, RelayOptions};
@@ -57,17 +57,7 @@ pub async fn goat_anvil() -> Anvil {
 
 /// BtcLightClient's arguments for a checkpoint at regtest genesis.
 pub fn regtest_genesis_args() -> BtcCheckpointArgs {
-    let g = bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header;
-    BtcCheckpointArgs {
-        header: Bytes::from(bitcoin::consensus::serialize(&g)),
-        height: 0,
-        chainwork: U256::from_be_bytes(g.work().to_be_bytes()),
-        mode: NETWORK_REGTEST,
-        times: [g.time; 11],
-        pow_limit: U256::from_be_bytes(BtcNetwork::Regtest.rules().pow_limit_be),
-        network: BtcNetwork::Regtest,
-        hash: g.block_hash().to_string(),
-    }
+    BtcCheckpointArgs::regtest_genesis()
 }
 
 /// Deploys the three contracts (3-of-5 devnet committee) and connects a signing sink.
@@ -288,19 +278,30 @@ impl BtcFixture {
     }
 }
 
-/// The test merchant's Bitcoin terms (merchant: the sinks' key).
-pub fn btc_terms(reference: B256, payee: &ScriptBuf, amount: u64) -> Terms {
+/// The test merchant's terms (merchant: the sinks' key; no service; no expiry to speak of).
+pub fn test_terms(rail: Rail, reference: B256, payee: Bytes, asset: Address, amount: u64) -> Terms {
     Terms {
         merchant: creator(),
         reference,
-        rail: Rail::Btc,
-        payee: Bytes::from(payee.to_bytes()),
-        asset: Address::ZERO,
+        rail,
+        payee,
+        asset,
         amount: U256::from(amount),
         expiry: u64::from(u32::MAX),
         service: Address::ZERO,
         service_id: B256::ZERO,
     }
+}
+
+/// The test merchant's Bitcoin terms.
+pub fn btc_terms(reference: B256, payee: &ScriptBuf, amount: u64) -> Terms {
+    test_terms(
+        Rail::Btc,
+        reference,
+        Bytes::from(payee.to_bytes()),
+        Address::ZERO,
+        amount,
+    )
 }
 
 /// Signs `terms` with the test merchant's key for the sink's PaymentSettlement.
@@ -434,17 +435,13 @@ impl GoatFixture {
 
     /// The test merchant's GOAT terms for a payment carrying `reference`.
     pub fn terms(&self, reference: B256, asset: Address, to: Address, amount: u64) -> Terms {
-        Terms {
-            merchant: creator(),
+        test_terms(
+            Rail::Goat,
             reference,
-            rail: Rail::Goat,
-            payee: Bytes::copy_from_slice(to.as_slice()),
+            Bytes::copy_from_slice(to.as_slice()),
             asset,
-            amount: U256::from(amount),
-            expiry: u64::from(u32::MAX),
-            service: Address::ZERO,
-            service_id: B256::ZERO,
-        }
+            amount,
+        )
     }
 
     /// Creates a GOAT invoice on-chain.
