@@ -3,7 +3,8 @@
 # Idempotent: a second run takes seconds.
 #   - Debian packages: cmake, Boost and libevent headers (bitcoind), libclang (librocksdb-sys)
 #   - bitcoind, built from Bitcoin Core's source and cached in $GMRELAY_CACHE
-#   - anvil, cast and solc-js at pinned versions in tools/node_modules (git-ignored)
+#   - anvil, cast, solc-js and the stock x402 SDK (interop tests) at pinned
+#     versions in tools/node_modules (git-ignored)
 #
 #   scripts/setup.sh          install what is missing
 #   scripts/setup.sh --plan   resolve every tool exactly as the install would and
@@ -74,15 +75,16 @@ else
   echo "setup: bitcoind $BITCOIND_CACHED"
 fi
 
-# --- npm tools (anvil, cast, solc-js) ----------------------------------------
+# --- npm tools (anvil, cast, solc-js, x402 SDK) ------------------------------------
 npm_fresh=0
 cmp -s tools/package.json "$TOOLS/.gmrelay-installed" 2>/dev/null && npm_fresh=1
 pinned() { node -e 'const d=require("./tools/package.json").dependencies; console.log(d[process.argv[1]])' "$1"; }
-for tool in anvil cast solc; do
+for tool in anvil cast solc x402; do
   case "$tool" in
     anvil) var=ANVIL_EXE; pkg="@foundry-rs/anvil-linux-amd64"; path="$TOOLS/.bin/anvil" ;;
     cast) var=CAST_EXE; pkg="@foundry-rs/cast-linux-amd64"; path="$TOOLS/.bin/cast" ;;
     solc) var=""; pkg="solc"; path="$TOOLS/solc" ;;
+    x402) var=""; pkg="@x402/fetch"; path="$TOOLS/@x402/fetch" ;; # with @x402/evm, @x402/express, express, viem
   esac
   if [[ -n "$var" ]] && check_override "$var"; then
     ((PLAN)) && echo "present: $tool ${!var} ($var)"
@@ -95,7 +97,7 @@ for tool in anvil cast solc; do
 done
 if ((!PLAN)); then
   if ((!npm_fresh)); then
-    echo "setup: installing pinned npm tools (anvil, cast, solc-js) into tools/node_modules (under a minute)"
+    echo "setup: installing pinned npm tools (anvil, cast, solc-js, the x402 SDK) into tools/node_modules (under a minute)"
     (cd tools && npm install --no-audit --no-fund --loglevel=error >/dev/null)
     cp tools/package.json "$TOOLS/.gmrelay-installed"
   fi

@@ -3,9 +3,10 @@
 //! in one place, so the CLI, the daemon and the HTTP API build them alike.
 //! Nothing here parses arguments or prints.
 
+use std::path::Path;
 use std::time::Duration;
 
-use alloy::primitives::Address;
+use alloy::primitives::{Address, B256};
 use alloy::signers::local::PrivateKeySigner;
 use anyhow::{anyhow, Context, Result};
 use bitcoin::{Address as BtcAddress, ScriptBuf};
@@ -274,4 +275,39 @@ pub fn attester_keys(config: &Config) -> Result<Vec<PrivateKeySigner>> {
         Ok(v) => Ok(crate::metis::attest::parse_keys(&v, var)?),
         Err(_) => Ok(Vec::new()),
     }
+}
+
+/// A 32-byte hex secret from `file` (trimmed) or else from the environment
+/// variable `env`; `what` names the setting in errors (never the value).
+pub fn secret_from(file: Option<&Path>, env: &str, what: &str) -> Result<B256> {
+    let (text, origin) = match file {
+        Some(path) => {
+            let path = crate::config::expand_home(path);
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("{what}_file {}", path.display()))?;
+            (text, format!("{what}_file {}", path.display()))
+        }
+        None => {
+            let text = std::env::var(env).map_err(|_| {
+                anyhow!(
+                    "neither {what}_file nor the environment variable {env} ({what}_env) is set"
+                )
+            })?;
+            (text, format!("environment variable {env} ({what}_env)"))
+        }
+    };
+    let t = text.trim();
+    let hex = t.strip_prefix("0x").unwrap_or(t);
+    let bytes = hex::decode(hex)
+        .ok()
+        .filter(|b| b.len() == 32)
+        .ok_or_else(|| anyhow!("{origin} does not hold a 32-byte hex private key"))?;
+    Ok(B256::from_slice(&bytes))
+}
+
+/// An Ethereum-style signing key from `file` or the variable `env` (see [`secret_from`]).
+pub fn signer_from(file: Option<&Path>, env: &str, what: &str) -> Result<PrivateKeySigner> {
+    let secret = secret_from(file, env, what)?;
+    PrivateKeySigner::from_bytes(&secret)
+        .map_err(|_| anyhow!("{what}: not a valid secp256k1 private key"))
 }

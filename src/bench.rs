@@ -346,7 +346,7 @@ pub fn synthetic_goat_receipt(tx_type: u8, i: u64) -> crate::goat::receipts::Goa
         .collect();
     GoatReceipt {
         tx_type,
-        outcome: ReceiptOutcome::Status(i % 13 != 0),
+        outcome: ReceiptOutcome::Status(!i.is_multiple_of(13)),
         cumulative_gas_used: 21_000 * (i + 1),
         logs_bloom: Bloom::repeat_byte((i % 256) as u8),
         logs,

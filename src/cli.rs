@@ -110,12 +110,48 @@ pub enum Command {
     /// Benchmarks (results go to BENCHMARKS.md).
     #[command(subcommand)]
     Bench(crate::bench::BenchCmd),
+    /// x402: the example paid resource and an agent that pays.
+    #[command(subcommand)]
+    X402(X402Cmd),
     /// The relayer daemon: follows both chains, takes invoices in from
     /// Metis, relays headers and attestations, settles; until SIGINT/SIGTERM.
     Run {
         /// HTTP address for /healthz, /readyz, /status, /metrics (overrides run.http).
         #[arg(long)]
         http: Option<std::net::SocketAddr>,
+    },
+}
+
+/// `gmrelay x402 …`
+#[derive(Debug, Subcommand)]
+pub enum X402Cmd {
+    /// Serves a paid resource (`/paid`) in front of the facilitator of
+    /// `gmrelay run` ([x402.example]); prints its URL.
+    ServeExample {
+        /// Listen here (overrides x402.example.listen).
+        #[arg(long)]
+        http: Option<std::net::SocketAddr>,
+    },
+    /// Buys a resource as an x402 agent: reads the 402, signs on the rail,
+    /// retries until 200; prints the resource and the settlement.
+    Pay {
+        /// The resource.
+        url: String,
+        /// goat or btc.
+        #[arg(long)]
+        rail: crate::rail::Rail,
+        /// Print every message on the wire, decoded.
+        #[arg(long)]
+        show_wire: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        /// Regtest: mine a block whenever the payment is pending.
+        #[arg(long)]
+        mine_regtest: bool,
     },
 }
 
@@ -485,6 +521,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             crate::daemon::run(config, crate::daemon::RunOptions { http }).await
         }
         Command::Devnet(cmd) => devnet(&config, cmd).await,
+        Command::X402(cmd) => x402(&config, cmd).await,
         Command::Bench(cmd) => crate::bench::run(&config, cmd).await,
     }
 }
@@ -986,6 +1023,61 @@ async fn devnet(config: &Config, cmd: DevnetCmd) -> Result<()> {
             let node = crate::devnet::RpcNode::new(&source);
             let tip = node.reorg(depth, 1).await?;
             println!("replaced the top {depth} blocks; new tip {tip}");
+            Ok(())
+        }
+    }
+}
+
+async fn x402(config: &Config, cmd: X402Cmd) -> Result<()> {
+    match cmd {
+        X402Cmd::ServeExample { http } => crate::x402::example::serve(config, http).await,
+        X402Cmd::Pay {
+            url,
+            rail,
+            show_wire,
+            json,
+            timeout,
+            mine_regtest,
+        } => {
+            let opts = crate::x402::agent::PayOptions {
+                url,
+                rail,
+                timeout: std::time::Duration::from_secs(timeout),
+                mine_regtest,
+            };
+            let report = crate::x402::agent::pay(config, &opts, |w| {
+                if show_wire {
+                    println!("{} {}", w.direction, w.line);
+                    if let Some((name, v)) = w.header {
+                        println!(
+                            "  {name}: {}",
+                            serde_json::to_string_pretty(&v)
+                                .unwrap_or_default()
+                                .replace('\n', "\n  ")
+                        );
+                    }
+                }
+            })
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string(&report)?);
+            } else {
+                println!("resource: {}", report.resource);
+                println!(
+                    "paid on {}: transaction {}",
+                    report.network, report.transaction
+                );
+                println!(
+                    "settled on Metis: invoice {} transaction {}",
+                    report.invoice_id.as_deref().unwrap_or("-"),
+                    report.metis_transaction.as_deref().unwrap_or("-")
+                );
+                println!(
+                    "first request to 200: {:.2} s ({} requests)",
+                    report.elapsed_ms as f64 / 1000.0,
+                    report.requests
+                );
+            }
             Ok(())
         }
     }

@@ -75,6 +75,128 @@ pub struct Config {
     pub metis: MetisConfig,
     /// The daemon (`gmrelay run`).
     pub run: RunConfig,
+    /// The x402 facilitator (served by `gmrelay run`) and its example resource.
+    pub x402: X402Config,
+    /// The keys and limits of the x402 agent (`gmrelay x402 pay`).
+    pub agent: AgentConfig,
+}
+
+/// `[x402]`: the facilitator `gmrelay run` serves beside its HTTP API
+/// (`/supported`, `/verify`, `/settle`), which settles each payment on Metis
+/// by proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct X402Config {
+    /// Serve the facilitator (needs `run.http`).
+    pub enabled: bool,
+    /// File holding the GOAT key that submits `transferWithAuthorization`
+    /// (it pays GOAT gas, never the payment).
+    pub goat_key_file: Option<PathBuf>,
+    /// Else the environment variable holding that key.
+    pub goat_key_env: String,
+    /// File holding the key that signs invoices as merchant of record for
+    /// payments a resource server forwards without gmrelay invoice terms
+    /// (stock x402 servers). Unset: the Metis relayer key.
+    pub invoice_key_file: Option<PathBuf>,
+    /// How long `/settle` waits for the Metis settlement before answering
+    /// `settlement_pending` (a retry with the same payload resumes the wait).
+    pub settle_timeout_secs: u64,
+    /// An authorization must stay valid this long after `/verify` (time to
+    /// mine it on GOAT).
+    pub min_validity_secs: u64,
+    /// `gmrelay x402 serve-example`.
+    pub example: ExampleConfig,
+}
+
+impl Default for X402Config {
+    fn default() -> Self {
+        X402Config {
+            enabled: false,
+            goat_key_file: None,
+            goat_key_env: "GMRELAY_X402_GOAT_KEY".into(),
+            invoice_key_file: None,
+            settle_timeout_secs: 60,
+            min_validity_secs: 6,
+            example: ExampleConfig::default(),
+        }
+    }
+}
+
+/// `[x402.example]`: the paid resource of `gmrelay x402 serve-example`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExampleConfig {
+    /// Where it listens (`--http` overrides).
+    pub listen: String,
+    /// The facilitator. Default: `http://<run.http>`.
+    pub facilitator_url: Option<String>,
+    /// File holding the merchant's Metis key (signs the invoice terms).
+    pub merchant_key_file: Option<PathBuf>,
+    /// Else the environment variable holding it.
+    pub merchant_key_env: String,
+    /// GOAT address paid. Unset: no GOAT offer.
+    pub goat_pay_to: Option<String>,
+    /// The EIP-3009 token. Default: the first of `goat.tokens`.
+    pub goat_asset: Option<String>,
+    /// Price in the token's base units.
+    pub goat_amount: String,
+    /// Bitcoin address paid. Unset: no Bitcoin offer.
+    pub btc_pay_to: Option<String>,
+    /// Price in satoshis.
+    pub btc_amount_sat: u64,
+    /// How long an offer stays payable, seconds (`maxTimeoutSeconds`).
+    pub max_timeout_secs: u64,
+}
+
+impl Default for ExampleConfig {
+    fn default() -> Self {
+        ExampleConfig {
+            listen: "127.0.0.1:4021".into(),
+            facilitator_url: None,
+            merchant_key_file: None,
+            merchant_key_env: "GMRELAY_X402_MERCHANT_KEY".into(),
+            goat_pay_to: None,
+            goat_asset: None,
+            goat_amount: "10000".into(),
+            btc_pay_to: None,
+            btc_amount_sat: 50_000,
+            max_timeout_secs: 600,
+        }
+    }
+}
+
+/// `[agent]`: what `gmrelay x402 pay` pays with, and how much at most.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// File holding the agent's GOAT key (signs EIP-3009 authorizations).
+    pub goat_key_file: Option<PathBuf>,
+    /// Else the environment variable holding it.
+    pub goat_key_env: String,
+    /// File holding the agent's Bitcoin key (32-byte hex; P2WPKH coins).
+    pub btc_key_file: Option<PathBuf>,
+    /// Else the environment variable holding it.
+    pub btc_key_env: String,
+    /// The most one GOAT payment may cost, in token base units.
+    pub max_goat_amount: String,
+    /// The most one Bitcoin payment may cost, satoshis.
+    pub max_btc_sat: u64,
+    /// Fee of a Bitcoin payment, satoshis.
+    pub btc_fee_sat: u64,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            goat_key_file: None,
+            goat_key_env: "GMRELAY_AGENT_GOAT_KEY".into(),
+            btc_key_file: None,
+            btc_key_env: "GMRELAY_AGENT_BTC_KEY".into(),
+            max_goat_amount: "1000000".into(),
+            max_btc_sat: 100_000,
+            btc_fee_sat: 1_000,
+        }
+    }
 }
 
 /// `[run]`: the daemon.
@@ -479,6 +601,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ),
     ("GMRELAY_METIS_DEVNET_ATTESTERS", "metis.devnet_attesters"),
     ("GMRELAY_RUN_HTTP", "run.http"),
+    ("GMRELAY_X402_ENABLED", "x402.enabled"),
     ("GMRELAY_RUN_POLL_INTERVAL_MS", "run.poll_interval_ms"),
     ("GMRELAY_RUN_INTAKE_FROM_BLOCK", "run.intake_from_block"),
     ("GMRELAY_METIS_KEYSTORE", "metis.keystore"),
@@ -514,7 +637,10 @@ fn kind_of(key: &str) -> Kind {
         Kind::Finality
     } else if key == "goat.tokens" || key == "goat.payees" || key == "metis.committee" {
         Kind::List
-    } else if key == "goat.allow_plain_transfers" || key == "metis.devnet_attesters" {
+    } else if key == "goat.allow_plain_transfers"
+        || key == "metis.devnet_attesters"
+        || key == "x402.enabled"
+    {
         Kind::Bool
     } else if key.ends_with("_secs")
         || key.ends_with("batch_size")
@@ -858,6 +984,61 @@ impl Config {
                     format!("`{l}` is not an address like 127.0.0.1:9184"),
                 ));
             }
+        }
+        let x = &self.x402;
+        if x.enabled && self.run.http.is_none() {
+            return Err(invalid(
+                "x402.enabled",
+                "the facilitator is served on run.http: set it".into(),
+            ));
+        }
+        if x.settle_timeout_secs == 0 {
+            return Err(invalid(
+                "x402.settle_timeout_secs",
+                "must be at least 1".into(),
+            ));
+        }
+        let e = &x.example;
+        if e.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(invalid(
+                "x402.example.listen",
+                format!("`{}` is not an address like 127.0.0.1:4021", e.listen),
+            ));
+        }
+        if let Some(u) = &e.facilitator_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return Err(invalid(
+                    "x402.example.facilitator_url",
+                    format!("`{u}` is not an http:// or https:// URL"),
+                ));
+            }
+        }
+        for (key, v) in [
+            ("x402.example.goat_pay_to", &e.goat_pay_to),
+            ("x402.example.goat_asset", &e.goat_asset),
+        ] {
+            if let Some(a) = v {
+                if a.parse::<alloy::primitives::Address>().is_err() {
+                    return Err(invalid(key, format!("`{a}` is not a 20-byte 0x address")));
+                }
+            }
+        }
+        for (key, v) in [
+            ("x402.example.goat_amount", &e.goat_amount),
+            ("agent.max_goat_amount", &self.agent.max_goat_amount),
+        ] {
+            if v.parse::<alloy::primitives::U256>().is_err() || v.starts_with("0x") {
+                return Err(invalid(
+                    key,
+                    format!("`{v}` is not a whole number of base units"),
+                ));
+            }
+        }
+        if e.max_timeout_secs == 0 {
+            return Err(invalid(
+                "x402.example.max_timeout_secs",
+                "must be at least 1".into(),
+            ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             return Err(invalid(

@@ -215,15 +215,21 @@ pub struct Payer {
 impl Payer {
     /// A payer from a 32-byte seed (any non-zero value below the curve order).
     pub fn from_seed(seed: [u8; 32]) -> Self {
+        Self::from_secret(seed, Network::Regtest).expect("seed is a valid secret key")
+    }
+
+    /// A payer holding `secret` on `network` (P2WPKH); `None` when `secret`
+    /// is not a valid secp256k1 key.
+    pub fn from_secret(secret: [u8; 32], network: Network) -> Option<Self> {
         let secp = Secp256k1::new();
-        let secret = SecretKey::from_slice(&seed).expect("seed is a valid secret key");
+        let secret = SecretKey::from_slice(&secret).ok()?;
         let pubkey = CompressedPublicKey(secret.public_key(&secp));
-        let address = Address::p2wpkh(&pubkey, Network::Regtest);
-        Payer {
+        let address = Address::p2wpkh(&pubkey, network);
+        Some(Payer {
             secret,
             pubkey,
             address,
-        }
+        })
     }
 
     /// Builds and signs a payment of `amount` to `payee`, with an OP_RETURN

@@ -33,6 +33,10 @@ pub const MERCHANT_KEY: &str = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a
 pub const MERCHANT_GOAT_PAYEE: &str = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC";
 /// Where the merchant is paid on Bitcoin (a regtest P2WPKH address).
 pub const MERCHANT_BTC_PAYEE: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+/// The x402 facilitator's GOAT key (anvil's fourth well-known account:
+/// public, funded with gas on the GOAT anvil).
+pub const FACILITATOR_GOAT_KEY: &str =
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6";
 /// Blocks mined at `up` so the agent has mature coinbases to spend.
 pub const INITIAL_BLOCKS: u32 = 200;
 /// Calls of the merchant's AccessPass one devnet invoice buys.
@@ -202,6 +206,25 @@ max_retry_secs = 30
 [run]
 http = "{http}"
 poll_interval_ms = 250
+
+# The x402 facilitator on run.http (/supported /verify /settle).
+[x402]
+enabled = true
+goat_key_file = "{x402_goat_key}"
+
+# `gmrelay x402 serve-example`: a paid resource on both rails.
+[x402.example]
+listen = "127.0.0.1:{example_port}"
+merchant_key_file = "{merchant_key}"
+goat_pay_to = "{goat_payee}"
+goat_amount = "10000"
+btc_pay_to = "{btc_payee}"
+btc_amount_sat = 50000
+
+# `gmrelay x402 pay`: the devnet's funded agent.
+[agent]
+goat_key_file = "{agent_goat_key}"
+btc_key_file = "{agent_btc_key}"
 "#,
         data = data.display(),
         btc_url = node.rpc_url(),
@@ -213,7 +236,18 @@ poll_interval_ms = 250
         key_file = key_file.display(),
         deployment = dir.join("deployment.json").display(),
         http = http,
+        x402_goat_key = dir.join("x402-goat.key").display(),
+        example_port = crate::devnet::free_port(),
+        merchant_key = dir.join("merchant.key").display(),
+        goat_payee = MERCHANT_GOAT_PAYEE,
+        btc_payee = MERCHANT_BTC_PAYEE,
+        agent_goat_key = dir.join("agent-goat.key").display(),
+        agent_btc_key = dir.join("agent-btc.key").display(),
     );
+    write_secret(&dir.join("x402-goat.key"), FACILITATOR_GOAT_KEY)?;
+    write_secret(&dir.join("merchant.key"), MERCHANT_KEY)?;
+    write_secret(&dir.join("agent-goat.key"), crate::goat::devnet::PAYER_KEY)?;
+    write_secret(&dir.join("agent-btc.key"), &hex::encode(BTC_PAYER_SEED))?;
     std::fs::write(
         dir.join("goat-checkpoint.json"),
         include_str!("../headers/goat-devnet.json"),

@@ -34,3 +34,4 @@ pub mod rail;
 pub mod retry;
 pub mod store;
 pub mod telemetry;
+pub mod x402;

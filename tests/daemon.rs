@@ -10,15 +10,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use alloy::consensus::{Transaction, TxEnvelope};
-use alloy::eips::eip2718::Decodable2718;
 use alloy::primitives::{Address, B256};
-use alloy::providers::{Provider, ProviderBuilder};
-use alloy::rpc::types::Filter;
-use alloy::sol_types::SolEvent;
 use common::cli::{gmrelay, text};
-use common::fakenode::{forward, FakeNode, ProxyLog};
-use gmrelay::metis::bindings::PaymentSettlement;
+use common::devnet::{metis_rules_proxy, settled_in, Devnet};
+use common::fakenode::{forward, ProxyLog};
 use serde_json::{json, Value};
 
 fn bin() -> &'static str {
@@ -29,34 +24,6 @@ fn ok(args: &[&str]) -> String {
     let o = gmrelay(args, &[]);
     assert!(o.status.success(), "gmrelay {args:?}: {}", text(&o));
     String::from_utf8_lossy(&o.stdout).trim().to_string()
-}
-
-/// A devnet in a temporary directory, brought down on drop.
-struct Devnet {
-    dir: tempfile::TempDir,
-}
-
-impl Devnet {
-    fn up() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        ok(&["devnet", "up", "--dir", dir.path().to_str().unwrap()]);
-        Devnet { dir }
-    }
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-    fn d(&self) -> &str {
-        self.dir.path().to_str().unwrap()
-    }
-    fn file(&self) -> Value {
-        serde_json::from_slice(&std::fs::read(self.path().join("devnet.json")).unwrap()).unwrap()
-    }
-}
-
-impl Drop for Devnet {
-    fn drop(&mut self) {
-        let _ = gmrelay(&["devnet", "down", "--dir", self.d()], &[]);
-    }
 }
 
 /// A running relayer, killed on drop.
@@ -112,46 +79,6 @@ impl Drop for Relayer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// Metis's rules in front of the Metis anvil: legacy transactions only,
-/// priced within 25 % of `eth_gasPrice`; no `eth_sendTransaction`.
-fn metis_rules_proxy(upstream: String, log: Arc<Mutex<ProxyLog>>) -> FakeNode {
-    let up = upstream.clone();
-    FakeNode::proxy(
-        upstream,
-        move |method, params| match method {
-            "eth_sendTransaction" => Some("Metis nodes hold no keys".into()),
-            "eth_sendRawTransaction" => {
-                let raw = params[0].as_str().unwrap_or_default();
-                let bytes = hex::decode(raw.trim_start_matches("0x")).ok()?;
-                let env = TxEnvelope::decode_2718(&mut bytes.as_slice()).ok()?;
-                if !env.is_legacy() {
-                    return Some(format!(
-                        "transaction type {} not supported (legacy only)",
-                        env.tx_type() as u8
-                    ));
-                }
-                let oracle = forward(
-                    &up,
-                    &json!({"jsonrpc": "2.0", "id": 1, "method": "eth_gasPrice", "params": []}),
-                )
-                .ok()?;
-                let oracle =
-                    u128::from_str_radix(oracle["result"].as_str()?.trim_start_matches("0x"), 16)
-                        .ok()?;
-                let price = env.gas_price()?;
-                if price > oracle + oracle / 4 || price + price / 4 < oracle {
-                    return Some(format!(
-                        "gas price {price} too far from the oracle's {oracle}"
-                    ));
-                }
-                None
-            }
-            _ => None,
-        },
-        log,
-    )
 }
 
 /// Points the devnet's config at `metis_url` and another data dir (and, but
@@ -700,22 +627,6 @@ async fn a_goat_payment_reorged_out_before_finality_settles_only_once_paid_again
 }
 
 /// The transactions that settled `id` (from its InvoiceSettled events).
-async fn settled_in(metis: &str, settlement: Address, id: B256) -> Vec<B256> {
-    let p = ProviderBuilder::new().connect_http(metis.parse().unwrap());
-    p.get_logs(
-        &Filter::new()
-            .address(settlement)
-            .event_signature(PaymentSettlement::InvoiceSettled::SIGNATURE_HASH)
-            .topic1(id)
-            .from_block(0),
-    )
-    .await
-    .unwrap()
-    .into_iter()
-    .filter_map(|l| l.transaction_hash)
-    .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payments_ready_in_one_round_settle_in_one_batch_and_unlock_the_service() {
     let devnet = Devnet::up();

@@ -82,6 +82,7 @@ fn an_empty_cache_plans_to_build_bitcoind_and_install_the_npm_tools() {
             tools.join(".bin/cast"),
         ),
         ("solc", "solc@0.8.23", tools.join("solc")),
+        ("x402", "@x402/fetch@2.27.0", tools.join("@x402/fetch")),
     ] {
         let want = format!("will install: {tool} npm {pkg} -> {}", path.display());
         assert!(t.lines().any(|l| l == want), "missing `{want}` in:\n{t}");

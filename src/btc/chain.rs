@@ -386,7 +386,7 @@ pub fn check_contextual(
     }
 
     if rules.enforce_bip94
-        && height % RETARGET_INTERVAL == 0
+        && height.is_multiple_of(RETARGET_INTERVAL)
         && i64::from(header.time) < i64::from(parent.time) - MAX_TIMEWARP
     {
         return Err(Rule::TimewarpAttack {
@@ -430,7 +430,7 @@ pub fn expected_bits(
     if rules.no_retargeting {
         return Ok(parent.bits);
     }
-    if height % RETARGET_INTERVAL != 0 {
+    if !height.is_multiple_of(RETARGET_INTERVAL) {
         if rules.allow_min_difficulty {
             let limit_bits = rules.pow_limit_bits();
             if i64::from(header.time) > i64::from(parent.time) + TARGET_SPACING * 2 {
@@ -439,7 +439,7 @@ pub fn expected_bits(
             // The bits of the last block that was not a 20-minute exception.
             let mut h = height - 1;
             let mut bits = parent.bits;
-            while h % RETARGET_INTERVAL != 0 && bits == limit_bits {
+            while !h.is_multiple_of(RETARGET_INTERVAL) && bits == limit_bits {
                 h -= 1;
                 bits = ancestry.at(h).ok_or(h)?.bits;
             }

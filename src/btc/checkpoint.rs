@@ -119,7 +119,7 @@ impl Checkpoint {
                 expected: network,
             });
         }
-        if cp.height % RETARGET_INTERVAL != 0 {
+        if !cp.height.is_multiple_of(RETARGET_INTERVAL) {
             return Err(CheckpointError::NotOnBoundary {
                 path: origin.to_string(),
                 height: cp.height,

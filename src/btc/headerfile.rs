@@ -61,7 +61,7 @@ pub fn read_headers(path: &Path) -> Result<Vec<Header>, HeaderFileError> {
 
 /// Splits bytes into headers; `origin` names the input in errors.
 pub fn parse_headers(bytes: &[u8], origin: &str) -> Result<Vec<Header>, HeaderFileError> {
-    if bytes.len() % 80 != 0 {
+    if !bytes.len().is_multiple_of(80) {
         return Err(HeaderFileError::Length {
             path: origin.to_string(),
             len: bytes.len(),

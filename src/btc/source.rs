@@ -187,7 +187,7 @@ impl<S> FaultySource<S> {
 
     fn tick(&self) -> Result<(), SourceError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.every != 0 && n % self.every == 0 {
+        if self.every != 0 && n.is_multiple_of(self.every) {
             let k = self.injected.fetch_add(1, Ordering::SeqCst) + 1;
             return Err(SourceError::Injected(k));
         }

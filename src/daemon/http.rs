@@ -33,6 +33,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     ctx: Arc<Ctx>,
     metrics: PrometheusHandle,
+    extra: Option<Router>,
     cancel: CancellationToken,
 ) {
     let app = Router::new()
@@ -43,6 +44,10 @@ pub async fn serve(
         .route("/invoices", post(submit_invoice))
         .route("/invoices/{id}", get(invoice))
         .with_state(Web { ctx, metrics });
+    let app = match extra {
+        Some(r) => app.merge(r),
+        None => app,
+    };
     let _ = axum::serve(listener, app)
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await;

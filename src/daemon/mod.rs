@@ -9,6 +9,7 @@
 //! ([`crate::metis::outbox`]), reconciled with the chain before any task
 //! starts. [`http`] serves `/healthz`, `/readyz`, `/status` and `/metrics`.
 
+pub mod facilitator;
 pub mod follow;
 pub mod http;
 pub mod intake;
@@ -115,7 +116,8 @@ pub struct Ctx {
     pub poll_ms: u64,
     /// First Metis block intake reads when it has no cursor.
     pub intake_from: u64,
-    min_btc_conf: OnceCell<u64>,
+    /// PaymentSettlement's `minBtcConfirmations`, once read.
+    pub min_btc_conf: OnceCell<u64>,
 }
 
 impl Ctx {
@@ -340,9 +342,24 @@ pub async fn run(config: Config, options: RunOptions) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding the HTTP address {addr} (--http / run.http)"))?;
         let local = listener.local_addr()?;
+        let extra = if ctx.config.x402.enabled {
+            let f = facilitator::Facilitator::new(ctx.clone())
+                .await
+                .context("the x402 facilitator ([x402])")?;
+            println!("x402 facilitator http://{local} (/supported /verify /settle)");
+            Some(facilitator::routes(std::sync::Arc::new(f)))
+        } else {
+            None
+        };
         info!(addr = %local, "HTTP: /healthz /readyz /status /metrics");
         println!("http http://{local}");
-        tokio::spawn(http::serve(listener, ctx.clone(), handle, cancel.clone()));
+        tokio::spawn(http::serve(
+            listener,
+            ctx.clone(),
+            handle,
+            extra,
+            cancel.clone(),
+        ));
     }
     let mut tasks = Vec::new();
     {

@@ -145,6 +145,29 @@ impl InvoiceRecord {
     }
 }
 
+/// One payment the x402 facilitator took in, keyed so that it settles one
+/// invoice once: GOAT `eip155:<chain>/<token>/<from>/<nonce>` (one EIP-3009
+/// authorization), Bitcoin `bip122:<genesis>/<invoice id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct X402Record {
+    /// The key.
+    pub key: String,
+    /// The paying chain (CAIP-2).
+    pub network: String,
+    /// The invoice it settles.
+    pub invoice_id: B256,
+    /// Who pays (GOAT: the authorization's `from`).
+    pub payer: Option<String>,
+    /// The amount, base units.
+    pub amount: String,
+    /// The payment transaction, once sent (GOAT hash, Bitcoin txid).
+    pub transaction: Option<String>,
+    /// Whether `/settle` has answered `success` for it: a payment unlocks once.
+    pub reported: bool,
+    /// Unix milliseconds when it was taken in.
+    pub created_ms: u64,
+}
+
 /// Schema 3 records (terms and signature); schema 2's `inv/` ones are
 /// dropped by the store's migration.
 fn inv_key(id: &B256) -> Vec<u8> {
@@ -219,6 +242,26 @@ impl Records {
             ));
         }
         self.store.daemon_write(&rows, &[])
+    }
+
+    /// An x402 settlement, by its key (see [`X402Record`]).
+    pub fn x402(&self, key: &str) -> Result<Option<X402Record>, StoreError> {
+        let k = format!("x402/{key}").into_bytes();
+        self.store
+            .daemon_get(&k)?
+            .map(|v| serde_json::from_slice(&v).map_err(|e| corrupt(&self.store, &k, e)))
+            .transpose()
+    }
+
+    /// Writes an x402 settlement.
+    pub fn save_x402(&self, r: &X402Record) -> Result<(), StoreError> {
+        self.store.daemon_write(
+            &[(
+                format!("x402/{}", r.key).into_bytes(),
+                serde_json::to_vec(r).expect("a record serializes"),
+            )],
+            &[],
+        )
     }
 
     /// A task's cursor.

@@ -12,7 +12,6 @@ use alloy::primitives::{Address, B256, U256};
 use alloy::providers::{Provider, ProviderBuilder};
 use alloy::signers::local::PrivateKeySigner;
 use alloy::signers::SignerSync;
-use alloy::sol_types::{eip712_domain, SolStruct};
 use thiserror::Error;
 
 alloy::sol!(
@@ -22,18 +21,7 @@ alloy::sol!(
     "contracts/artifacts/TestStablecoin.json"
 );
 
-alloy::sol! {
-    /// The EIP-3009 `TransferWithAuthorization` message (EIP-712 struct).
-    #[derive(Debug)]
-    struct TransferWithAuthorization {
-        address from;
-        address to;
-        uint256 value;
-        uint256 validAfter;
-        uint256 validBefore;
-        bytes32 nonce;
-    }
-}
+pub use crate::x402::evm::{authorization_hash, TransferWithAuthorization};
 
 /// anvil's first default account: deploys the token and submits payments (the x402 facilitator).
 pub const RELAYER_KEY: &str = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
@@ -219,24 +207,6 @@ pub async fn mint(
         .await
         .map_err(|e| call_err("mint receipt")(e.to_string()))?;
     Ok(receipt.transaction_hash)
-}
-
-/// The EIP-712 signing hash of an authorization for `token` (domain: the
-/// token's `name()` and `version()`, `chain_id`, the token's address).
-pub fn authorization_hash(
-    name: &str,
-    version: &str,
-    chain_id: u64,
-    token: Address,
-    auth: &TransferWithAuthorization,
-) -> B256 {
-    let domain = eip712_domain! {
-        name: name.to_string(),
-        version: version.to_string(),
-        chain_id: chain_id,
-        verifying_contract: token,
-    };
-    auth.eip712_signing_hash(&domain)
 }
 
 /// Signs an EIP-3009 `TransferWithAuthorization` with `payer`.
