@@ -62,6 +62,7 @@ bench: build ## Run the benchmarks recorded in BENCHMARKS.md
 	$(BIN) bench daemon --invoices 100
 	$(BIN) bench daemon --invoices 20 --rail btc
 	$(BIN) bench daemon --invoices 20 --rail goat
+	$(BIN) bench x402-verify --requests 20000 --concurrency 16
 
 gas: build ## Whole-transaction gas of the Metis contracts (anvil 1088 + bitcoind + GOAT anvil), markdown table
 	$(BIN) bench gas

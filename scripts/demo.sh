@@ -7,7 +7,10 @@
 # daemon finds each payment, waits for its depth, relays the Bitcoin headers
 # and settles each in one transaction (the GOAT attestation inline); the
 # demo shows each invoice settled, how long it took, its gas, and the
-# service unlocked on Metis. Everything is stopped at the end.
+# service unlocked on Metis. Then x402: an agent (`gmrelay x402 pay`) buys a
+# paid resource (`gmrelay x402 serve-example`) on each rail through the
+# relayer's facilitator, with the messages on the wire decoded and the time
+# from the first request to the 200. Everything is stopped at the end.
 # `scripts/demo-manual.sh` takes the same path through the manual commands.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +25,9 @@ ms() { date +%s%3N; }
 if [[ -f "$DEVNET/devnet.json" ]]; then "$BIN" devnet down --dir "$DEVNET" >/dev/null 2>&1 || true; fi
 rm -rf "$DEVNET"
 RELAYER_PID=""
+EXAMPLE_PID=""
 cleanup() {
+  [[ -n "$EXAMPLE_PID" ]] && kill -TERM "$EXAMPLE_PID" 2>/dev/null || true
   [[ -n "$RELAYER_PID" ]] && kill -TERM "$RELAYER_PID" 2>/dev/null && wait "$RELAYER_PID" 2>/dev/null || true
   "$BIN" devnet down --dir "$DEVNET" >/dev/null 2>&1 || true
 }
@@ -103,5 +108,25 @@ print("invoices", {k: v for k, v in s["invoices"]["by_stage"].items() if v})
 print("metis transactions", {k: v for k, v in s["outbox"]["by_state"].items() if v})
 PY
 
+step "x402 across chains: a paid resource (gmrelay x402 serve-example) in front of the relayer's facilitator"
+printf '$ gmrelay x402 serve-example --config %s &\n' "$CONFIG"
+GMRELAY_LOG_LEVEL=info "$BIN" x402 serve-example --config "$CONFIG" >"$DEVNET/example.out" 2>"$DEVNET/example.log" &
+EXAMPLE_PID=$!
+RESOURCE=""
+for _ in $(seq 1 100); do
+  RESOURCE="$(sed -n 's/^paid resource \(http[^ ]*\).*/\1/p' "$DEVNET/example.out")"
+  [[ -n "$RESOURCE" ]] && break
+  sleep 0.2
+done
+[[ -n "$RESOURCE" ]] || { echo "serve-example did not start:" >&2; cat "$DEVNET/example.log" >&2; exit 1; }
+echo "paid resource $RESOURCE"
+
+step "An agent buys it on GOAT: 402, an EIP-3009 signature, 200 once Metis holds the invoice settled"
+run x402 pay "$RESOURCE" --rail goat --config "$CONFIG" --show-wire
+
+step "The agent buys it on Bitcoin: 402, a signed transaction, 202 while it confirms (the devnet mines on demand), 200"
+run x402 pay "$RESOURCE" --rail btc --config "$CONFIG" --mine-regtest --show-wire
+kill -TERM "$EXAMPLE_PID" 2>/dev/null || true
+
 step "Done"
-echo "Both invoices are settled on the Metis devnet and the agent's access is unlocked; the devnet and the daemon are stopped on exit."
+echo "The invoices are settled on the Metis devnet, the agent's access is unlocked and it bought the x402 resource on both rails; the devnet and the daemons are stopped on exit."

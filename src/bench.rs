@@ -62,6 +62,16 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 100)]
         btc_payments: u32,
     },
+    /// The x402 facilitator's `/verify` on loopback: a devnet, `gmrelay run`,
+    /// N distinct signed GOAT payloads posted C at a time; rate and latency.
+    X402Verify {
+        /// Requests (each a different authorization).
+        #[arg(long, default_value_t = 20_000)]
+        requests: u32,
+        /// Requests in flight at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
     /// The daemon under a burst: a devnet, `gmrelay run`, N signed invoices
     /// handed in and paid at once, until every one is settled; the relayer's
     /// Metis transactions and gas read from the chain.
@@ -177,6 +187,10 @@ pub async fn run(_config: &Config, cmd: BenchCmd) -> Result<()> {
         } => bench_goat_proof(receipts, iterations),
         BenchCmd::GoatSync { blocks, batch } => bench_goat_sync(blocks, batch).await,
         BenchCmd::Daemon { invoices, rail } => crate::devtools::bench_burst(invoices, rail).await,
+        BenchCmd::X402Verify {
+            requests,
+            concurrency,
+        } => crate::devtools::bench_x402_verify(requests, concurrency).await,
         BenchCmd::Gas { btc_payments } => {
             let rows = crate::metis::gasbench::measure(btc_payments).await?;
             print!("{}", crate::metis::gasbench::table(&rows));

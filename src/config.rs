@@ -1342,6 +1342,34 @@ mod tests {
     }
 
     #[test]
+    fn x402_and_agent_sections_parse_and_refuse_what_cannot_work() {
+        let c = Config::parse(
+            "[run]\nhttp = \"127.0.0.1:1\"\n[x402]\nenabled = true\n[x402.example]\ngoat_amount = \"5\"\nbtc_pay_to = \"bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080\"\n[agent]\nmax_btc_sat = 7\n",
+            "c.toml",
+        )
+        .unwrap();
+        assert!(c.x402.enabled);
+        assert_eq!(c.x402.example.goat_amount, "5");
+        assert_eq!(c.agent.max_btc_sat, 7);
+        assert_eq!(c.x402.settle_timeout_secs, 60);
+        for (text, key) in [
+            ("[x402]\nenabled = true\n", "x402.enabled"),
+            ("[x402.example]\nlisten = \"here\"\n", "x402.example.listen"),
+            ("[x402.example]\ngoat_pay_to = \"0x12\"\n", "x402.example.goat_pay_to"),
+            ("[x402.example]\ngoat_amount = \"1.5\"\n", "x402.example.goat_amount"),
+            ("[agent]\nmax_goat_amount = \"-1\"\n", "agent.max_goat_amount"),
+            ("[x402]\nsettle_timeout_secs = 0\n", "x402.settle_timeout_secs"),
+        ] {
+            let err = Config::parse(text, "c.toml").unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        let err = Config::parse("[agent]\nkey = \"0x11\"\n", "c.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `key`"), "{err}");
+    }
+
+    #[test]
     fn default_rpc_url_follows_the_network() {
         let mut c = Config::default();
         c.btc.network = BtcNetwork::Testnet4;

@@ -692,6 +692,160 @@ pub async fn bench_burst(n: u32, rail: Option<Rail>) -> Result<()> {
     Ok(())
 }
 
+/// `gmrelay bench x402-verify`: a devnet in a temporary directory, `gmrelay
+/// run` (facilitator on) as a child process, `n` GOAT payloads signed by the
+/// agent (each its own nonce), posted to `/verify` `c` at a time over
+/// keep-alive connections. Every answer must be `isValid`. Prints the rate,
+/// the latency percentiles and the daemon's CPU time per request.
+pub async fn bench_x402_verify(n: u32, c: usize) -> Result<()> {
+    use futures::stream::StreamExt;
+    if n == 0 || c == 0 {
+        bail!("--requests and --concurrency must be at least 1");
+    }
+    let tmp = tempfile::Builder::new().prefix("gmrelay-x402-").tempdir()?;
+    let dir = tmp.path();
+    let d = up(dir).await?;
+    let result = async {
+        let mut child = std::process::Command::new(std::env::current_exe()?)
+            .args(["run", "--config"])
+            .arg(dir.join("gmrelay.toml"))
+            .env("GMRELAY_LOG_LEVEL", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("relayer.log"))?)
+            .spawn()?;
+        let pid = child.id();
+        let outcome = async {
+            let url = format!("http://{}/verify", d.relayer_http);
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(c)
+                .build()?;
+            let health = format!("http://{}/supported", d.relayer_http);
+            let started = std::time::Instant::now();
+            while client.get(&health).send().await.is_err() {
+                if started.elapsed() > Duration::from_secs(120) {
+                    bail!(
+                        "the facilitator did not start (see {}/relayer.log)",
+                        dir.display()
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let key: PrivateKeySigner =
+                d.agent_goat_key.parse().map_err(|_| anyhow!("agent key"))?;
+            eprintln!("signing {n} authorizations");
+            let bodies: Vec<Vec<u8>> = (0..n)
+                .map(|i| verify_body(&d, &key, i))
+                .collect::<Result<_>>()?;
+            // Warm up: connections and the token's EIP-712 domain.
+            for b in bodies.iter().take(c.min(bodies.len())) {
+                client
+                    .post(&url)
+                    .body(b.clone())
+                    .header("content-type", "application/json")
+                    .send()
+                    .await?;
+            }
+            let cpu_before = cpu_ticks(pid);
+            let t0 = std::time::Instant::now();
+            let lat: Vec<Result<Duration>> = futures::stream::iter(bodies)
+                .map(|b| {
+                    let client = client.clone();
+                    let url = url.clone();
+                    async move {
+                        let t = std::time::Instant::now();
+                        let r: serde_json::Value = client
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .body(b)
+                            .send()
+                            .await?
+                            .json()
+                            .await?;
+                        if r["isValid"] != true {
+                            bail!("refused: {r}");
+                        }
+                        Ok(t.elapsed())
+                    }
+                })
+                .buffer_unordered(c)
+                .collect()
+                .await;
+            let wall = t0.elapsed();
+            let cpu = cpu_ticks(pid)
+                .zip(cpu_before)
+                .map(|(a, b)| a.saturating_sub(b));
+            let mut lat = lat.into_iter().collect::<Result<Vec<_>>>()?;
+            lat.sort();
+            Ok((wall, lat, cpu))
+        }
+        .await;
+        let _ = child.kill();
+        let _ = child.wait();
+        outcome
+    }
+    .await;
+    let _ = down(dir);
+    let (wall, lat, cpu) = result?;
+    let pct =
+        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
+    println!("| requests | in flight | rate | p50 | p99 | max | daemon CPU per request |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {n} | {c} | {:.0}/s | {:.2} ms | {:.2} ms | {:.2} ms | {} |",
+        f64::from(n) / wall.as_secs_f64(),
+        pct(0.5),
+        pct(0.99),
+        pct(1.0),
+        cpu.map(|t| format!("{:.0} µs", t as f64 * 10_000.0 / f64::from(n)))
+            .unwrap_or_else(|| "-".into())
+    );
+    Ok(())
+}
+
+/// A `/verify` body: the agent pays the merchant 10,000 base units, nonce from `i`.
+fn verify_body(d: &DevnetFile, key: &PrivateKeySigner, i: u32) -> Result<Vec<u8>> {
+    use alloy::signers::SignerSync;
+    let auth = crate::x402::evm::TransferWithAuthorization {
+        from: key.address(),
+        to: d.merchant_goat_payee,
+        value: U256::from(10_000u64),
+        validAfter: U256::ZERO,
+        validBefore: U256::from(u64::from(u32::MAX)),
+        nonce: alloy::primitives::keccak256(format!("bench {i}")),
+    };
+    let hash =
+        crate::x402::evm::authorization_hash("USD Coin", "2", d.goat_chain_id, d.goat_token, &auth);
+    let sig = key.sign_hash_sync(&hash)?;
+    let accepted = serde_json::json!({
+        "scheme": "exact", "network": format!("eip155:{}", d.goat_chain_id), "amount": "10000",
+        "asset": d.goat_token.to_string(), "payTo": d.merchant_goat_payee.to_string(),
+        "maxTimeoutSeconds": 300, "extra": {"name": "USD Coin", "version": "2"},
+    });
+    Ok(serde_json::to_vec(&serde_json::json!({
+        "x402Version": 2,
+        "paymentRequirements": accepted,
+        "paymentPayload": {
+            "x402Version": 2, "accepted": accepted,
+            "payload": {
+                "signature": format!("0x{}", hex::encode(sig.as_bytes())),
+                "authorization": {
+                    "from": auth.from.to_string(), "to": auth.to.to_string(),
+                    "value": auth.value.to_string(), "validAfter": "0",
+                    "validBefore": auth.validBefore.to_string(), "nonce": auth.nonce.to_string(),
+                }
+            }
+        }
+    }))?)
+}
+
+/// User + system CPU ticks (1/100 s) of process `pid`.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
 struct BurstResult {
     wall: Duration,
     txs: u64,

@@ -239,10 +239,10 @@ impl Facilitator {
     async fn check(&self, k: &Kind) -> Result<Option<String>, Problem> {
         match k {
             Kind::Goat(t, p) => {
-                let payer = evm::check(t, p, now_secs(), self.min_validity)?;
+                evm::check_fields(t, p, now_secs(), self.min_validity)?;
                 let domain = self.domain_separator(t.asset).await?;
                 evm::check_on_chain(&self.goat, t, p, domain, self.submitter).await?;
-                Ok(Some(payer.to_string()))
+                Ok(Some(p.authorization.from.to_string()))
             }
             Kind::Btc(t, tx) => {
                 xbtc::check(t, tx)?;
