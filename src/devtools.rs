@@ -651,27 +651,10 @@ pub async fn bench_burst(n: u32, rail: Option<Rail>) -> Result<()> {
     if rail == Some(Rail::Btc) && n > 90 {
         bail!("--invoices {n} --rail btc: at most 90 (one mature coinbase per payment)");
     }
-    let tmp = tempfile::Builder::new()
-        .prefix("gmrelay-burst-")
-        .tempdir()?;
-    let dir = tmp.path();
-    let d = up(dir).await?;
-    let result = async {
-        let mut child = std::process::Command::new(std::env::current_exe()?)
-            .args(["run", "--config"])
-            .arg(dir.join("gmrelay.toml"))
-            .env("GMRELAY_LOG_LEVEL", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(dir.join("relayer.log"))?)
-            .spawn()?;
-        let pid = child.id();
-        let outcome = burst(dir, &d, n, rail, pid).await;
-        let _ = child.kill();
-        let _ = child.wait();
-        outcome
-    }
+    let result = with_relayer("gmrelay-burst-", |dir, d, pid| async move {
+        burst(&dir, &d, n, rail, pid).await
+    })
     .await;
-    let _ = down(dir);
     let r = result?;
     let rails = match rail {
         Some(r) => format!("{n} {}", r.name().to_uppercase()),
@@ -692,6 +675,34 @@ pub async fn bench_burst(n: u32, rail: Option<Rail>) -> Result<()> {
     Ok(())
 }
 
+/// A devnet in a temporary directory (prefix `prefix`) with `gmrelay run` as
+/// a child process; runs `f(dir, devnet, relayer pid)`, then stops both.
+async fn with_relayer<T, F, Fut>(prefix: &str, f: F) -> Result<T>
+where
+    F: FnOnce(PathBuf, DevnetFile, u32) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let tmp = tempfile::Builder::new().prefix(prefix).tempdir()?;
+    let dir = tmp.path().to_path_buf();
+    let d = up(&dir).await?;
+    let result = async {
+        let mut child = std::process::Command::new(std::env::current_exe()?)
+            .args(["run", "--config"])
+            .arg(dir.join("gmrelay.toml"))
+            .env("GMRELAY_LOG_LEVEL", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("relayer.log"))?)
+            .spawn()?;
+        let outcome = f(dir.clone(), d, child.id()).await;
+        let _ = child.kill();
+        let _ = child.wait();
+        outcome
+    }
+    .await;
+    let _ = down(&dir);
+    result
+}
+
 /// `gmrelay bench x402-verify`: a devnet in a temporary directory, `gmrelay
 /// run` (facilitator on) as a child process, `n` GOAT payloads signed by the
 /// agent (each its own nonce), posted to `/verify` `c` at a time over
@@ -702,89 +713,70 @@ pub async fn bench_x402_verify(n: u32, c: usize) -> Result<()> {
     if n == 0 || c == 0 {
         bail!("--requests and --concurrency must be at least 1");
     }
-    let tmp = tempfile::Builder::new().prefix("gmrelay-x402-").tempdir()?;
-    let dir = tmp.path();
-    let d = up(dir).await?;
-    let result = async {
-        let mut child = std::process::Command::new(std::env::current_exe()?)
-            .args(["run", "--config"])
-            .arg(dir.join("gmrelay.toml"))
-            .env("GMRELAY_LOG_LEVEL", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(dir.join("relayer.log"))?)
-            .spawn()?;
-        let pid = child.id();
-        let outcome = async {
-            let url = format!("http://{}/verify", d.relayer_http);
-            let client = reqwest::Client::builder()
-                .pool_max_idle_per_host(c)
-                .build()?;
-            let health = format!("http://{}/supported", d.relayer_http);
-            let started = std::time::Instant::now();
-            while client.get(&health).send().await.is_err() {
-                if started.elapsed() > Duration::from_secs(120) {
-                    bail!(
-                        "the facilitator did not start (see {}/relayer.log)",
-                        dir.display()
-                    );
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+    let result = with_relayer("gmrelay-x402-", |dir, d, pid| async move {
+        let url = format!("http://{}/verify", d.relayer_http);
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(c)
+            .build()?;
+        let health = format!("http://{}/supported", d.relayer_http);
+        let started = std::time::Instant::now();
+        while client.get(&health).send().await.is_err() {
+            if started.elapsed() > Duration::from_secs(120) {
+                bail!(
+                    "the facilitator did not start (see {}/relayer.log)",
+                    dir.display()
+                );
             }
-            let key: PrivateKeySigner =
-                d.agent_goat_key.parse().map_err(|_| anyhow!("agent key"))?;
-            eprintln!("signing {n} authorizations");
-            let bodies: Vec<Vec<u8>> = (0..n)
-                .map(|i| verify_body(&d, &key, i))
-                .collect::<Result<_>>()?;
-            // Warm up: connections and the token's EIP-712 domain.
-            for b in bodies.iter().take(c.min(bodies.len())) {
-                client
-                    .post(&url)
-                    .body(b.clone())
-                    .header("content-type", "application/json")
-                    .send()
-                    .await?;
-            }
-            let cpu_before = cpu_ticks(pid);
-            let t0 = std::time::Instant::now();
-            let lat: Vec<Result<Duration>> = futures::stream::iter(bodies)
-                .map(|b| {
-                    let client = client.clone();
-                    let url = url.clone();
-                    async move {
-                        let t = std::time::Instant::now();
-                        let r: serde_json::Value = client
-                            .post(&url)
-                            .header("content-type", "application/json")
-                            .body(b)
-                            .send()
-                            .await?
-                            .json()
-                            .await?;
-                        if r["isValid"] != true {
-                            bail!("refused: {r}");
-                        }
-                        Ok(t.elapsed())
-                    }
-                })
-                .buffer_unordered(c)
-                .collect()
-                .await;
-            let wall = t0.elapsed();
-            let cpu = cpu_ticks(pid)
-                .zip(cpu_before)
-                .map(|(a, b)| a.saturating_sub(b));
-            let mut lat = lat.into_iter().collect::<Result<Vec<_>>>()?;
-            lat.sort();
-            Ok((wall, lat, cpu))
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        .await;
-        let _ = child.kill();
-        let _ = child.wait();
-        outcome
-    }
+        let key: PrivateKeySigner = d.agent_goat_key.parse().map_err(|_| anyhow!("agent key"))?;
+        eprintln!("signing {n} authorizations");
+        let bodies: Vec<Vec<u8>> = (0..n)
+            .map(|i| verify_body(&d, &key, i))
+            .collect::<Result<_>>()?;
+        // Warm up: connections and the token's EIP-712 domain.
+        for b in bodies.iter().take(c.min(bodies.len())) {
+            client
+                .post(&url)
+                .body(b.clone())
+                .header("content-type", "application/json")
+                .send()
+                .await?;
+        }
+        let cpu_before = cpu_ticks(pid);
+        let t0 = std::time::Instant::now();
+        let lat: Vec<Result<Duration>> = futures::stream::iter(bodies)
+            .map(|b| {
+                let client = client.clone();
+                let url = url.clone();
+                async move {
+                    let t = std::time::Instant::now();
+                    let r: serde_json::Value = client
+                        .post(&url)
+                        .header("content-type", "application/json")
+                        .body(b)
+                        .send()
+                        .await?
+                        .json()
+                        .await?;
+                    if r["isValid"] != true {
+                        bail!("refused: {r}");
+                    }
+                    Ok(t.elapsed())
+                }
+            })
+            .buffer_unordered(c)
+            .collect()
+            .await;
+        let wall = t0.elapsed();
+        let cpu = cpu_ticks(pid)
+            .zip(cpu_before)
+            .map(|(a, b)| a.saturating_sub(b));
+        let mut lat = lat.into_iter().collect::<Result<Vec<_>>>()?;
+        lat.sort();
+        Ok((wall, lat, cpu))
+    })
     .await;
-    let _ = down(dir);
     let (wall, lat, cpu) = result?;
     let pct =
         |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
