@@ -1355,10 +1355,22 @@ mod tests {
         for (text, key) in [
             ("[x402]\nenabled = true\n", "x402.enabled"),
             ("[x402.example]\nlisten = \"here\"\n", "x402.example.listen"),
-            ("[x402.example]\ngoat_pay_to = \"0x12\"\n", "x402.example.goat_pay_to"),
-            ("[x402.example]\ngoat_amount = \"1.5\"\n", "x402.example.goat_amount"),
-            ("[agent]\nmax_goat_amount = \"-1\"\n", "agent.max_goat_amount"),
-            ("[x402]\nsettle_timeout_secs = 0\n", "x402.settle_timeout_secs"),
+            (
+                "[x402.example]\ngoat_pay_to = \"0x12\"\n",
+                "x402.example.goat_pay_to",
+            ),
+            (
+                "[x402.example]\ngoat_amount = \"1.5\"\n",
+                "x402.example.goat_amount",
+            ),
+            (
+                "[agent]\nmax_goat_amount = \"-1\"\n",
+                "agent.max_goat_amount",
+            ),
+            (
+                "[x402]\nsettle_timeout_secs = 0\n",
+                "x402.settle_timeout_secs",
+            ),
         ] {
             let err = Config::parse(text, "c.toml").unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");
