@@ -8,7 +8,7 @@
 // in tools/node_modules; no other dependencies.
 //
 //   node contracts/test/run.js            all suites
-//   node contracts/test/run.js btc goat   only the named suites (token, btc, mainnet, goat, settle)
+//   node contracts/test/run.js btc goat   only the named suites (token, btc, mainnet, rules, goat, settle, goatlc)
 'use strict';
 
 const crypto = require('crypto');
@@ -597,6 +597,12 @@ const { goatSuite, settleSuite } = require('./settle')({
 });
 
 // ------------------------------------------------------------------------------------
+// GoatLightClient (contracts/test/goat_lc.js)
+// ------------------------------------------------------------------------------------
+
+const { goatLcSuite } = require('./goat_lc')({ test, assert, eq, expectRevert, expectError, gas, deployRegtestClient });
+
+// ------------------------------------------------------------------------------------
 
 async function main() {
   const only = process.argv.slice(2);
@@ -609,9 +615,10 @@ async function main() {
     if (want('btc')) await btcSuite(metis);
     if (want('mainnet')) await mainnetSuite(metis);
     if (want('rules')) await require('./btc_rules').run(metis, { test, gas, expectRevert, expectError, eq, assert });
-    if (want('goat') || want('settle')) goat = await Chain.start({ chainId: 2345, hardfork: 'prague' });
+    if (want('goat') || want('settle') || want('goatlc')) goat = await Chain.start({ chainId: 2345, hardfork: 'prague' });
     if (want('goat')) await goatSuite(metis, goat);
     if (want('settle')) await settleSuite(metis, goat);
+    if (want('goatlc')) await goatLcSuite(metis, goat);
   } catch (e) {
     failed++;
     console.log('FATAL', e.stack || e);
