@@ -2,6 +2,8 @@
 pragma solidity 0.8.23;
 
 import {IGoatHeaderStore} from "./interfaces/IGoatHeaderStore.sol";
+import {DataContract} from "./lib/DataContract.sol";
+import {GoatBlockCommitment} from "./lib/GoatBlockCommitment.sol";
 
 /*
  * GoatHeaderStore: GOAT Network blocks attested by an M-of-N committee.
@@ -194,7 +196,7 @@ contract GoatHeaderStore is IGoatHeaderStore {
         if (blockHash == 0 || receiptsRoot == 0) revert InvalidBlock();
         if (_attested[blockHash] != 0) revert BlockAlreadyAttested(blockHash);
         _verifyQuorum(hashGoatBlock(blockHash, number, timestamp, receiptsRoot), signatures);
-        _attested[blockHash] = _commitment(number, timestamp, receiptsRoot);
+        _attested[blockHash] = GoatBlockCommitment.hash(number, timestamp, receiptsRoot);
         emit BlockAttested(blockHash, number, timestamp, receiptsRoot);
     }
 
@@ -208,7 +210,7 @@ contract GoatHeaderStore is IGoatHeaderStore {
     ) external view {
         if (signatures.length == 0) {
             bytes32 stored = _attested[blockHash];
-            if (stored == 0 || stored != _commitment(number, timestamp, receiptsRoot)) {
+            if (stored == 0 || stored != GoatBlockCommitment.hash(number, timestamp, receiptsRoot)) {
                 revert UnknownGoatBlock(blockHash);
             }
             return;
@@ -350,16 +352,6 @@ contract GoatHeaderStore is IGoatHeaderStore {
     // Internals
     // ---------------------------------------------------------------------------------
 
-    function _commitment(uint256 blockNumber, uint256 blockTime, bytes32 root) private pure returns (bytes32 c) {
-        assembly ("memory-safe") {
-            let m := mload(0x40)
-            mstore(m, blockNumber)
-            mstore(add(m, 32), blockTime)
-            mstore(add(m, 64), root)
-            c := keccak256(m, 96)
-        }
-    }
-
     /// @dev Reverts unless `signatures` holds at least `threshold` valid member signatures of
     ///      `digest` in strictly ascending signer order.
     function _verifyQuorum(bytes32 digest, bytes calldata signatures) private view {
@@ -384,12 +376,18 @@ contract GoatHeaderStore is IGoatHeaderStore {
         view
         returns (uint256 failure, uint256 index, uint256 detail)
     {
+        uint256 size = uint16(c >> 176);
+        uint256 members;
         assembly ("memory-safe") {
-            let size := and(shr(176, c), 0xffff)
-            let members := mload(0x40)
-            extcodecopy(and(c, 0xffffffffffffffffffffffffffffffffffffffff), members, 1, mul(size, 20))
+            members := mload(0x40)
+        }
+        unchecked {
+            DataContract.read(address(uint160(c)), members, 0, size * 20);
+        }
+        assembly ("memory-safe") {
             // ecrecover input after the member list (at most 64 * 20 bytes).
             let scratch := add(members, 0x520)
+            let membersEnd := add(members, mul(size, 20))
             let previous := 0
             let count := div(signatures.length, 65)
             for { let i := 0 } lt(i, count) { i := add(i, 1) } {
@@ -424,14 +422,11 @@ contract GoatHeaderStore is IGoatHeaderStore {
                     break
                 }
                 previous := signer
-                let found := 0
-                for { let k := 0 } lt(k, size) { k := add(k, 1) } {
-                    if eq(shr(96, mload(add(members, mul(k, 20)))), signer) {
-                        found := 1
-                        break
-                    }
+                let k := members
+                for {} lt(k, membersEnd) { k := add(k, 20) } {
+                    if eq(shr(96, mload(k)), signer) { break }
                 }
-                if iszero(found) {
+                if eq(k, membersEnd) {
                     failure := 5
                     break
                 }
@@ -445,10 +440,11 @@ contract GoatHeaderStore is IGoatHeaderStore {
         address pointer = address(uint160(c));
         uint256 size = uint16(c >> 176);
         members = new bytes(size * 20);
+        uint256 to;
         assembly {
-            // Skip the leading STOP byte of the data contract.
-            extcodecopy(pointer, add(members, 32), 1, mul(size, 20))
+            to := add(members, 32)
         }
+        DataContract.read(pointer, to, 0, members.length);
     }
 
     /// @dev Validates and stores a committee in a fresh data contract.
@@ -456,7 +452,7 @@ contract GoatHeaderStore is IGoatHeaderStore {
         uint256 size = members.length;
         if (size == 0 || size > MAX_COMMITTEE_SIZE) revert InvalidCommitteeSize(size);
         if (threshold_ == 0 || threshold_ > size) revert InvalidThreshold(threshold_, size);
-        bytes memory runtime = new bytes(1 + size * 20); // 0x00 (STOP) || members
+        bytes memory packed = new bytes(size * 20);
         for (uint256 i; i < size; ++i) {
             address member = members[i];
             if (member == address(0)) revert ZeroMember(i);
@@ -464,15 +460,10 @@ contract GoatHeaderStore is IGoatHeaderStore {
                 if (members[j] == member) revert DuplicateMember(member);
             }
             assembly {
-                mstore(add(add(runtime, 33), mul(i, 20)), shl(96, member))
+                mstore(add(add(packed, 32), mul(i, 20)), shl(96, member))
             }
         }
-        // Init code: PUSH2 len, DUP1, PUSH1 10, RETURNDATASIZE, CODECOPY, RETURNDATASIZE, RETURN.
-        bytes memory init = abi.encodePacked(hex"61", uint16(runtime.length), hex"80600a3d393df3", runtime);
-        address pointer;
-        assembly {
-            pointer := create(0, add(init, 32), mload(init))
-        }
+        address pointer = DataContract.write(packed);
         if (pointer == address(0)) revert CommitteeStorageFailed();
         _committee = uint256(uint160(pointer)) | (threshold_ << 160) | (size << 176) | (nonce << 192);
         emit CommitteeUpdated(nonce, members, threshold_);

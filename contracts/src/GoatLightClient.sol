@@ -2,6 +2,9 @@
 pragma solidity 0.8.23;
 
 import {IGoatHeaderStore} from "./interfaces/IGoatHeaderStore.sol";
+import {DataContract} from "./lib/DataContract.sol";
+import {GoatBlockCommitment} from "./lib/GoatBlockCommitment.sol";
+import {RlpCalldata} from "./lib/RlpCalldata.sol";
 
 /*
  * GoatLightClient: GOAT Network blocks made final on Metis by GOAT's own consensus.
@@ -164,6 +167,10 @@ contract GoatLightClient is IGoatHeaderStore {
     uint256 private constant HALF_N = 0x7fffffffffffffffffffffffffffffff5d576e7357a4501ddfe92f46681b20a0;
     uint256 private constant FIELD_P = 0xfffffffffffffffffffffffffffffffffffffffffffffffffffffffefffffc2f;
     uint256 private constant ADDRESS_MASK = 0x00ffffffffffffffffffffffffffffffffffffffff;
+
+    /// @dev The bound given to RlpCalldata.item for the EVM header's items: none (each item is
+    ///      checked against the list's end here).
+    uint256 private constant OPEN = type(uint256).max;
 
     /// @dev ExecutionPayload fields (bit = field number) that are varints (7, 8, 9, 10, 16, 17),
     ///      length-delimited (1-6, 11-15, 24) and repeated (14, 24).
@@ -392,37 +399,36 @@ contract GoatLightClient is IGoatHeaderStore {
         bytes calldata evmHeader,
         bytes calldata nextValidators
     ) external {
-        (uint256 height, bytes32 headerHash) = _verifyHeader(header, commit);
+        (uint256 state, bytes32 headerHash) = _verifyHeader(header, commit);
         _proveEvmBlock(header.dataHash, tx0, tx0Proof, evmHeader);
-        _advance(header, height, headerHash, nextValidators);
+        _advance(header, state, headerHash, nextValidators);
     }
 
-    /// @dev Checks the header against the trusted state and its commit; returns its height
-    ///      and hash.
+    /// @dev Checks the header against the trusted state and its commit; returns the state
+    ///      word that trusts it (with the stored set's data contract) and its hash.
     function _verifyHeader(LightHeader calldata header, bytes calldata commit)
         private
         view
-        returns (uint256 height, bytes32 headerHash)
+        returns (uint256 state, bytes32 headerHash)
     {
-        height = _checkHeader(header);
+        state = _checkHeader(header);
         headerHash = _headerHash(header, _chainId0, _chainId1, _chainIdLength);
-        _checkCommit(headerHash, height, commit);
+        _checkCommit(state, headerHash, uint32(state >> 160), commit);
     }
 
-    /// @dev Makes `header` the trusted header, storing its next validator set if it changes.
-    function _advance(LightHeader calldata header, uint256 height, bytes32 headerHash, bytes calldata nextValidators)
+    /// @dev Makes `header` the trusted header (`state` from _checkHeader), storing its next
+    ///      validator set if it changes.
+    function _advance(LightHeader calldata header, uint256 state, bytes32 headerHash, bytes calldata nextValidators)
         private
     {
         bytes32 next = header.nextValidatorsHash;
-        uint256 pointer;
         if (next != header.validatorsHash) {
-            pointer = uint160(_storeValidators(nextValidators, next));
+            state = (state & ~ADDRESS_MASK) | uint160(_storeValidators(nextValidators, next));
             _nextValidatorsHash = next;
         } else {
             if (nextValidators.length != 0) revert UnexpectedValidatorSet();
-            pointer = uint160(_state);
         }
-        _state = pointer | (height << 160) | ((uint256(header.timeSeconds) * 1e9 + header.timeNanos) << 192);
+        _state = state;
         _trustedHash = headerHash;
     }
 
@@ -434,7 +440,7 @@ contract GoatLightClient is IGoatHeaderStore {
         (bytes32 parent, uint256 payloadNumber) = _readTx0(tx0, tx0Proof, dataHash);
         (uint256 number, uint256 timestamp, bytes32 receiptsRoot) = _readEvmHeader(evmHeader, parent);
         if (number + 1 != payloadNumber) revert EvmNumberMismatch(payloadNumber, number);
-        _final[parent] = _commitment(number, timestamp, receiptsRoot);
+        _final[parent] = GoatBlockCommitment.hash(number, timestamp, receiptsRoot);
         emit BlockAttested(parent, number, timestamp, receiptsRoot);
     }
 
@@ -450,7 +456,8 @@ contract GoatLightClient is IGoatHeaderStore {
         LightHeader calldata b,
         bytes calldata commitB
     ) external {
-        if (uint160(_state) == 0) revert ClientFrozen();
+        uint256 st = _state;
+        if (uint160(st) == 0) revert ClientFrozen();
         uint256 height = a.height;
         bytes32 c0 = _chainId0;
         bytes32 c1 = _chainId1;
@@ -458,8 +465,8 @@ contract GoatLightClient is IGoatHeaderStore {
         bytes32 hashA = _headerHash(a, c0, c1, clen);
         bytes32 hashB = _headerHash(b, c0, c1, clen);
         if (b.height != height || hashA == hashB) revert NoConflict(height, b.height);
-        _checkCommit(hashA, height, commitA);
-        _checkCommit(hashB, height, commitB);
+        _checkCommit(st, hashA, height, commitA);
+        _checkCommit(st, hashB, height, commitB);
         _state &= ~ADDRESS_MASK;
         emit Frozen(height, hashA, hashB);
     }
@@ -480,7 +487,7 @@ contract GoatLightClient is IGoatHeaderStore {
         if (uint160(_state) == 0) revert ClientFrozen();
         if (signatures.length != 0) revert SignaturesNotSupported();
         bytes32 stored = _final[blockHash];
-        if (stored == 0 || stored != _commitment(number, timestamp, receiptsRoot)) {
+        if (stored == 0 || stored != GoatBlockCommitment.hash(number, timestamp, receiptsRoot)) {
             revert UnknownGoatBlock(blockHash);
         }
     }
@@ -528,15 +535,18 @@ contract GoatLightClient is IGoatHeaderStore {
         returns (address[] memory validators, uint256[] memory powers, uint256 totalPower)
     {
         address pointer = address(uint160(_state));
-        uint256 codeSize = pointer.code.length;
-        uint256 size = codeSize < 9 ? 0 : (codeSize - 9) / MEMBER_SIZE;
+        uint256 dataSize = DataContract.size(pointer);
+        uint256 size = dataSize < 8 ? 0 : (dataSize - 8) / MEMBER_SIZE;
         validators = new address[](size);
         powers = new uint256[](size);
         bytes memory packed = new bytes(size * MEMBER_SIZE + 8);
+        uint256 to;
         assembly {
-            extcodecopy(pointer, add(packed, 32), 1, mul(size, MEMBER_SIZE))
-            extcodecopy(pointer, add(add(packed, 32), mul(size, MEMBER_SIZE)), add(1, mul(size, MEMBER_SIZE)), 8)
-            totalPower := shr(192, mload(add(add(packed, 32), mul(size, MEMBER_SIZE))))
+            to := add(packed, 32)
+        }
+        DataContract.read(pointer, to, 0, packed.length);
+        assembly {
+            totalPower := shr(192, mload(add(to, mul(size, MEMBER_SIZE))))
         }
         for (uint256 i; i < size; ++i) {
             uint256 word;
@@ -634,13 +644,14 @@ contract GoatLightClient is IGoatHeaderStore {
     // Internals: header and commit
     // ---------------------------------------------------------------------------------
 
-    /// @dev Checks `header` against the trusted state; returns its height.
-    function _checkHeader(LightHeader calldata header) private view returns (uint256 height) {
+    /// @dev Checks `header` against the trusted state; returns the state word that trusts it:
+    ///      the stored set's data contract | its height << 160 | its time (ns) << 192.
+    function _checkHeader(LightHeader calldata header) private view returns (uint256 state) {
         uint256 st = _state;
         if (uint160(st) == 0) revert ClientFrozen();
         uint256 trustedHeight = uint32(st >> 160);
         uint256 trustedTime = st >> 192;
-        height = header.height;
+        uint256 height = header.height;
         if (height <= trustedHeight || height > type(uint32).max) revert HeightNotAfterTrusted(trustedHeight, height);
         if (block.timestamp >= trustedTime / 1e9 + trustingPeriod) {
             revert TrustingPeriodExpired(trustedTime / 1e9, block.timestamp);
@@ -649,6 +660,7 @@ contract GoatLightClient is IGoatHeaderStore {
         uint256 time = seconds_ * 1e9 + header.timeNanos;
         if (time <= trustedTime) revert HeaderTimeNotAfterTrusted(trustedTime, time);
         if (seconds_ > block.timestamp + MAX_CLOCK_DRIFT) revert HeaderFromFuture(seconds_, block.timestamp);
+        state = uint160(st) | (height << 160) | (time << 192);
         bytes32 expected = _nextValidatorsHash;
         if (header.validatorsHash != expected) revert ValidatorSetMismatch(expected, header.validatorsHash);
         if (height == trustedHeight + 1) {
@@ -667,74 +679,79 @@ contract GoatLightClient is IGoatHeaderStore {
     {
         uint256 leaves;
         uint256 s;
+        uint256 w0;
+        uint256 w1;
         assembly {
-            function putVarint(p, tag, v) -> q {
-                q := p
-                if v {
-                    mstore8(q, tag)
-                    q := add(q, 1)
-                    for {} gt(v, 0x7f) {} {
-                        mstore8(q, or(and(v, 0x7f), 0x80))
-                        v := shr(7, v)
-                        q := add(q, 1)
-                    }
-                    mstore8(q, v)
-                    q := add(q, 1)
-                }
-            }
-            function leaf(from, to, out) {
-                if iszero(staticcall(gas(), 2, from, sub(to, from), out, 32)) { revert(0, 0) }
-            }
-            let m64 := 0xffffffffffffffff
             leaves := mload(0x40)
             s := add(leaves, 448) // leaf input scratch: 0x00 || field bytes
             mstore(s, 0)
-            // 0: version Consensus{1 block, 2 app}
-            let q := putVarint(add(s, 1), 0x08, and(calldataload(h), m64))
-            q := putVarint(q, 0x10, and(calldataload(add(h, 32)), m64))
-            leaf(s, q, leaves)
-            // 1: chain id (StringValue)
-            q := add(s, 1)
+            w0 := and(calldataload(h), 0xffffffffffffffff)
+            w1 := and(calldataload(add(h, 32)), 0xffffffffffffffff)
+        }
+        uint256 p = s + 1;
+        // 0: version Consensus{1 block, 2 app}
+        _leaf(s, _tagVarint(_tagVarint(p, 0x08, w0), 0x10, w1), leaves);
+        // 1: chain id (StringValue)
+        _leaf(s, _stringField(p, 0x0a, c0, c1, clen), leaves + 32);
+        // 2: height (Int64Value)
+        assembly {
+            w0 := and(calldataload(add(h, 64)), 0xffffffffffffffff)
+        }
+        _leaf(s, _tagVarint(p, 0x08, w0), leaves + 64);
+        // 3: time (Timestamp{1 seconds, 2 nanos})
+        assembly {
+            w0 := and(calldataload(add(h, 96)), 0xffffffffffffffff)
+            w1 := and(calldataload(add(h, 128)), 0xffffffff)
+        }
+        _leaf(s, _tagVarint(_tagVarint(p, 0x08, w0), 0x10, w1), leaves + 96);
+        // 4: last_block_id BlockID{1 hash, 2 PartSetHeader{1 total, 2 hash}}
+        bytes32 hash;
+        bytes32 partsHash;
+        assembly {
+            hash := calldataload(add(h, 160))
+            w0 := and(calldataload(add(h, 192)), 0xffffffff)
+            partsHash := calldataload(add(h, 224))
+        }
+        _leaf(s, _blockId(p, hash, w0, partsHash), leaves + 128);
+        assembly {
+            // 5..12: the eight 32-byte hashes (BytesValue)
+            for { let i := 0 } lt(i, 8) { i := add(i, 1) } {
+                mstore(s, 0x000a200000000000000000000000000000000000000000000000000000000000)
+                mstore(add(s, 3), calldataload(add(h, shl(5, add(i, 8)))))
+                if iszero(staticcall(gas(), 2, s, 35, add(leaves, shl(5, add(i, 5))), 32)) { revert(0, 0) }
+            }
+            // 13: proposer address (BytesValue, 20 bytes)
+            mstore(s, 0x000a140000000000000000000000000000000000000000000000000000000000)
+            mstore(add(s, 3), shl(96, calldataload(add(h, 512))))
+            if iszero(staticcall(gas(), 2, s, 23, add(leaves, 416), 32)) { revert(0, 0) }
+        }
+        root = _merkleRoot(leaves, 14, s);
+    }
+
+    /// @dev sha256 of memory [from, to) into memory at `out`.
+    function _leaf(uint256 from, uint256 to, uint256 out) private view {
+        assembly {
+            if iszero(staticcall(gas(), 2, from, sub(to, from), out, 32)) { revert(0, 0) }
+        }
+    }
+
+    /// @dev If clen != 0: the tag, clen and the string (c0 || c1, at most 64 bytes) at p.
+    ///      Returns the next offset.
+    function _stringField(uint256 p, uint256 tag, bytes32 c0, bytes32 c1, uint256 clen)
+        private
+        pure
+        returns (uint256 q)
+    {
+        assembly {
+            q := p
             if clen {
-                mstore8(q, 0x0a)
+                mstore8(q, tag)
                 mstore8(add(q, 1), clen)
                 mstore(add(q, 2), c0)
                 mstore(add(q, 34), c1)
                 q := add(q, add(2, clen))
             }
-            leaf(s, q, add(leaves, 32))
-            // 2: height (Int64Value)
-            q := putVarint(add(s, 1), 0x08, and(calldataload(add(h, 64)), m64))
-            leaf(s, q, add(leaves, 64))
-            // 3: time (Timestamp{1 seconds, 2 nanos})
-            q := putVarint(add(s, 1), 0x08, and(calldataload(add(h, 96)), m64))
-            q := putVarint(q, 0x10, and(calldataload(add(h, 128)), 0xffffffff))
-            leaf(s, q, add(leaves, 96))
-            // 4: last_block_id BlockID{1 hash, 2 PartSetHeader{1 total, 2 hash}}
-            q := add(s, 1)
-            mstore8(q, 0x0a)
-            mstore8(add(q, 1), 0x20)
-            mstore(add(q, 2), calldataload(add(h, 160)))
-            mstore8(add(q, 34), 0x12)
-            let r := putVarint(add(q, 36), 0x08, and(calldataload(add(h, 192)), 0xffffffff))
-            mstore8(r, 0x12)
-            mstore8(add(r, 1), 0x20)
-            mstore(add(r, 2), calldataload(add(h, 224)))
-            r := add(r, 34)
-            mstore8(add(q, 35), sub(r, add(q, 36)))
-            leaf(s, r, add(leaves, 128))
-            // 5..12: the eight 32-byte hashes (BytesValue)
-            for { let i := 0 } lt(i, 8) { i := add(i, 1) } {
-                mstore(s, 0x000a200000000000000000000000000000000000000000000000000000000000)
-                mstore(add(s, 3), calldataload(add(h, shl(5, add(i, 8)))))
-                leaf(s, add(s, 35), add(leaves, shl(5, add(i, 5))))
-            }
-            // 13: proposer address (BytesValue, 20 bytes)
-            mstore(s, 0x000a140000000000000000000000000000000000000000000000000000000000)
-            mstore(add(s, 3), shl(96, calldataload(add(h, 512))))
-            leaf(s, add(s, 23), add(leaves, 416))
         }
-        root = _merkleRoot(leaves, 14, s);
     }
 
     /// @dev Writes BlockID{1 hash (32 bytes), 2 PartSetHeader{1 total, 2 hash (32 bytes)}} at p.
@@ -762,8 +779,16 @@ contract GoatLightClient is IGoatHeaderStore {
         assembly {
             mstore8(p, tag)
             p := add(p, 1)
-            for {} gt(v, 0x7f) {} {
-                mstore8(p, or(and(v, 0x7f), 0x80))
+            // Two bytes a round (mstore8 keeps the low byte: or(v, 0x80) is the low 7 bits
+            // with the continuation bit).
+            for {} gt(v, 0x3fff) {} {
+                mstore8(p, or(v, 0x80))
+                mstore8(add(p, 1), or(shr(7, v), 0x80))
+                v := shr(14, v)
+                p := add(p, 2)
+            }
+            if gt(v, 0x7f) {
+                mstore8(p, or(v, 0x80))
                 v := shr(7, v)
                 p := add(p, 1)
             }
@@ -778,11 +803,11 @@ contract GoatLightClient is IGoatHeaderStore {
     ///      up gives the same tree as CometBFT's split at the largest power of two below n.
     function _merkleRoot(uint256 nodes, uint256 n, uint256 s) private view returns (bytes32 root) {
         assembly {
+            mstore8(s, 1) // inner node prefix; the pairs below are written after it
             for {} gt(n, 1) {} {
                 let half := shr(1, n)
                 for { let i := 0 } lt(i, half) { i := add(i, 1) } {
                     let at := add(nodes, shl(6, i))
-                    mstore8(s, 1)
                     mstore(add(s, 1), mload(at))
                     mstore(add(s, 33), mload(add(at, 32)))
                     if iszero(staticcall(gas(), 2, s, 65, add(nodes, shl(5, i)), 32)) { revert(0, 0) }
@@ -836,19 +861,12 @@ contract GoatLightClient is IGoatHeaderStore {
         pure
         returns (uint256 q)
     {
-        q = _tagVarint(p + 2, 0x08, seconds_);
-        q = _tagVarint(q, 0x10, nanos);
+        q = _tagVarint(_tagVarint(p + 2, 0x08, seconds_), 0x10, nanos);
         assembly {
             mstore8(p, 0x2a)
             mstore8(add(p, 1), sub(q, add(p, 2)))
-            if clen {
-                mstore8(q, 0x32)
-                mstore8(add(q, 1), clen)
-                mstore(add(q, 2), c0)
-                mstore(add(q, 34), c1)
-                q := add(q, add(2, clen))
-            }
         }
+        q = _stringField(q, 0x32, c0, c1, clen);
     }
 
     /// @dev Writes the varint length of [body, end) just before body (1 or 2 bytes: the
@@ -869,23 +887,26 @@ contract GoatLightClient is IGoatHeaderStore {
         }
     }
 
-    /// @dev Reverts unless the votes in `commit` hold > 2/3 of the stored set's power for the
-    ///      block `headerHash` at `height`.
-    function _checkCommit(bytes32 headerHash, uint256 height, bytes calldata commit) private view {
+    /// @dev Reverts unless the votes in `commit` hold > 2/3 of the power of the set stored
+    ///      in the data contract named by the state word `state` for the block `headerHash` at
+    ///      `height`.
+    function _checkCommit(uint256 state, bytes32 headerHash, uint256 height, bytes calldata commit) private view {
         uint256 length = commit.length;
         if (length < COMMIT_HEAD || (length - COMMIT_HEAD) % VOTE_SIZE != 0) revert MalformedCommit(length);
-        address pointer = address(uint160(_state));
+        address pointer = address(uint160(state));
         uint256 m;
         uint256 size;
         uint256 total;
+        uint256 dataSize = DataContract.size(pointer);
         assembly {
             m := mload(0x40)
-            // The data contract: 0x00 || members (28 bytes each, at most 64) || total (8).
-            // Members at m, then the total; later the ecrecover input at m + 0x700 and the
-            // sign bytes' body at m + 0x782 (2 bytes before it for the length).
-            let codeSize := extcodesize(pointer)
-            size := div(sub(codeSize, 9), MEMBER_SIZE)
-            extcodecopy(pointer, m, 1, sub(codeSize, 1))
+        }
+        // The data: members (28 bytes each, at most 64) || total (8). Members at m, then the
+        // total; later the ecrecover input at m + 0x700 and the sign bytes' body at m + 0x782
+        // (2 bytes before it for the length).
+        DataContract.read(pointer, m, 0, dataSize);
+        assembly {
+            size := div(sub(dataSize, 8), MEMBER_SIZE)
             total := shr(192, mload(add(m, mul(size, MEMBER_SIZE))))
         }
         uint256 body = m + 0x782;
@@ -915,101 +936,69 @@ contract GoatLightClient is IGoatHeaderStore {
 
     /// @dev Verifies each vote against the member list at `m` (the sign bytes' common part
     ///      is written at m + 0x782, the timestamp goes at tsAt); returns the power that
-    ///      signed. Per vote: the timestamp and chain id complete the CanonicalVote, its
-    ///      varint length goes in front, sha256 is the digest, ecrecover the signer (the same
-    ///      encoding as _writeVoteTail and _lengthPrefix, inlined: this loop is the hot path).
+    ///      signed. Per vote: the timestamp (_tagVarint) and the chain id (copied from m +
+    ///      0x900) complete the CanonicalVote, its varint length goes in front (as
+    ///      _lengthPrefix, inlined: this loop is the hot path), sha256 is the digest (at m +
+    ///      0x700), ecrecover the signer.
     function _tally(uint256 m, uint256 tsAt, uint256 size, bytes calldata commit) private view returns (uint256 signed) {
         _chainIdField(m);
+        uint256 seen;
+        uint256 at;
+        uint256 end;
         assembly {
             mstore8(tsAt, 0x2a) // CanonicalVote.timestamp's tag; its length goes after it
+            at := add(commit.offset, COMMIT_HEAD)
+            end := add(commit.offset, commit.length)
         }
-        uint256 failure;
-        assembly {
-            function putVarint(p, tag, v) -> q {
-                q := p
-                if v {
-                    mstore8(q, tag)
-                    q := add(q, 1)
-                    for {} gt(v, 0x7f) {} {
-                        mstore8(q, or(and(v, 0x7f), 0x80))
-                        v := shr(7, v)
-                        q := add(q, 1)
-                    }
-                    mstore8(q, v)
-                    q := add(q, 1)
-                }
+        while (at < end) {
+            uint256 index;
+            uint256 w;
+            uint256 q;
+            assembly {
+                w := calldataload(at)
+                index := byte(0, w)
             }
-            // Completes the sign bytes with the vote's timestamp (w: its calldata word) and
-            // the chain id, prefixes the length and writes their sha256 at m + 0x700.
-            function digest(mem, ts, w) {
-                let q := putVarint(add(ts, 2), 0x08, and(shr(184, w), 0xffffffffffffffff))
-                q := putVarint(q, 0x10, and(shr(152, w), 0xffffffff))
-                mstore8(add(ts, 1), sub(q, add(ts, 2)))
-                let tpl := add(mem, 0x900)
+            if (index >= size) revert VoteIndexOutOfRange(index, size);
+            if ((seen >> index) & 1 != 0) revert DuplicateVote(index);
+            seen |= 1 << index;
+            assembly {
+                q := gt(and(calldataload(add(at, 45)), not(shl(255, 1))), HALF_N)
+            }
+            if (q != 0) revert HighS(index);
+            unchecked {
+                q = _tagVarint(_tagVarint(tsAt + 2, 0x08, uint64(w >> 184)), 0x10, uint32(w >> 152));
+            }
+            assembly {
+                mstore8(add(tsAt, 1), sub(q, add(tsAt, 2)))
+                let tpl := add(m, 0x900)
                 mstore(q, mload(tpl))
                 mstore(add(q, 32), mload(add(tpl, 32)))
-                q := add(q, mload(add(mem, 0x8e0)))
-                let body := add(mem, 0x782)
+                q := add(q, mload(add(m, 0x8e0)))
+                let body := add(m, 0x782)
                 let n := sub(q, body)
                 let start := sub(body, 1)
                 switch lt(n, 0x80)
                 case 1 { mstore8(start, n) }
                 default {
                     start := sub(body, 2)
-                    mstore8(start, or(and(n, 0x7f), 0x80))
+                    mstore8(start, or(n, 0x80))
                     mstore8(add(start, 1), shr(7, n))
                 }
-                if iszero(staticcall(gas(), 2, start, sub(q, start), add(mem, 0x700), 32)) { revert(0, 0) }
-            }
-            // ecrecover(digest at m + 0x700, v from bit 255 of vs, r, s).
-            function recover(mem, at, vs, sv) -> signer {
-                let e := add(mem, 0x700)
+                let e := add(m, 0x700)
+                if iszero(staticcall(gas(), 2, start, sub(q, start), e, 32)) { revert(0, 0) }
+                // ecrecover(digest, v from bit 255 of vs, r, s).
+                let vs := calldataload(add(at, 45))
                 mstore(add(e, 32), add(27, shr(255, vs)))
                 mstore(add(e, 64), calldataload(add(at, 13)))
-                mstore(add(e, 96), sv)
+                mstore(add(e, 96), and(vs, not(shl(255, 1))))
                 mstore(0, 0)
                 if iszero(staticcall(gas(), 1, e, 128, 0, 32)) { revert(0, 0) }
-                signer := mload(0)
+                q := mload(0)
+                w := mload(add(m, mul(index, MEMBER_SIZE))) // address (20) || power (8)
+                signed := add(signed, shr(192, shl(160, w)))
+                at := add(at, VOTE_SIZE)
             }
-            // All votes: returns the power that signed, or a failure code and its detail.
-            function tally(mem, ts, count, at, end) -> power, fail {
-                let seen := 0
-                for {} lt(at, end) { at := add(at, VOTE_SIZE) } {
-                    let index := byte(0, calldataload(at))
-                    if iszero(lt(index, count)) {
-                        fail := or(1, shl(8, index))
-                        break
-                    }
-                    if and(shr(index, seen), 1) {
-                        fail := or(2, shl(8, index))
-                        break
-                    }
-                    seen := or(seen, shl(index, 1))
-                    let sv := and(calldataload(add(at, 45)), 0x7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff)
-                    if gt(sv, HALF_N) {
-                        fail := or(3, shl(8, index))
-                        break
-                    }
-                    digest(mem, ts, calldataload(at))
-                    let signer := recover(mem, at, calldataload(add(at, 45)), sv)
-                    let member := add(mem, mul(index, MEMBER_SIZE))
-                    if iszero(eq(signer, shr(96, mload(member)))) {
-                        fail := or(4, or(shl(8, index), shl(16, signer)))
-                        break
-                    }
-                    power := add(power, shr(192, mload(add(member, 20))))
-                }
-            }
-            signed, failure := tally(m, tsAt, size, add(commit.offset, COMMIT_HEAD),
-                add(commit.offset, commit.length))
-        }
-        if (failure != 0) {
-            uint256 index = uint8(failure >> 8);
-            uint256 code = uint8(failure);
-            if (code == 1) revert VoteIndexOutOfRange(index, size);
-            if (code == 2) revert DuplicateVote(index);
-            if (code == 3) revert HighS(index);
-            revert BadVoteSignature(index, address(uint160(failure >> 16)));
+            if (q != w >> 96) revert BadVoteSignature(index, address(uint160(q)));
         }
     }
 
@@ -1214,62 +1203,43 @@ contract GoatLightClient is IGoatHeaderStore {
         returns (uint256 blockNumber, uint256 blockTime, bytes32 receiptsRoot)
     {
         bytes32 hash;
+        uint256 begin;
+        uint256 end;
         assembly {
+            begin := rlp.offset
+            end := add(begin, rlp.length)
             let m := mload(0x40)
-            calldatacopy(m, rlp.offset, rlp.length)
+            calldatacopy(m, begin, rlp.length)
             hash := keccak256(m, rlp.length)
         }
         if (hash != parentHash) revert EvmHeaderMismatch(parentHash, hash);
-        uint256 bad;
-        assembly {
-            // Item at p: payload start, payload length, whether a list, end.
-            function item(p) -> start, len, isList, next {
-                let prefix := byte(0, calldataload(p))
-                switch lt(prefix, 0x80)
-                case 1 {
-                    start := p
-                    len := 1
-                }
-                default {
-                    if gt(prefix, 0xbf) {
-                        isList := 1
-                        prefix := sub(prefix, 0x40)
+        // Items are decoded without RlpCalldata's bound (OPEN) and checked against the list's
+        // end here, so that a bad header reverts with MalformedEvmHeader.
+        (bool isList, uint256 p, uint256 len) = RlpCalldata.item(begin, OPEN);
+        if (!isList || p + len != end) revert MalformedEvmHeader(0);
+        unchecked {
+            // Lengths are below 2^64 and calldata offsets far below: no sum here can wrap.
+            for (uint256 i; i < 12; ++i) {
+                uint256 at = p;
+                (isList, p, len) = RlpCalldata.item(at, OPEN);
+                uint256 start = p;
+                p += len;
+                if (p > end) revert MalformedEvmHeader(at);
+                // The receipts root (item 5, 32 bytes), number (8) and timestamp (11) are strings.
+                if ((0x920 >> i) & 1 != 0) {
+                    if (isList || len > 32) revert MalformedEvmHeader(at);
+                    uint256 v = RlpCalldata.loadBE(start, len);
+                    if (i == 5) {
+                        if (len != 32) revert MalformedEvmHeader(at);
+                        receiptsRoot = bytes32(v);
+                    } else if (i == 8) {
+                        blockNumber = v;
+                    } else {
+                        blockTime = v;
                     }
-                    switch lt(prefix, 0xb8)
-                    case 1 {
-                        start := add(p, 1)
-                        len := sub(prefix, 0x80)
-                    }
-                    default {
-                        let lol := sub(prefix, 0xb7)
-                        len := shr(sub(256, shl(3, lol)), calldataload(add(p, 1)))
-                        start := add(add(p, 1), lol)
-                    }
-                }
-                next := add(start, len)
-            }
-            let end := add(rlp.offset, rlp.length)
-            let s, l, isList, p := item(rlp.offset)
-            if or(iszero(isList), iszero(eq(p, end))) { bad := 1 }
-            p := s
-            for { let i := 0 } and(lt(i, 12), iszero(bad)) { i := add(i, 1) } {
-                let at := p
-                s, l, isList, p := item(p)
-                if gt(p, end) { bad := add(at, 1) }
-                // The receipts root (32 bytes), number and timestamp are strings.
-                if or(eq(i, 5), or(eq(i, 8), eq(i, 11))) {
-                    if or(isList, gt(l, 32)) { bad := add(at, 1) }
-                    let v := shr(sub(256, shl(3, l)), calldataload(s))
-                    if eq(i, 5) {
-                        if iszero(eq(l, 32)) { bad := add(at, 1) }
-                        receiptsRoot := v
-                    }
-                    if eq(i, 8) { blockNumber := v }
-                    if eq(i, 11) { blockTime := v }
                 }
             }
         }
-        if (bad != 0) revert MalformedEvmHeader(bad - 1);
     }
 
     // ---------------------------------------------------------------------------------
@@ -1281,20 +1251,15 @@ contract GoatLightClient is IGoatHeaderStore {
     function _storeValidators(bytes memory records, bytes32 expected) private returns (address pointer) {
         (bytes32 hash, bytes memory blob, uint256 total) = _parseValidators(records);
         if (hash != expected) revert ValidatorSetHashMismatch(expected, hash);
-        uint256 size = (blob.length - 9) / MEMBER_SIZE;
-        // Init code: PUSH2 len, DUP1, PUSH1 10, RETURNDATASIZE, CODECOPY, RETURNDATASIZE, RETURN.
-        bytes memory init = abi.encodePacked(hex"61", uint16(blob.length), hex"80600a3d393df3", blob);
-        assembly {
-            pointer := create(0, add(init, 32), mload(init))
-        }
+        uint256 size = (blob.length - 8) / MEMBER_SIZE;
+        pointer = DataContract.write(blob);
         if (pointer == address(0)) revert ValidatorSetStorageFailed();
         emit ValidatorSetUpdated(hash, size, total);
     }
 
     /// @dev The CometBFT hash of a set of 72-byte records (x || y || power), the data
-    ///      contract's code (0x00, then address (20) || power (8) per validator, then the total
-    ///      power (8)) and the total
-    ///      power. Keys must be on the curve (so that the stored address is the key's: with a
+    ///      contract's data (address (20) || power (8) per validator, then the total power
+    ///      (8)) and the total power. Keys must be on the curve (so that the stored address is the key's: with a
     ///      made-up y of the right parity the hash would still match), powers in
     ///      1..int64 max with a total of at most CometBFT's MaxTotalVotingPower, keys distinct.
     function _parseValidators(bytes memory records)
@@ -1305,7 +1270,7 @@ contract GoatLightClient is IGoatHeaderStore {
         uint256 length = records.length;
         uint256 n = length / RECORD_SIZE;
         if (length % RECORD_SIZE != 0 || n == 0 || n > MAX_VALIDATORS) revert InvalidValidatorSetLength(length);
-        blob = new bytes(1 + n * MEMBER_SIZE + 40); // the total and slack for whole-word writes
+        blob = new bytes(n * MEMBER_SIZE + 40); // the total and slack for whole-word writes
         bytes memory leaves = new bytes(n * 32);
         bytes memory scratch = new bytes(128);
         uint256 s;
@@ -1334,13 +1299,13 @@ contract GoatLightClient is IGoatHeaderStore {
             for (uint256 j; j < i; ++j) {
                 uint256 other;
                 assembly {
-                    other := shr(96, mload(add(add(blob, 33), mul(j, MEMBER_SIZE))))
+                    other := shr(96, mload(add(add(blob, 32), mul(j, MEMBER_SIZE))))
                 }
                 if (other == account) revert DuplicateValidator(address(uint160(account)));
             }
             uint256 p;
             assembly {
-                mstore(add(add(blob, 33), mul(i, MEMBER_SIZE)), or(shl(96, account), shl(32, power)))
+                mstore(add(add(blob, 32), mul(i, MEMBER_SIZE)), or(shl(96, account), shl(32, power)))
                 // SimpleValidator{1 PublicKey{2 secp256k1: 33 bytes}, 2 voting_power}
                 mstore(s, 0x000a231221000000000000000000000000000000000000000000000000000000)
                 mstore8(add(s, 5), add(2, and(y, 1)))
@@ -1354,9 +1319,9 @@ contract GoatLightClient is IGoatHeaderStore {
         uint256 nodes;
         assembly {
             nodes := add(leaves, 32)
-            // The total power after the members; the code is 0x00 || members || total.
-            mstore(add(add(blob, 33), mul(n, MEMBER_SIZE)), shl(192, total))
-            mstore(blob, add(9, mul(n, MEMBER_SIZE)))
+            // The total power after the members: the data is members || total.
+            mstore(add(add(blob, 32), mul(n, MEMBER_SIZE)), shl(192, total))
+            mstore(blob, add(8, mul(n, MEMBER_SIZE)))
         }
         hash = _merkleRoot(nodes, n, s);
     }
@@ -1364,16 +1329,6 @@ contract GoatLightClient is IGoatHeaderStore {
     // ---------------------------------------------------------------------------------
     // Internals: misc
     // ---------------------------------------------------------------------------------
-
-    function _commitment(uint256 blockNumber, uint256 blockTime, bytes32 root) private pure returns (bytes32 c) {
-        assembly ("memory-safe") {
-            let m := mload(0x40)
-            mstore(m, blockNumber)
-            mstore(add(m, 32), blockTime)
-            mstore(add(m, 64), root)
-            c := keccak256(m, 96)
-        }
-    }
 
     /// @dev A chain id of at most 64 bytes as two left-aligned words and its length.
     function _chainIdWords(string calldata id) private pure returns (bytes32 c0, bytes32 c1, uint256 clen) {
