@@ -15,6 +15,7 @@
 pub mod chain;
 pub mod checkpoint;
 pub mod cmd;
+pub mod consensus;
 pub mod devnet;
 pub mod header;
 pub mod payment;

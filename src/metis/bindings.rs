@@ -53,9 +53,21 @@ pub mod access_pass {
     );
 }
 
+/// `GoatLightClient`: GOAT blocks made final by GOAT's CometBFT consensus.
+pub mod goat_light_client {
+    alloy::sol!(
+        #[allow(missing_docs, clippy::too_many_arguments)]
+        #[sol(rpc)]
+        #[derive(Debug)]
+        GoatLightClient,
+        "contracts/artifacts/GoatLightClient.json"
+    );
+}
+
 pub use access_pass::AccessPass;
 pub use btc_light_client::BtcLightClient;
 pub use goat_header_store::GoatHeaderStore;
+pub use goat_light_client::GoatLightClient;
 pub use payment_settlement::PaymentSettlement;
 
 /// `PaymentSettlement.Rail`: 0 BTC.

@@ -20,6 +20,7 @@ pub mod bindings;
 pub mod cmd;
 pub mod deploy;
 pub mod gasbench;
+pub mod goatlc;
 pub mod invoice;
 pub mod outbox;
 pub mod relay;
