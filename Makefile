@@ -63,6 +63,8 @@ bench: build ## Run the benchmarks recorded in BENCHMARKS.md
 	$(BIN) bench daemon --invoices 20 --rail btc
 	$(BIN) bench daemon --invoices 20 --rail goat
 	$(BIN) bench x402-verify --requests 20000 --concurrency 16
+	$(BIN) bench goat-consensus --blocks 2000 --validators 3
+	$(BIN) bench goat-consensus --blocks 500 --validators 20
 
 gas: build ## Whole-transaction gas of the Metis contracts (anvil 1088 + bitcoind + GOAT anvil), markdown table
 	$(BIN) bench gas

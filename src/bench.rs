@@ -46,6 +46,16 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 200)]
         iterations: u32,
     },
+    /// CometBFT commits verified off-chain (tendermint-rs, secp256k1) from a
+    /// trusted state, with data_hash and tx0, on generated blocks.
+    GoatConsensus {
+        /// Blocks verified, one after another.
+        #[arg(long, default_value_t = 2_000)]
+        blocks: u32,
+        /// Validators (equal power, all signing).
+        #[arg(long, default_value_t = 3)]
+        validators: u8,
+    },
     /// GOAT header sync from a real anvil (started by the benchmark).
     GoatSync {
         /// Blocks to mine and sync.
@@ -186,6 +196,7 @@ pub async fn run(_config: &Config, cmd: BenchCmd) -> Result<()> {
             iterations,
         } => bench_goat_proof(receipts, iterations),
         BenchCmd::GoatSync { blocks, batch } => bench_goat_sync(blocks, batch).await,
+        BenchCmd::GoatConsensus { blocks, validators } => bench_goat_consensus(blocks, validators),
         BenchCmd::Daemon { invoices, rail } => crate::devtools::bench_burst(invoices, rail).await,
         BenchCmd::X402Verify {
             requests,
@@ -473,6 +484,67 @@ async fn bench_goat_sync(blocks: u64, batch: u64) -> Result<()> {
         rate(report.new_headers as usize, sync_time),
         report.new_headers,
         sync_time
+    );
+    Ok(())
+}
+
+/// `gmrelay bench goat-consensus`: `blocks` CometBFT blocks made by the
+/// generator (`validators` secp256k1 validators, all signing, tx0 plus four
+/// transactions), generation not timed, then verified in a chain from a
+/// trusted state as the relayer does: commit, sets, data_hash, tx0.
+fn bench_goat_consensus(blocks: u32, validators: u8) -> Result<()> {
+    use crate::goat::consensus::testgen::{block, payload, set, time, tx0, Val};
+    use crate::goat::consensus::{verify, Trusted, MSG_NEW_ETH_BLOCK};
+    if blocks == 0 || validators == 0 {
+        anyhow::bail!("--blocks and --validators must be at least 1");
+    }
+    let vals: Vec<Val> = (1..=validators).map(|i| Val::new(i, 10)).collect();
+    let signers: Vec<usize> = (0..vals.len()).collect();
+    let start = 1_700_000_000i64;
+    eprintln!("generating {blocks} blocks signed by {validators} validators");
+    let made: Vec<_> = (0..blocks)
+        .map(|i| {
+            let h = u64::from(i) + 2;
+            let mut txs = vec![tx0(&payload(h), MSG_NEW_ETH_BLOCK)];
+            txs.extend((1..=4u8).map(|k| vec![k; 200]));
+            block(
+                "goat-bench",
+                h,
+                start + h as i64,
+                None,
+                &vals,
+                &vals,
+                &signers,
+                txs,
+            )
+        })
+        .collect();
+    let s = set(&vals);
+    let mut trusted = Trusted {
+        chain_id: "goat-bench".parse().expect("a chain id"),
+        height: 1u32.into(),
+        time: time(start),
+        next_validators_hash: s.hash(),
+        next_validators: s,
+    };
+    let options = tendermint_light_client_verifier::options::Options {
+        trust_threshold: Default::default(),
+        trusting_period: std::time::Duration::from_secs(36 * 3600),
+        clock_drift: std::time::Duration::from_secs(10),
+    };
+    let now = time(start + i64::from(blocks) + 10);
+    let t = std::time::Instant::now();
+    for b in &made {
+        trusted = verify(&trusted, b, &options, now)?.trusted;
+    }
+    let wall = t.elapsed();
+    println!("| validators | blocks | commits verified/s | µs per block | signatures/s |");
+    println!("|---:|---:|---:|---:|---:|");
+    println!(
+        "| {validators} | {blocks} | {:.0} | {:.0} | {:.0} |",
+        f64::from(blocks) / wall.as_secs_f64(),
+        wall.as_secs_f64() * 1e6 / f64::from(blocks),
+        f64::from(blocks) * f64::from(validators) / wall.as_secs_f64()
     );
     Ok(())
 }
