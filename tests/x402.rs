@@ -335,6 +335,16 @@ fn goat_payload(
     key: &PrivateKeySigner,
     edit: impl Fn(&mut TransferWithAuthorization),
 ) -> Value {
+    signed_payload(net, key, |_| {}, edit)
+}
+
+/// `pre` edits the authorization before it is signed, `post` after.
+fn signed_payload(
+    net: &Net,
+    key: &PrivateKeySigner,
+    pre: impl Fn(&mut TransferWithAuthorization),
+    post: impl Fn(&mut TransferWithAuthorization),
+) -> Value {
     let d = net.d();
     let token: Address = d["goat_token"].as_str().unwrap().parse().unwrap();
     let pay_to: Address = d["merchant_goat_payee"].as_str().unwrap().parse().unwrap();
@@ -350,8 +360,9 @@ fn goat_payload(
         validBefore: U256::from(now + 300),
         nonce: gmrelay::x402::random_b256().unwrap(),
     };
+    pre(&mut auth);
     let hash = authorization_hash("USD Coin", "2", 2345, token, &auth);
-    edit(&mut auth);
+    post(&mut auth);
     let sig = key.sign_hash_sync(&hash).unwrap();
     let accepted = json!({
         "scheme": "exact", "network": "eip155:2345", "amount": "10000",
@@ -636,4 +647,42 @@ async fn the_facilitator_refuses_each_bad_payment_with_its_code_and_keeps_servin
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", net.logs());
+    let body: Value = r.json().await.unwrap();
+    let id = body["invoiceId"].as_str().unwrap().to_string();
+
+    // Another funded payer reusing the settled payment's nonce: the resource
+    // signs the same invoice (ref = nonce), which unlocked already; refused,
+    // and nothing is settled or paid again.
+    let second = PrivateKeySigner::random();
+    let d = net.d();
+    gmrelay::goat::devnet::mint(
+        d["goat_rpc_url"].as_str().unwrap(),
+        d["goat_token"].as_str().unwrap().parse().unwrap(),
+        second.address(),
+        U256::from(1_000_000u64),
+    )
+    .await
+    .unwrap();
+    let nonce: B256 = good["payload"]["authorization"]["nonce"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let same_ref = signed_payload(&net, &second, |a| a.nonce = nonce, |_| {});
+    let header =
+        base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&same_ref).unwrap());
+    let r = client
+        .get(&url)
+        .header("PAYMENT-SIGNATURE", &header)
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(
+        r.status(),
+        200,
+        "a second payer with the same ref unlocked the resource again"
+    );
+    let why = b64json(r.headers()["PAYMENT-REQUIRED"].to_str().unwrap())["error"].to_string();
+    assert!(why.contains("unlocked a resource already"), "{why}");
+    assert_eq!(net.settlements(&id).await, 1);
 }

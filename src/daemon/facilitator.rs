@@ -35,7 +35,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use bitcoin::Transaction;
 use serde_json::{json, Value};
-use tracing::{info, warn};
+use tracing::info;
 
 use super::intake::{take_signed, Taken};
 use super::records::{Stage, X402Record};
@@ -52,6 +52,9 @@ use crate::x402::wire::{
     request_from_json, FacilitatorRequest, Problem, Reason, SettleResponse, VerifyResponse,
 };
 
+/// The longest-lived authorization taken in, seconds (stock clients sign
+/// for `maxTimeoutSeconds`, minutes).
+pub const MAX_AUTHORIZATION_SECS: u64 = 24 * 3600;
 /// How often `/settle` looks at the invoice while it waits.
 const WAIT_STEP: Duration = Duration::from_millis(100);
 /// How long `/settle` waits for a Bitcoin settlement (confirmations take
@@ -74,10 +77,15 @@ pub struct Facilitator {
     goat_chain_id: u64,
     btc_network: BtcNetwork,
     tokens: Vec<Address>,
+    payees: Vec<Address>,
     settle_timeout: Duration,
     min_validity: u64,
     domains: Mutex<HashMap<Address, B256>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Serialises marking payments reported (one unlock per invoice).
+    report_lock: tokio::sync::Mutex<()>,
+    /// Serialises GOAT submissions (the submitter's nonce).
+    submit_lock: tokio::sync::Mutex<()>,
 }
 
 fn now_secs() -> u64 {
@@ -114,6 +122,16 @@ impl Facilitator {
                     .map_err(|_| anyhow!("goat.tokens: `{t}` is not an address"))
             })
             .collect::<anyhow::Result<Vec<Address>>>()?;
+        let payees = ctx
+            .config
+            .goat
+            .payees
+            .iter()
+            .map(|t| {
+                t.parse()
+                    .map_err(|_| anyhow!("goat.payees: `{t}` is not an address"))
+            })
+            .collect::<anyhow::Result<Vec<Address>>>()?;
         info!(%submitter, merchant_of_record = %invoice_key.address(), "x402 facilitator: /supported /verify /settle");
         Ok(Facilitator {
             goat_chain_id: ctx.config.goat.chain_id,
@@ -125,8 +143,11 @@ impl Facilitator {
             submitter,
             invoice_key,
             tokens,
+            payees,
             domains: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
+            report_lock: tokio::sync::Mutex::new(()),
+            submit_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -240,6 +261,7 @@ impl Facilitator {
         match k {
             Kind::Goat(t, p) => {
                 evm::check_fields(t, p, now_secs(), self.min_validity)?;
+                self.check_goat_policy(t, p)?;
                 let domain = self.domain_separator(t.asset).await?;
                 evm::check_on_chain(&self.goat, t, p, domain, self.submitter).await?;
                 Ok(Some(p.authorization.from.to_string()))
@@ -264,6 +286,39 @@ impl Facilitator {
                 Ok(None)
             }
         }
+    }
+
+    /// What this relayer settles at all: not a payer paying itself, a payee
+    /// of `goat.payees` when that is set, an authorization valid at most
+    /// [`MAX_AUTHORIZATION_SECS`] (its invoice expires with it).
+    fn check_goat_policy(&self, t: &EvmTerms, p: &EvmPayment) -> Result<(), Problem> {
+        let a = &p.authorization;
+        if a.from == a.to {
+            return Err(Problem::new(
+                Reason::RecipientMismatch,
+                format!("authorization.from {} pays itself", a.from),
+            ));
+        }
+        if !self.payees.is_empty() && !self.payees.contains(&t.pay_to) {
+            return Err(Problem::new(
+                Reason::InvalidRequirements,
+                format!(
+                    "payTo {} is not a payee this relayer settles for (goat.payees)",
+                    t.pay_to
+                ),
+            ));
+        }
+        let horizon = alloy::primitives::U256::from(now_secs() + MAX_AUTHORIZATION_SECS);
+        if a.validBefore > horizon {
+            return Err(Problem::new(
+                Reason::ValidBefore,
+                format!(
+                    "authorization.validBefore {} is more than {MAX_AUTHORIZATION_SECS} s away",
+                    a.validBefore
+                ),
+            ));
+        }
+        Ok(())
     }
 
     async fn mempool_accepts(&self, tx: &Transaction) -> Result<(), Problem> {
@@ -299,7 +354,13 @@ impl Facilitator {
             Ok(Some(r)) if r.reported => {
                 return VerifyResponse::invalid(&spent(&r), r.payer.clone())
             }
-            Ok(Some(r)) => return VerifyResponse::valid(r.payer), // being settled: a retry
+            Ok(Some(r)) => {
+                // Being settled: a retry, for the same requirements only.
+                return match check_binding(&r, req) {
+                    Ok(()) => VerifyResponse::valid(r.payer),
+                    Err(p) => VerifyResponse::invalid(&p, r.payer),
+                };
+            }
             Ok(None) => {}
             Err(e) => {
                 return VerifyResponse::invalid(
@@ -379,12 +440,24 @@ impl Facilitator {
         };
         let key = self.key(&kind);
         let lock = self.lock_for(&key);
-        let _held = lock.lock().await;
+        // Another request works on this payment: say so rather than queue.
+        let Ok(_held) = lock.try_lock() else {
+            let p = Problem::new(
+                Reason::SettlementPending,
+                "this payment is being settled by another request: send it again shortly",
+            );
+            return failure(&p, &network, payer_of(&kind), None);
+        };
         let mut record = match self.ctx.records.x402(&key) {
             Ok(Some(r)) if r.reported => {
                 return failure(&spent(&r), &network, r.payer.clone(), r.transaction.clone())
             }
-            Ok(Some(r)) => r,
+            Ok(Some(r)) => {
+                if let Err(p) = check_binding(&r, req) {
+                    return failure(&p, &network, r.payer.clone(), r.transaction.clone());
+                }
+                r
+            }
             Ok(None) => match self.take_in(&kind, req, &key, &network).await {
                 Ok(r) => r,
                 Err(p) => return failure(&p, &network, payer_of(&kind), None),
@@ -395,14 +468,9 @@ impl Facilitator {
             }
         };
         if record.transaction.is_none() {
-            match self.submit(&kind).await {
-                Ok(tx) => {
-                    record.transaction = tx;
-                    if let Err(e) = self.ctx.records.save_x402(&record) {
-                        warn!(error = %e, key, "x402 record not saved");
-                    }
-                }
-                Err(p) => return failure(&p, &network, record.payer.clone(), None),
+            if let Err(p) = self.submit(&kind, &mut record).await {
+                let tx = record.transaction.clone();
+                return failure(&p, &network, record.payer.clone(), tx);
             }
         }
         let wait = match kind {
@@ -426,8 +494,32 @@ impl Facilitator {
         let payer = self.check(kind).await?;
         let invoice = self.invoice_for(kind, req)?;
         let id = invoice.id();
+        let taken_already = |why: String| Problem::new(Reason::InvalidTransactionState, why);
+        if let Some(other) = self
+            .ctx
+            .records
+            .x402_reported(&id)
+            .map_err(|e| Problem::new(Reason::UnexpectedSettle, format!("store: {e}")))?
+        {
+            return Err(taken_already(format!(
+                "invoice {id} unlocked a resource already (payment {other})"
+            )));
+        }
         match take_signed(&self.ctx, invoice).await {
-            Ok(Taken::New | Taken::Known) => {}
+            Ok(Taken::New) => {}
+            Ok(Taken::Known) => {
+                let open = self
+                    .ctx
+                    .records
+                    .invoice(&id)
+                    .map_err(|e| Problem::new(Reason::UnexpectedSettle, format!("store: {e}")))?
+                    .is_some_and(|r| r.stage.is_open());
+                if !open {
+                    return Err(taken_already(format!(
+                        "invoice {id} is settled or closed already: a new payment with its ref settles nothing"
+                    )));
+                }
+            }
             Err(e @ (SettleError::AlreadySettled(_) | SettleError::Conflict(_))) => {
                 return Err(Problem::new(Reason::InvalidTransactionState, e.to_string()))
             }
@@ -444,6 +536,7 @@ impl Facilitator {
             amount: req.payment_requirements.amount.clone(),
             transaction: None,
             reported: false,
+            binding: binding(req),
             created_ms: now_ms(),
         };
         self.ctx
@@ -454,38 +547,64 @@ impl Facilitator {
         Ok(record)
     }
 
-    /// Sends the payment on its chain. GOAT: when the authorization turns
-    /// out used already (someone else submitted it), there is nothing to send
-    /// and the daemon finds the transfer by its nonce.
-    async fn submit(&self, kind: &Kind) -> Result<Option<String>, Problem> {
+    /// Sends the payment on its chain and records its transaction as soon as
+    /// the node takes it (a retry then waits for it instead of sending
+    /// again). GOAT: when the authorization turns out used already (someone
+    /// else submitted it), there is nothing to send; the daemon finds the
+    /// transfer by its nonce, and one invoice unlocks once whoever paid.
+    async fn submit(&self, kind: &Kind, record: &mut X402Record) -> Result<(), Problem> {
+        let save = |r: &X402Record| {
+            self.ctx
+                .records
+                .save_x402(r)
+                .map_err(|e| Problem::new(Reason::UnexpectedSettle, format!("store: {e}")))
+        };
         match kind {
-            Kind::Goat(t, p) => match evm::submit(&self.goat, t, p, self.settle_timeout).await {
-                Ok(hash) => Ok(Some(hash.to_string())),
-                Err(e) => {
-                    let used = evm::IEip3009::new(t.asset, &self.goat)
-                        .authorizationState(p.authorization.from, p.authorization.nonce)
-                        .call()
-                        .await
-                        .unwrap_or(false);
-                    if used {
-                        Ok(None)
-                    } else {
-                        Err(e)
+            Kind::Goat(t, p) => {
+                let sent = {
+                    let _one = self.submit_lock.lock().await;
+                    evm::send(&self.goat, t, p).await
+                };
+                match sent {
+                    Ok(hash) => {
+                        record.transaction = Some(hash.to_string());
+                        save(record)?;
+                        evm::mined(&self.goat, hash, self.settle_timeout).await
+                    }
+                    Err(e) => {
+                        let used = evm::IEip3009::new(t.asset, &self.goat)
+                            .authorizationState(p.authorization.from, p.authorization.nonce)
+                            .call()
+                            .await
+                            .map_err(|rpc| {
+                                Problem::new(
+                                    Reason::UnexpectedSettle,
+                                    format!("{}; authorizationState: {rpc}", e.message),
+                                )
+                            })?;
+                        if used {
+                            Ok(())
+                        } else {
+                            Err(e)
+                        }
                     }
                 }
-            },
+            }
             Kind::Btc(_, tx) => {
                 let hex = bitcoin::consensus::encode::serialize_hex(tx.as_ref());
+                let txid = tx.compute_txid().to_string();
                 match self.ctx.btc.call("sendrawtransaction", json!([hex])).await {
-                    Ok(_) => Ok(Some(tx.compute_txid().to_string())),
-                    Err(e) if e.to_string().contains("already") => {
-                        Ok(Some(tx.compute_txid().to_string()))
+                    Ok(_) => {}
+                    Err(e) if e.to_string().contains("already") => {}
+                    Err(e) => {
+                        return Err(Problem::new(
+                            Reason::InvalidBtcTransaction,
+                            format!("bitcoind refuses {txid}: {e}"),
+                        ))
                     }
-                    Err(e) => Err(Problem::new(
-                        Reason::InvalidBtcTransaction,
-                        format!("bitcoind refuses {}: {e}", tx.compute_txid()),
-                    )),
                 }
+                record.transaction = Some(txid);
+                save(record)
             }
         }
     }
@@ -517,10 +636,33 @@ impl Facilitator {
             let ext = self.extensions(&inv);
             let outcome = match inv.stage {
                 Stage::Settled | Stage::SettledByOther => {
+                    // One unlock per invoice, whichever payment reports first.
+                    let _one = self.report_lock.lock().await;
+                    let first = match self.ctx.records.x402_reported(&record.invoice_id) {
+                        Ok(None) => Ok(()),
+                        Ok(Some(other)) if other == record.key => Ok(()),
+                        Ok(Some(other)) => Err(Problem::new(
+                            Reason::InvalidTransactionState,
+                            format!(
+                                "invoice {} unlocked a resource already (payment {other})",
+                                record.invoice_id
+                            ),
+                        )),
+                        Err(e) => Err(Problem::new(
+                            Reason::UnexpectedSettle,
+                            format!("store: {e}"),
+                        )),
+                    };
                     record.reported = true;
                     record.transaction = tx.clone();
-                    if let Err(e) = self.ctx.records.save_x402(&record) {
-                        warn!(error = %e, "x402 record not saved");
+                    let saved = first.and_then(|()| {
+                        self.ctx.records.report_x402(&record).map_err(|e| {
+                            Problem::new(Reason::UnexpectedSettle, format!("store: {e}"))
+                        })
+                    });
+                    if let Err(p) = saved {
+                        // Fail closed: no success that a replay could repeat.
+                        return failure(&p, network, record.payer.clone(), tx);
                     }
                     return SettleResponse {
                         success: true,
@@ -584,6 +726,27 @@ impl Facilitator {
         }
         json!({ "gmrelay": g })
     }
+}
+
+/// What a payment is taken in for: payee, asset, amount (lowercase).
+fn binding(req: &FacilitatorRequest) -> String {
+    let r = &req.payment_requirements;
+    format!("{}|{}|{}|{}", r.network, r.pay_to, r.asset, r.amount).to_lowercase()
+}
+
+/// A repeat of a payment taken in for other requirements is refused: the
+/// payment binds the resource it was first presented for.
+fn check_binding(r: &X402Record, req: &FacilitatorRequest) -> Result<(), Problem> {
+    if !r.binding.is_empty() && r.binding != binding(req) {
+        return Err(Problem::new(
+            Reason::InvalidTransactionState,
+            format!(
+                "this payment was taken in for other requirements (invoice {}): it pays that resource only",
+                r.invoice_id
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn payer_of(k: &Kind) -> Option<String> {

@@ -164,6 +164,10 @@ pub struct X402Record {
     pub transaction: Option<String>,
     /// Whether `/settle` has answered `success` for it: a payment unlocks once.
     pub reported: bool,
+    /// What it was taken in for (`payTo`, asset, amount, lowercase): a
+    /// repeat must ask the same, or it is refused.
+    #[serde(default)]
+    pub binding: String,
     /// Unix milliseconds when it was taken in.
     pub created_ms: u64,
 }
@@ -251,6 +255,39 @@ impl Records {
             .daemon_get(&k)?
             .map(|v| serde_json::from_slice(&v).map_err(|e| corrupt(&self.store, &k, e)))
             .transpose()
+    }
+
+    /// The x402 payment key that was answered `success` for invoice `id`, if any.
+    pub fn x402_reported(&self, id: &B256) -> Result<Option<String>, StoreError> {
+        let k = format!("x402-invoice/{id}").into_bytes();
+        self.store
+            .daemon_get(&k)?
+            .map(|v| {
+                String::from_utf8(v).map_err(|e| StoreError::Corrupt {
+                    path: self.store.path().to_path_buf(),
+                    cf: "daemon",
+                    key: hex::encode(&k),
+                    what: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    /// Marks `r` reported, and its invoice reported by `r.key`, in one batch.
+    pub fn report_x402(&self, r: &X402Record) -> Result<(), StoreError> {
+        self.store.daemon_write(
+            &[
+                (
+                    format!("x402/{}", r.key).into_bytes(),
+                    serde_json::to_vec(r).expect("a record serializes"),
+                ),
+                (
+                    format!("x402-invoice/{}", r.invoice_id).into_bytes(),
+                    r.key.clone().into_bytes(),
+                ),
+            ],
+            &[],
+        )
     }
 
     /// Writes an x402 settlement.

@@ -438,13 +438,13 @@ pub async fn domain_separator<P: Provider>(provider: &P, token: Address) -> Resu
         })
 }
 
-/// Submits the transfer from the provider's wallet; waits up to `timeout`
-/// for the receipt. Returns the transaction hash.
-pub async fn submit<P: Provider>(
+/// Sends the transfer from the provider's wallet; returns its hash once the
+/// node took it (the caller records it before waiting, so a retry never
+/// sends it again).
+pub async fn send<P: Provider>(
     provider: &P,
     t: &EvmTerms,
     p: &EvmPayment,
-    timeout: Duration,
 ) -> Result<B256, Problem> {
     let pending = provider
         .send_transaction(transfer_request(t, p))
@@ -455,24 +455,45 @@ pub async fn submit<P: Provider>(
                 format!("sending transferWithAuthorization on GOAT: {e}"),
             )
         })?;
-    let hash = *pending.tx_hash();
-    let receipt = pending
-        .with_timeout(Some(timeout))
-        .get_receipt()
-        .await
-        .map_err(|e| {
-            bad(
-                Reason::UnexpectedSettle,
-                format!("GOAT transaction {hash}: no receipt ({e})"),
-            )
-        })?;
-    if !receipt.status() {
-        return Err(bad(
-            Reason::InvalidTransactionState,
-            format!("GOAT transaction {hash} reverted"),
-        ));
+    Ok(*pending.tx_hash())
+}
+
+/// Waits up to `timeout` for `hash`'s receipt; a revert is refused.
+pub async fn mined<P: Provider>(
+    provider: &P,
+    hash: B256,
+    timeout: Duration,
+) -> Result<(), Problem> {
+    let started = std::time::Instant::now();
+    loop {
+        match provider.get_transaction_receipt(hash).await {
+            Ok(Some(r)) if r.status() => return Ok(()),
+            Ok(Some(_)) => {
+                return Err(bad(
+                    Reason::InvalidTransactionState,
+                    format!("GOAT transaction {hash} reverted"),
+                ))
+            }
+            Ok(None) | Err(_) if started.elapsed() < timeout => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Ok(None) => {
+                return Err(bad(
+                    Reason::SettlementPending,
+                    format!(
+                        "GOAT transaction {hash}: no receipt after {} s",
+                        timeout.as_secs()
+                    ),
+                ))
+            }
+            Err(e) => {
+                return Err(bad(
+                    Reason::UnexpectedSettle,
+                    format!("GOAT transaction {hash}: {e}"),
+                ))
+            }
+        }
     }
-    Ok(hash)
 }
 
 #[cfg(test)]

@@ -316,6 +316,11 @@ async fn paid(State(ex): State<Arc<Example>>, headers: HeaderMap) -> Response {
         Ok(r) => r,
         Err(why) => return ex.payment_required(Some(why)),
     };
+    // The invoice this resource signed: only its settlement unlocks it.
+    let expected = super::invoice_in(requirements.extra.as_ref())
+        .ok()
+        .flatten()
+        .map(|i| i.id());
     let body = json!({
         "x402Version": 2,
         "paymentPayload": payload,
@@ -354,10 +359,10 @@ async fn paid(State(ex): State<Arc<Example>>, headers: HeaderMap) -> Response {
         .unwrap_or(Value::Null);
     let id: Option<B256> = gm["invoiceId"].as_str().and_then(|s| s.parse().ok());
     if settle.success {
-        let Some(id) = id else {
+        let Some(id) = id.filter(|i| Some(*i) == expected) else {
             return json_response(
                 StatusCode::BAD_GATEWAY,
-                json!({"error": "the facilitator named no invoice"}),
+                json!({"error": format!("the facilitator named invoice {id:?}, not this resource's {expected:?}")}),
                 None,
             );
         };
