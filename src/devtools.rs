@@ -420,13 +420,6 @@ pub fn agent_address(d: &DevnetFile) -> Result<Address> {
     Ok(key.address())
 }
 
-fn random_b256() -> Result<B256> {
-    use std::io::Read;
-    let mut b = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
-    Ok(B256::from(b))
-}
-
 /// The devnet merchant's terms for a payment on `rail`: its AccessPass as the
 /// service, [`CALLS_PER_INVOICE`] calls for the agent (named, so a Bitcoin
 /// payment can credit it too).
@@ -531,7 +524,13 @@ pub async fn invoice(
     let d = load(dir)?;
     let sink = merchant_sink(dir).await?;
     let now = sink.now().await?;
-    let terms = merchant_terms(&d, rail, amount, random_b256()?, now + expiry_secs)?;
+    let terms = merchant_terms(
+        &d,
+        rail,
+        amount,
+        crate::metis::invoice::random_ref()?,
+        now + expiry_secs,
+    )?;
     let invoice = if on_chain {
         sink.create_invoice(&terms).await?;
         SignedInvoice::on_chain(terms)
@@ -878,7 +877,7 @@ async fn burst(
     let mut invoices = Vec::new();
     for i in 0..n {
         let r = rail.unwrap_or(if i % 2 == 0 { Rail::Btc } else { Rail::Goat });
-        let terms = merchant_terms(d, r, None, random_b256()?, now + 3600)?;
+        let terms = merchant_terms(d, r, None, crate::metis::invoice::random_ref()?, now + 3600)?;
         invoices.push(SignedInvoice::sign(
             terms,
             &key,

@@ -34,6 +34,13 @@ struct Relayer {
 }
 
 impl Relayer {
+    /// With the devnet's own config, logging to `relayer.log` there.
+    fn on_devnet(devnet: &Devnet) -> Self {
+        Relayer::start(
+            &devnet.path().join("gmrelay.toml"),
+            devnet.path().join("relayer.log"),
+        )
+    }
     fn start(config: &Path, log: PathBuf) -> Self {
         let text = std::fs::read_to_string(config).unwrap();
         let http = text
@@ -162,9 +169,8 @@ fn is_settled(devnet: &Devnet, id: &str) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_settles_both_rails_through_metis_rules_survives_kill_9_and_a_second_relayer() {
     let devnet = Devnet::up();
-    let d = devnet.file();
-    let metis_url = d["metis_rpc_url"].as_str().unwrap().to_string();
-    let settlement: Address = d["payment_settlement"].as_str().unwrap().parse().unwrap();
+    let metis_url = devnet.metis_url();
+    let settlement = devnet.settlement();
     let proxy_log = Arc::new(Mutex::new(ProxyLog::default()));
     let proxy = metis_rules_proxy(metis_url.clone(), proxy_log.clone());
     let config = config_variant(&devnet, "a", &proxy.url, None);
@@ -410,12 +416,9 @@ fn btc_rpc(devnet: &Devnet) -> gmrelay::btc::rpc::BitcoindRpc {
 async fn a_reorged_out_payment_waits_for_its_new_block_and_a_node_outage_is_shown_and_survived() {
     let devnet = Devnet::up();
     let d = devnet.file();
-    let metis_url = d["metis_rpc_url"].as_str().unwrap().to_string();
-    let settlement: Address = d["payment_settlement"].as_str().unwrap().parse().unwrap();
-    let relayer = Relayer::start(
-        &devnet.path().join("gmrelay.toml"),
-        devnet.path().join("relayer.log"),
-    );
+    let metis_url = devnet.metis_url();
+    let settlement = devnet.settlement();
+    let relayer = Relayer::on_devnet(&devnet);
     let rpc = btc_rpc(&devnet);
     let node = gmrelay::devnet::RpcNode::new(&rpc);
     let agent = gmrelay::devnet::Payer::from_seed(gmrelay::devtools::BTC_PAYER_SEED);
@@ -575,8 +578,8 @@ async fn a_goat_payment_reorged_out_before_finality_settles_only_once_paid_again
     let devnet = Devnet::up();
     let d = devnet.file();
     let goat = d["goat_rpc_url"].as_str().unwrap().to_string();
-    let metis_url = d["metis_rpc_url"].as_str().unwrap().to_string();
-    let settlement: Address = d["payment_settlement"].as_str().unwrap().parse().unwrap();
+    let metis_url = devnet.metis_url();
+    let settlement = devnet.settlement();
     // GOAT finality 8 blocks deep: room for a reorg above it.
     let config = devnet.path().join("deep.toml");
     let text = std::fs::read_to_string(devnet.path().join("gmrelay.toml"))
@@ -626,17 +629,13 @@ async fn a_goat_payment_reorged_out_before_finality_settles_only_once_paid_again
     );
 }
 
-/// The transactions that settled `id` (from its InvoiceSettled events).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payments_ready_in_one_round_settle_in_one_batch_and_unlock_the_service() {
     let devnet = Devnet::up();
     let d = devnet.file();
-    let metis_url = d["metis_rpc_url"].as_str().unwrap().to_string();
-    let settlement: Address = d["payment_settlement"].as_str().unwrap().parse().unwrap();
-    let relayer = Relayer::start(
-        &devnet.path().join("gmrelay.toml"),
-        devnet.path().join("relayer.log"),
-    );
+    let metis_url = devnet.metis_url();
+    let settlement = devnet.settlement();
+    let relayer = Relayer::on_devnet(&devnet);
     // Three signed invoices, paid into one block: six blocks later all three
     // are ready in the same round.
     let ids: Vec<String> = (0..3)

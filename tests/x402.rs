@@ -89,8 +89,7 @@ struct Net {
 impl Net {
     fn start() -> Net {
         let devnet = Devnet::up();
-        let d = devnet.file();
-        let metis = d["metis_rpc_url"].as_str().unwrap().to_string();
+        let metis = devnet.metis_url();
         let proxy = metis_rules_proxy(metis.clone(), Arc::new(Mutex::new(ProxyLog::default())));
         // The relayer and the example reach Metis through Andromeda's rules.
         let text = std::fs::read_to_string(devnet.path().join("gmrelay.toml")).unwrap();
@@ -127,20 +126,14 @@ impl Net {
     fn facilitator(&self) -> String {
         self.relayer.url()
     }
-    fn settlement(&self) -> Address {
-        self.d()["payment_settlement"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap()
-    }
-    fn metis(&self) -> String {
-        self.d()["metis_rpc_url"].as_str().unwrap().to_string()
-    }
     async fn settlements(&self, id: &str) -> usize {
-        settled_in(&self.metis(), self.settlement(), id.parse().unwrap())
-            .await
-            .len()
+        settled_in(
+            &self.devnet.metis_url(),
+            self.devnet.settlement(),
+            id.parse().unwrap(),
+        )
+        .await
+        .len()
     }
     fn logs(&self) -> String {
         let read =
@@ -282,7 +275,12 @@ async fn the_agent_pays_on_both_rails_settles_once_and_a_replay_unlocks_nothing(
             .unwrap()
             .parse()
             .unwrap();
-        let settled = settled_in(&net.metis(), net.settlement(), id.parse().unwrap()).await;
+        let settled = settled_in(
+            &net.devnet.metis_url(),
+            net.devnet.settlement(),
+            id.parse().unwrap(),
+        )
+        .await;
         assert_eq!(
             settled,
             vec![metis_tx],
@@ -358,7 +356,7 @@ fn signed_payload(
         value: U256::from(10_000u64),
         validAfter: U256::ZERO,
         validBefore: U256::from(now + 300),
-        nonce: gmrelay::x402::random_b256().unwrap(),
+        nonce: gmrelay::metis::invoice::random_ref().unwrap(),
     };
     pre(&mut auth);
     let hash = authorization_hash("USD Coin", "2", 2345, token, &auth);

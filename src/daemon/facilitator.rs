@@ -633,7 +633,6 @@ impl Facilitator {
                 .transaction
                 .clone()
                 .or_else(|| inv.payment.as_ref().map(|p| p.tx.clone()));
-            let ext = self.extensions(&inv);
             let outcome = match inv.stage {
                 Stage::Settled | Stage::SettledByOther => {
                     // One unlock per invoice, whichever payment reports first.
@@ -672,7 +671,7 @@ impl Facilitator {
                         transaction: tx.unwrap_or_default(),
                         network: network.to_string(),
                         amount: Some(record.amount.clone()),
-                        extensions: Some(ext),
+                        extensions: Some(self.extensions(&inv)),
                     };
                 }
                 Stage::Failed | Stage::Expired => (Reason::InvalidTransactionState, ""),
@@ -697,7 +696,7 @@ impl Facilitator {
             );
             let mut r = failure(&p, network, record.payer.clone(), tx);
             r.amount = Some(record.amount.clone());
-            r.extensions = Some(ext);
+            r.extensions = Some(self.extensions(&inv));
             return r;
         }
     }

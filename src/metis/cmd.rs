@@ -564,14 +564,8 @@ async fn terms_from(
 ) -> Result<Terms> {
     let reference = match &a.reference {
         Some(s) => parse_b256(s, "ref")?,
-        None => {
-            let mut bytes = [0u8; 32];
-            use std::io::Read;
-            std::fs::File::open("/dev/urandom")
-                .and_then(|mut f| f.read_exact(&mut bytes))
-                .context("reading a random ref from /dev/urandom (or pass --ref)")?;
-            B256::from(bytes)
-        }
+        None => crate::metis::invoice::random_ref()
+            .context("reading a random ref from /dev/urandom (or pass --ref)")?,
     };
     let (payee, asset) = match a.rail {
         Rail::Btc => {

@@ -24,6 +24,15 @@ pub const DOMAIN_NAME: &str = "gmrelay PaymentSettlement";
 /// PaymentSettlement's EIP-712 domain version.
 pub const DOMAIN_VERSION: &str = "2";
 
+/// A fresh random `ref` (32 bytes from `/dev/urandom`): what an invoice's
+/// payment carries, or an EIP-3009 nonce.
+pub fn random_ref() -> std::io::Result<B256> {
+    use std::io::Read;
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
+    Ok(B256::from(b))
+}
+
 /// The terms of an invoice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

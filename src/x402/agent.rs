@@ -117,7 +117,7 @@ fn goat_payload(config: &Config, req: &Requirements) -> Result<Value> {
         value: t.amount,
         validAfter: U256::ZERO,
         validBefore: U256::from(now + req.max_timeout_seconds.max(60)),
-        nonce: super::random_b256()?,
+        nonce: crate::metis::invoice::random_ref()?,
     };
     let hash = evm::authorization_hash(&t.name, &t.version, t.chain_id, t.asset, &auth);
     let sig = key.sign_hash_sync(&hash)?;

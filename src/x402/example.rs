@@ -164,7 +164,7 @@ impl Example {
             let now = crate::daemon::now_ms() / 1000;
             let terms = Terms {
                 merchant: self.merchant.address(),
-                reference: super::random_b256()?,
+                reference: crate::metis::invoice::random_ref()?,
                 rail: Rail::Btc,
                 payee: Bytes::from(script.to_bytes()),
                 asset: Address::ZERO,

@@ -31,11 +31,3 @@ pub fn invoice_in(extra: Option<&Value>) -> Result<Option<SignedInvoice>, Proble
         )
     })
 }
-
-/// 32 random bytes (an invoice `ref`, an EIP-3009 nonce).
-pub fn random_b256() -> std::io::Result<alloy::primitives::B256> {
-    use std::io::Read;
-    let mut b = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut b)?;
-    Ok(alloy::primitives::B256::from(b))
-}

@@ -45,6 +45,18 @@ impl Devnet {
     pub fn file(&self) -> Value {
         serde_json::from_slice(&std::fs::read(self.path().join("devnet.json")).unwrap()).unwrap()
     }
+    /// The Metis anvil's URL.
+    pub fn metis_url(&self) -> String {
+        self.file()["metis_rpc_url"].as_str().unwrap().to_string()
+    }
+    /// PaymentSettlement's address.
+    pub fn settlement(&self) -> Address {
+        self.file()["payment_settlement"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
 }
 
 impl Drop for Devnet {
