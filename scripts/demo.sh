@@ -5,7 +5,9 @@
 # on each rail: Bitcoin (an output plus an OP_RETURN with the invoice's ref)
 # and GOAT (an EIP-3009 stablecoin transfer whose nonce is the ref). The
 # daemon finds each payment, waits for its depth, relays the Bitcoin headers
-# and settles each in one transaction (the GOAT attestation inline); the
+# and settles each in one transaction; GOAT runs its own consensus (three
+# CometBFT validators with secp256k1 keys) and its block is made final on
+# Metis by GoatLightClient from their commit, with no committee; the
 # demo shows each invoice settled, how long it took, its gas, and the
 # service unlocked on Metis. Then x402: an agent (`gmrelay x402 pay`) buys a
 # paid resource (`gmrelay x402 serve-example`) on each rail through the
@@ -33,8 +35,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "A devnet: regtest bitcoind, GOAT anvil (2345) and Metis anvil (1088, Shanghai), contracts deployed"
-run devnet up --dir "$DEVNET"
+step "A devnet: regtest bitcoind, GOAT (anvil 2345 + 3 CometBFT validators), Metis anvil (1088, Shanghai), contracts deployed"
+run devnet up --dir "$DEVNET" --goat-consensus
 CONFIG="$DEVNET/gmrelay.toml"
 HTTP="$(sed -n 's/^http = "\(.*\)"/\1/p' "$CONFIG")"
 
@@ -84,7 +86,7 @@ if [[ -z "$BTC_DONE" || -z "$GOAT_DONE" ]]; then
 fi
 secs() { python3 -c "print(f'{($1 - $2) / 1000:.1f}')"; }
 echo "bitcoin invoice settled $(secs "$BTC_DONE" "$BTC_DEEP") s after its sixth confirmation"
-echo "GOAT invoice settled    $(secs "$GOAT_DONE" "$GOAT_PAID") s after the payment (GOAT finality, then one settlement with the attestation inline)"
+echo "GOAT invoice settled    $(secs "$GOAT_DONE" "$GOAT_PAID") s after the payment (a verified CometBFT commit makes it final; GoatLightClient checks the commit, then one settlement)"
 for id in "$BTC_INVOICE" "$GOAT_INVOICE"; do
   curl -s "http://$HTTP/invoices/$id" >"$DEVNET/invoice.json"
   python3 - "$DEVNET/invoice.json" <<'PY'
@@ -104,6 +106,9 @@ import json, sys
 s = json.load(open(sys.argv[1]))
 for name, c in s["chains"].items():
     print(f"{name:8} tip {c.get('tip')} (node {c.get('node_height')}, lag {c.get('lag')})")
+t = s["goat_trust"]
+c = t.get("consensus") or {}
+print(f"goat trust: {t['mode']} (CometBFT {c.get('chain_id')} verified to height {c.get('height')}, {c.get('validators')} validators)")
 print("invoices", {k: v for k, v in s["invoices"]["by_stage"].items() if v})
 print("metis transactions", {k: v for k, v in s["outbox"]["by_state"].items() if v})
 PY

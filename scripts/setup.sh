@@ -3,6 +3,8 @@
 # Idempotent: a second run takes seconds.
 #   - Debian packages: cmake, Boost and libevent headers (bitcoind), libclang (librocksdb-sys)
 #   - bitcoind, built from Bitcoin Core's source and cached in $GMRELAY_CACHE
+#   - cometbft v0.38.25 (the devnet's GOAT consensus), `go install`ed from the
+#     Go module proxy and cached in $GMRELAY_CACHE
 #   - anvil, cast, solc-js and the stock x402 SDK (interop tests) at pinned
 #     versions in tools/node_modules (git-ignored)
 #
@@ -13,8 +15,8 @@
 #                               will build: <tool> <what> -> <path>
 #                               will install: <tool> <what> -> <path>
 #
-# Overrides, honoured only when set by the user: BITCOIND_EXE, ANVIL_EXE,
-# CAST_EXE (an existing executable: nothing is built or installed for it; a
+# Overrides, honoured only when set by the user: BITCOIND_EXE, COMETBFT_EXE,
+# ANVIL_EXE, CAST_EXE (an existing executable: nothing is built or installed for it; a
 # path that is not executable is an error naming the variable).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +30,7 @@ esac
 
 CACHE="${GMRELAY_CACHE:-$HOME/.cache/gmrelay}"
 KERNEL_VERSION="0.4.1"
+COMETBFT_VERSION="v0.38.25"
 TOOLS="$PWD/tools/node_modules"
 
 die() { echo "setup: $*" >&2; exit 1; }
@@ -73,6 +76,26 @@ elif ((PLAN)); then
 else
   GMRELAY_CACHE="$CACHE" scripts/build-bitcoind.sh >/dev/null
   echo "setup: bitcoind $BITCOIND_CACHED"
+fi
+
+# --- cometbft (the devnet's GOAT consensus) ----------------------------------
+COMETBFT_CACHED="$CACHE/cometbft-$COMETBFT_VERSION/cometbft"
+COMETBFT_PKG="github.com/cometbft/cometbft/cmd/cometbft@$COMETBFT_VERSION"
+if check_override COMETBFT_EXE; then
+  if ((PLAN)); then echo "present: cometbft $COMETBFT_EXE (COMETBFT_EXE)"; else echo "setup: cometbft $COMETBFT_EXE (COMETBFT_EXE)"; fi
+elif [[ -x "$COMETBFT_CACHED" ]]; then
+  if ((PLAN)); then echo "present: cometbft $COMETBFT_CACHED"; else echo "setup: cometbft $COMETBFT_CACHED"; fi
+elif ((PLAN)); then
+  echo "will build: cometbft go install $COMETBFT_PKG -> $COMETBFT_CACHED"
+else
+  command -v go >/dev/null || die "go is not on the PATH: install Go 1.22 or newer (cometbft $COMETBFT_VERSION is built with go install), or set COMETBFT_EXE"
+  echo "setup: building cometbft $COMETBFT_VERSION with go install (1-3 minutes on 2 cores)"
+  tmp="$(mktemp -d "$CACHE/cometbft-build.XXXXXX" 2>/dev/null || { mkdir -p "$CACHE" && mktemp -d "$CACHE/cometbft-build.XXXXXX"; })"
+  GOBIN="$tmp" GOFLAGS="${GOFLAGS:-} -buildvcs=false" go install "$COMETBFT_PKG" || { rm -rf "$tmp"; die "go install $COMETBFT_PKG failed"; }
+  mkdir -p "$(dirname "$COMETBFT_CACHED")"
+  mv "$tmp/cometbft" "$COMETBFT_CACHED"
+  rm -rf "$tmp"
+  echo "setup: cometbft $COMETBFT_CACHED ($("$COMETBFT_CACHED" version))"
 fi
 
 # --- npm tools (anvil, cast, solc-js, x402 SDK) ------------------------------------

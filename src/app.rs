@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use alloy::primitives::{Address, B256};
 use alloy::signers::local::PrivateKeySigner;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use bitcoin::{Address as BtcAddress, ScriptBuf};
 
 use crate::btc::checkpoint::Checkpoint;
@@ -88,6 +88,9 @@ pub fn parse_invoice_id(s: &str) -> Result<[u8; 32]> {
 
 /// The finality policy the settings select.
 pub fn goat_finality(config: &Config) -> Finality {
+    if config.goat.consensus.is_some() {
+        return Finality::Consensus;
+    }
     match config.goat.finality {
         GoatFinality::Finalized => Finality::Tag,
         GoatFinality::Depth(n) => Finality::Depth(n),
@@ -100,6 +103,61 @@ pub fn goat_checkpoint(config: &Config) -> Result<GoatCheckpoint> {
         Some(p) => GoatCheckpoint::load(&crate::config::expand_home(p), config.goat.chain_id)?,
         None => GoatCheckpoint::builtin(config.goat.chain_id)?,
     })
+}
+
+/// The GOAT consensus follower `[goat.consensus]` configures (None: the
+/// EVM-only mode), anchored in `store`.
+pub async fn goat_consensus<St: crate::store::Store>(
+    config: &Config,
+    store: &St,
+) -> Result<Option<crate::goat::follow::ConsensusFollower>, crate::goat::follow::FollowError> {
+    let Some(c) = &config.goat.consensus else {
+        return Ok(None);
+    };
+    let path = crate::config::expand_home(&c.checkpoint_file);
+    let checkpoint = crate::goat::follow::ConsensusCheckpoint::load(&path)?;
+    let rpc = crate::goat::comet::CometRpc::new(
+        &c.rpc_url,
+        Duration::from_secs(config.goat.timeout_secs),
+    )?;
+    let opts = crate::goat::follow::FollowOptions {
+        trusting_period: Duration::from_secs(c.trusting_period_secs),
+        clock_drift: Duration::from_secs(c.clock_drift_secs),
+    };
+    Ok(Some(
+        crate::goat::follow::ConsensusFollower::open(rpc, store, &checkpoint, opts).await?,
+    ))
+}
+
+/// GoatLightClient's constructor arguments when `[goat.consensus]` is set:
+/// the consensus follower's trusted header (the checkpoint, or a later
+/// verified height) and the set that signs the next one.
+pub async fn goat_light_client_args<St: crate::store::Store>(
+    config: &Config,
+    store: &St,
+) -> Result<Option<crate::metis::goatlc::LightClientArgs>> {
+    let Some(c) = &config.goat.consensus else {
+        return Ok(None);
+    };
+    let follower = goat_consensus(config, store)
+        .await?
+        .ok_or_else(|| anyhow!("[goat.consensus] is not set"))?;
+    let h = follower.height();
+    let rpc = follower.rpc();
+    let header = rpc.signed_header(h).await?.header;
+    let next = rpc.validators(h + 1).await?;
+    if next.hash() != header.next_validators_hash {
+        bail!(
+            "{}: the validators served for height {} do not hash to header {h}'s next_validators_hash",
+            rpc.endpoint(),
+            h + 1
+        );
+    }
+    Ok(Some(crate::metis::goatlc::constructor_args(
+        &header,
+        &next,
+        c.trusting_period_secs,
+    )?))
 }
 
 /// Sync tuning from the settings.

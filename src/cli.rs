@@ -315,6 +315,40 @@ pub enum DevnetCmd {
         /// The devnet's directory.
         #[arg(long)]
         dir: PathBuf,
+        /// Run GOAT's consensus too: real CometBFT v0.38.25 nodes with
+        /// secp256k1 validators (`make setup` installs cometbft), GOAT blocks
+        /// made final on Metis by GoatLightClient, no committee.
+        #[arg(long)]
+        goat_consensus: bool,
+        /// Validators with --goat-consensus (one CometBFT node each, 1 to 20).
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u8).range(1..=20))]
+        goat_validators: u8,
+    },
+    /// Sets a devnet GOAT validator's voting power (0 removes it) through a
+    /// CometBFT transaction the devnet GOAT app turns into a validator update
+    /// (devnet up --goat-consensus). Validator i has the devnet key of seed i+1;
+    /// one beyond the running nodes signs nothing, so keep their power above 2/3.
+    GoatValidator {
+        /// The devnet's directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The validator's index (0-based).
+        #[arg(long)]
+        index: u8,
+        /// Its new power.
+        #[arg(long)]
+        power: u64,
+    },
+    /// The devnet GOAT app (ABCI) for CometBFT nodes: one app per --listen
+    /// address, mining the GOAT anvil at --evm-rpc (started by devnet up).
+    #[command(hide = true)]
+    GoatAbci {
+        /// The GOAT anvil.
+        #[arg(long)]
+        evm_rpc: String,
+        /// Where one node's app listens.
+        #[arg(long, required = true)]
+        listen: Vec<std::net::SocketAddr>,
     },
     /// Stops the devnet in DIR.
     Down {
@@ -381,7 +415,19 @@ pub enum DevnetCmd {
 async fn devnet_dir(cmd: &DevnetCmd) -> Option<Result<()>> {
     use crate::devtools;
     let r = match cmd {
-        DevnetCmd::Up { dir } => devtools::up(dir).await.map(|d| {
+        DevnetCmd::Up {
+            dir,
+            goat_consensus,
+            goat_validators,
+        } => devtools::up(
+            dir,
+            devtools::UpOptions {
+                goat_consensus: *goat_consensus,
+                goat_validators: usize::from(*goat_validators),
+            },
+        )
+        .await
+        .map(|d| {
             println!("devnet up in {}", dir.display());
             println!(
                 "  bitcoind (regtest)   {}  cookie {}",
@@ -392,7 +438,13 @@ async fn devnet_dir(cmd: &DevnetCmd) -> Option<Result<()>> {
             println!("  Metis anvil (1088)   {}", d.metis_rpc_url);
             println!("  PaymentSettlement    {}", d.payment_settlement);
             println!("  BtcLightClient       {}", d.btc_light_client);
-            println!("  GoatHeaderStore      {}", d.goat_header_store);
+            match &d.goat_comet_rpc_url {
+                Some(url) => {
+                    println!("  GoatLightClient      {}", d.goat_header_store);
+                    println!("  GOAT CometBFT RPC    {url}  ({} validators)", d.goat_comet_rpc_urls.len());
+                }
+                None => println!("  GoatHeaderStore      {}", d.goat_header_store),
+            }
             println!("  GOAT USDC (EIP-3009) {}", d.goat_token);
             println!("  relayer HTTP         http://{}", d.relayer_http);
             println!("config  {}", dir.join("gmrelay.toml").display());
@@ -402,6 +454,29 @@ async fn devnet_dir(cmd: &DevnetCmd) -> Option<Result<()>> {
                 dir.join("gmrelay.toml").display()
             );
         }),
+        DevnetCmd::GoatValidator { dir, index, power } => async {
+            let d = devtools::load(dir)?;
+            let url = d
+                .goat_comet_rpc_url
+                .ok_or_else(|| anyhow!("the devnet in {} runs no GOAT consensus (devnet up --goat-consensus)", dir.display()))?;
+            let height =
+                crate::goat::cometnet::set_validator_power(&url, usize::from(*index), *power).await?;
+            println!("GOAT validator {index}: power {power}, committed at CometBFT height {height} (the set changes at height {})", height + 2);
+            Ok(())
+        }
+        .await,
+        DevnetCmd::GoatAbci { evm_rpc, listen } => async {
+            let mut listeners = Vec::new();
+            for addr in listen {
+                listeners.push(
+                    tokio::net::TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("listening on {addr}"))?,
+                );
+            }
+            Ok(crate::goat::abci::serve(listeners, evm_rpc).await?)
+        }
+        .await,
         DevnetCmd::Down { dir } => devtools::down(dir).map(|stopped| {
             for (what, pid) in &stopped {
                 println!("stopped {what} (pid {pid})");
@@ -1012,6 +1087,8 @@ async fn devnet(config: &Config, cmd: DevnetCmd) -> Result<()> {
         }
         DevnetCmd::Goat(_)
         | DevnetCmd::Up { .. }
+        | DevnetCmd::GoatValidator { .. }
+        | DevnetCmd::GoatAbci { .. }
         | DevnetCmd::Down { .. }
         | DevnetCmd::Invoice { .. }
         | DevnetCmd::Access { .. }

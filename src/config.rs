@@ -339,6 +339,35 @@ pub struct GoatConfig {
     pub payees: Vec<String>,
     /// Also accept plain ERC-20 transfers (without an EIP-3009 authorization).
     pub allow_plain_transfers: bool,
+    /// `[goat.consensus]`: finality from GOAT's CometBFT commits, verified
+    /// from a trusted header (replaces `finality` when present).
+    pub consensus: Option<GoatConsensusConfig>,
+}
+
+/// `[goat.consensus]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GoatConsensusConfig {
+    /// goatd's CometBFT RPC (`http://host:26657`).
+    pub rpc_url: String,
+    /// The trusted CometBFT header: `{comet_chain_id, height, header_hash}`.
+    pub checkpoint_file: PathBuf,
+    /// How long a verified header stays a trust root, seconds (below GOAT's
+    /// 48 h evidence age).
+    pub trusting_period_secs: u64,
+    /// Tolerated clock drift between CometBFT and this machine, seconds.
+    pub clock_drift_secs: u64,
+}
+
+impl Default for GoatConsensusConfig {
+    fn default() -> Self {
+        GoatConsensusConfig {
+            rpc_url: "http://127.0.0.1:26657".into(),
+            checkpoint_file: PathBuf::new(),
+            trusting_period_secs: 24 * 3600,
+            clock_drift_secs: 10,
+        }
+    }
 }
 
 /// `goat.finality`: `"finalized"` or `{ depth = N }`.
@@ -416,6 +445,7 @@ impl Default for GoatConfig {
             tokens: Vec::new(),
             payees: Vec::new(),
             allow_plain_transfers: false,
+            consensus: None,
         }
     }
 }
@@ -870,6 +900,30 @@ impl Config {
                 }
             }
         }
+        if let Some(c) = &g.consensus {
+            if !(c.rpc_url.starts_with("http://") || c.rpc_url.starts_with("https://")) {
+                return Err(invalid(
+                    "goat.consensus.rpc_url",
+                    format!("`{}` is not an http:// or https:// URL", c.rpc_url),
+                ));
+            }
+            if c.checkpoint_file.as_os_str().is_empty() {
+                return Err(invalid(
+                    "goat.consensus.checkpoint_file",
+                    "is required: the trusted CometBFT header {comet_chain_id, height, header_hash}"
+                        .into(),
+                ));
+            }
+            if c.trusting_period_secs == 0 || c.trusting_period_secs >= 48 * 3600 {
+                return Err(invalid(
+                    "goat.consensus.trusting_period_secs",
+                    format!(
+                        "{} must be at least 1 and below GOAT's evidence age (172800 s)",
+                        c.trusting_period_secs
+                    ),
+                ));
+            }
+        }
         let m = &self.metis;
         if let Some(url) = &m.rpc_url {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
@@ -1252,6 +1306,32 @@ mod tests {
         assert_eq!(c.goat.finality, GoatFinality::Depth(12));
         assert_eq!(c.goat_rpc_url(), "https://rpc.testnet3.goat.network");
         assert_eq!(c.goat_tokens().len(), 1);
+        let c = Config::parse(
+            "[goat.consensus]\nrpc_url = \"http://127.0.0.1:26657\"\ncheckpoint_file = \"cp.json\"\n",
+            "c.toml",
+        )
+        .unwrap();
+        assert_eq!(
+            c.goat.consensus.as_ref().unwrap().trusting_period_secs,
+            86400
+        );
+        for (text, key) in [
+            (
+                "[goat.consensus]\nrpc_url = \"http://x\"\n",
+                "goat.consensus.checkpoint_file",
+            ),
+            (
+                "[goat.consensus]\ncheckpoint_file = \"a\"\ntrusting_period_secs = 172800\n",
+                "goat.consensus.trusting_period_secs",
+            ),
+            (
+                "[goat.consensus]\ncheckpoint_file = \"a\"\nrpc = 1\n",
+                "rpc",
+            ),
+        ] {
+            let err = Config::parse(text, "c.toml").unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
         let err = Config::parse("[goat]\nfinality = \"safe\"\n", "c.toml")
             .unwrap_err()
             .to_string();

@@ -85,6 +85,22 @@ pub struct DevnetFile {
     pub pids: Vec<(String, u32)>,
     /// The relayer's HTTP address in the config.
     pub relayer_http: String,
+    /// GOAT's CometBFT RPC (node 0) when the devnet runs GOAT's consensus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub goat_comet_rpc_url: Option<String>,
+    /// Every CometBFT node's RPC.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub goat_comet_rpc_urls: Vec<String>,
+}
+
+/// What `up` starts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UpOptions {
+    /// Run GOAT's consensus: real CometBFT nodes (secp256k1 validators) and
+    /// the devnet GOAT app; GoatLightClient on Metis, no committee.
+    pub goat_consensus: bool,
+    /// Validators (one CometBFT node each) with `goat_consensus`.
+    pub goat_validators: usize,
 }
 
 fn devnet_file(dir: &Path) -> PathBuf {
@@ -117,7 +133,7 @@ pub fn alive(pid: u32) -> bool {
 }
 
 /// Starts the devnet in `dir` and writes its files. Prints what a person needs.
-pub async fn up(dir: &Path) -> Result<DevnetFile> {
+pub async fn up(dir: &Path, options: UpOptions) -> Result<DevnetFile> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.canonicalize()?;
     if let Ok(d) = load(&dir) {
@@ -131,7 +147,7 @@ pub async fn up(dir: &Path) -> Result<DevnetFile> {
     }
     let mut pids = Vec::new();
     // On failure, stop what was started.
-    let result = up_inner(&dir, &mut pids).await;
+    let result = up_inner(&dir, options, &mut pids).await;
     if result.is_err() {
         for (_, pid) in &pids {
             stop_pid(*pid);
@@ -140,20 +156,41 @@ pub async fn up(dir: &Path) -> Result<DevnetFile> {
     result
 }
 
-async fn up_inner(dir: &Path, pids: &mut Vec<(String, u32)>) -> Result<DevnetFile> {
+async fn up_inner(
+    dir: &Path,
+    options: UpOptions,
+    pids: &mut Vec<(String, u32)>,
+) -> Result<DevnetFile> {
     let port = crate::devnet::free_port();
     let mut node = crate::devnet::Bitcoind::start_in(&dir.join("bitcoind"), port).await?;
     pids.push(("bitcoind".into(), node.detach()));
     let payer = crate::devnet::Payer::from_seed(BTC_PAYER_SEED);
     node.node().mine(INITIAL_BLOCKS, &payer.address).await?;
 
-    let mut goat = crate::goat::devnet::Anvil::start_on(
-        2345,
-        crate::devnet::free_port(),
-        &["--block-time", "1"],
-    )
-    .await?;
+    // With GOAT's consensus, the proposer of each CometBFT height mines the
+    // GOAT anvil's block (as goatd drives goat-geth); else anvil mines each second.
+    let goat_mining: &[&str] = if options.goat_consensus {
+        &["--no-mining"]
+    } else {
+        &["--block-time", "1"]
+    };
+    let mut goat =
+        crate::goat::devnet::Anvil::start_on(2345, crate::devnet::free_port(), goat_mining).await?;
     pids.push(("goat anvil".into(), goat.detach()));
+    let comet = if options.goat_consensus {
+        let exe = std::env::current_exe().context("the gmrelay executable")?;
+        let net = crate::goat::cometnet::start(
+            &dir.join("goat-comet"),
+            &exe,
+            &goat.url(),
+            options.goat_validators,
+            pids,
+        )
+        .await?;
+        Some(net)
+    } else {
+        None
+    };
     let mut metis = crate::goat::devnet::Anvil::start_on(
         1088,
         crate::devnet::free_port(),
@@ -192,13 +229,13 @@ checkpoint_file = "{goat_cp}"
 finality = {{ depth = 1 }}
 poll_interval_secs = 1
 tokens = ["{token}"]
-
+{goat_consensus}
 [metis]
 rpc_url = "{metis_url}"
 chain_id = 1088
 key_file = "{key_file}"
 min_btc_confirmations = 6
-devnet_attesters = true
+devnet_attesters = {devnet_attesters}
 deployment_file = "{deployment}"
 timeout_secs = 30
 max_retry_secs = 30
@@ -243,7 +280,32 @@ btc_key_file = "{agent_btc_key}"
         btc_payee = MERCHANT_BTC_PAYEE,
         agent_goat_key = dir.join("agent-goat.key").display(),
         agent_btc_key = dir.join("agent-btc.key").display(),
+        goat_consensus = match &comet {
+            Some(net) => format!(
+                "\n# GOAT finality from its validators' CometBFT commits, verified from the\n# trusted header in checkpoint_file (this devnet's own node: devnet only).\n[goat.consensus]\nrpc_url = \"{}\"\ncheckpoint_file = \"{}\"\n",
+                net.rpc_urls[0],
+                dir.join("goat-consensus.json").display()
+            ),
+            None => String::new(),
+        },
+        devnet_attesters = comet.is_none(),
     );
+    if let Some(net) = &comet {
+        let rpc = crate::goat::comet::CometRpc::new(&net.rpc_urls[0], Duration::from_secs(10))?;
+        let height = rpc.latest_height().await?;
+        let header = rpc.signed_header(height).await?.header;
+        let cp = crate::goat::follow::ConsensusCheckpoint {
+            comment: Some("Written by `gmrelay devnet up --goat-consensus`: a header of this devnet's own CometBFT, trusted as served. Never use on a public network.".into()),
+            comet_chain_id: header.chain_id.to_string(),
+            height,
+            header_hash: header.hash().to_string(),
+            source: format!("{} /commit?height={height}", net.rpc_urls[0]),
+        };
+        std::fs::write(
+            dir.join("goat-consensus.json"),
+            serde_json::to_string_pretty(&cp)? + "\n",
+        )?;
+    }
     write_secret(&dir.join("x402-goat.key"), FACILITATOR_GOAT_KEY)?;
     write_secret(&dir.join("merchant.key"), MERCHANT_KEY)?;
     write_secret(&dir.join("agent-goat.key"), crate::goat::devnet::PAYER_KEY)?;
@@ -277,6 +339,7 @@ btc_key_file = "{agent_btc_key}"
         threshold: crate::metis::attest::DEVNET_THRESHOLD,
         goat_chain_id: 2345,
         min_btc_confirmations: 6,
+        goat_light_client: crate::app::goat_light_client_args(&config, &store).await?,
     };
     drop(store);
     let mut deployment = crate::metis::deploy::deploy(
@@ -336,6 +399,8 @@ btc_key_file = "{agent_btc_key}"
         next_coinbase: 1,
         pids: pids.clone(),
         relayer_http: http,
+        goat_comet_rpc_url: comet.as_ref().map(|n| n.rpc_urls[0].clone()),
+        goat_comet_rpc_urls: comet.map(|n| n.rpc_urls).unwrap_or_default(),
     };
     save(dir, &d)?;
     Ok(d)
@@ -377,7 +442,8 @@ pub fn stop_pid(pid: u32) {
 pub fn down(dir: &Path) -> Result<Vec<(String, u32)>> {
     let mut d = load(dir)?;
     let mut stopped = Vec::new();
-    for (what, pid) in d.pids.drain(..) {
+    // Last started first: CometBFT nodes before the app they call.
+    for (what, pid) in d.pids.drain(..).rev() {
         if alive(pid) {
             stop_pid(pid);
             stopped.push((what, pid));
@@ -683,7 +749,7 @@ where
 {
     let tmp = tempfile::Builder::new().prefix(prefix).tempdir()?;
     let dir = tmp.path().to_path_buf();
-    let d = up(&dir).await?;
+    let d = up(&dir, UpOptions::default()).await?;
     let result = async {
         let mut child = std::process::Command::new(std::env::current_exe()?)
             .args(["run", "--config"])

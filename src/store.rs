@@ -20,10 +20,12 @@
 //! | `daemon`        | `inv/` ‖ invoice id    | the daemon's invoice record (JSON)           |
 //! | `daemon`        | `cursor/<name>`        | a task's cursor (JSON)                       |
 //! | `outbox`        | sequence (u64 BE)      | a Metis transaction and its state (JSON)     |
+//! | `goat_consensus`| `origin`, `trusted`, `proven`, `evm/` ‖ number, `set/` ‖ height | GOAT consensus follower ([`crate::goat::follow`]) |
 //!
 //! Migrations, one per version step, run when a store is opened:
 //! 1 → 2 adds the `daemon` and `outbox` column families (created empty);
-//! 2 → 3 drops the daemon's v1 invoice records (see [`MIGRATIONS`]).
+//! 2 → 3 drops the daemon's v1 invoice records (see [`MIGRATIONS`]);
+//! 3 → 4 adds the `goat_consensus` column family (created empty).
 //!
 //! Every [`ChangeSet`] is written in one atomic write batch, so a crash or a
 //! Ctrl-C leaves either the old chain or the new one, never half of each.
@@ -47,7 +49,7 @@ use alloy::primitives::B256;
 
 /// The schema this build reads and writes. A store with another version is
 /// refused rather than misread.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 const CF_META: &str = "meta";
 const CF_BTC_HEADERS: &str = "btc_headers";
@@ -60,7 +62,9 @@ const CF_GOAT_BEST: &str = "goat_best";
 const CF_DAEMON: &str = "daemon";
 /// The Metis transaction outbox: schema 2.
 const CF_OUTBOX: &str = "outbox";
-const ALL_CFS: [&str; 7] = [
+/// The GOAT consensus follower's state: schema 4.
+const CF_GOAT_CONSENSUS: &str = "goat_consensus";
+const ALL_CFS: [&str; 8] = [
     CF_META,
     CF_BTC_HEADERS,
     CF_BTC_BEST,
@@ -68,11 +72,12 @@ const ALL_CFS: [&str; 7] = [
     CF_GOAT_BEST,
     CF_DAEMON,
     CF_OUTBOX,
+    CF_GOAT_CONSENSUS,
 ];
 
 /// Numbered migrations: `MIGRATIONS[i]` takes a store from version `i + 1`
 /// to `i + 2`. Each runs in one atomic write batch with its version bump.
-const MIGRATIONS: [fn(&RocksStore, &mut WriteBatch); 2] = [
+const MIGRATIONS: [fn(&RocksStore, &mut WriteBatch); 3] = [
     // 1 → 2: the `daemon` and `outbox` column families, created empty by
     // `open`; nothing to rewrite.
     |_, _| {},
@@ -88,6 +93,8 @@ const MIGRATIONS: [fn(&RocksStore, &mut WriteBatch); 2] = [
             }
         }
     },
+    // 3 → 4: the `goat_consensus` column family, created empty by `open`.
+    |_, _| {},
 ];
 
 const KEY_SCHEMA: &[u8] = b"schema_version";
@@ -243,6 +250,12 @@ pub trait Store {
     fn goat_header(&self, hash: &B256) -> Result<Option<ValidatedGoatHeader>, StoreError>;
     /// The GOAT best chain's hash at `number`.
     fn goat_best_hash(&self, number: u64) -> Result<Option<B256>, StoreError>;
+    /// A GOAT consensus record.
+    fn consensus_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Writes GOAT consensus records in one atomic batch.
+    fn consensus_put(&self, records: &[KeyValue]) -> Result<(), StoreError>;
+    /// Every GOAT consensus record whose key starts with `prefix`, in key order.
+    fn consensus_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError>;
     /// GOAT best-chain headers in `from..=to`, lowest first (missing ones skipped).
     fn goat_best_range(&self, from: u64, to: u64) -> Result<Vec<ValidatedGoatHeader>, StoreError> {
         let mut out = Vec::new();
@@ -495,8 +508,12 @@ impl RocksStore {
 
     /// Every daemon record whose key starts with `prefix`, in key order.
     pub fn daemon_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        self.scan(CF_DAEMON, prefix)
+    }
+
+    fn scan(&self, cf: &'static str, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
         let iter = self.db.iterator_cf(
-            self.cf(CF_DAEMON),
+            self.cf(cf),
             rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward),
         );
         let mut out = Vec::new();
@@ -739,6 +756,22 @@ impl Store for RocksStore {
         self.goat_best_hash_inner(number)
     }
 
+    fn consensus_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(CF_GOAT_CONSENSUS, key)
+    }
+
+    fn consensus_put(&self, records: &[KeyValue]) -> Result<(), StoreError> {
+        self.atomically(|batch| {
+            for (k, v) in records {
+                batch.put_cf(self.cf(CF_GOAT_CONSENSUS), k, v);
+            }
+        })
+    }
+
+    fn consensus_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        self.scan(CF_GOAT_CONSENSUS, prefix)
+    }
+
     fn goat_best_range(&self, from: u64, to: u64) -> Result<Vec<ValidatedGoatHeader>, StoreError> {
         let iter = self.db.iterator_cf(
             self.cf(CF_GOAT_BEST),
@@ -804,6 +837,7 @@ struct MemInner {
     goat_best: BTreeMap<u64, B256>,
     goat_tip: Option<(u64, B256)>,
     goat_finalized: Option<(u64, B256)>,
+    consensus: BTreeMap<Vec<u8>, Vec<u8>>,
 }
 
 impl MemInner {
@@ -906,5 +940,24 @@ impl Store for MemStore {
     }
     fn goat_best_hash(&self, number: u64) -> Result<Option<B256>, StoreError> {
         Ok(self.lock().goat_best.get(&number).copied())
+    }
+    fn consensus_get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().consensus.get(key).cloned())
+    }
+    fn consensus_put(&self, records: &[KeyValue]) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        for (k, v) in records {
+            inner.consensus.insert(k.clone(), v.clone());
+        }
+        Ok(())
+    }
+    fn consensus_scan(&self, prefix: &[u8]) -> Result<Vec<KeyValue>, StoreError> {
+        Ok(self
+            .lock()
+            .consensus
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 }

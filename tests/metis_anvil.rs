@@ -185,6 +185,7 @@ async fn wrong_bits_at_a_retarget_boundary_are_refused() {
         threshold: 3,
         goat_chain_id: GOAT,
         min_btc_confirmations: 6,
+        goat_light_client: None,
     };
     let refused = gmrelay::metis::deploy::deploy(
         &metis.url(),

@@ -56,7 +56,7 @@ fn plan(clone: &Path, cache: &Path, home: &Path, envs: &[(&str, &str)]) -> Outpu
 }
 
 #[test]
-fn an_empty_cache_plans_to_build_bitcoind_and_install_the_npm_tools() {
+fn an_empty_cache_plans_to_build_bitcoind_and_cometbft_and_install_the_npm_tools() {
     let clone = fresh_clone();
     let cache = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
@@ -67,6 +67,15 @@ fn an_empty_cache_plans_to_build_bitcoind_and_install_the_npm_tools() {
     assert!(
         t.lines().any(|l| l.starts_with("will build: bitcoind")
             && l.ends_with(&format!("-> {}", bitcoind.display()))),
+        "{t}"
+    );
+    let cometbft: PathBuf = cache.path().join("cometbft-v0.38.25/cometbft");
+    assert!(
+        t.lines().any(|l| l
+            == format!(
+                "will build: cometbft go install github.com/cometbft/cometbft/cmd/cometbft@v0.38.25 -> {}",
+                cometbft.display()
+            )),
         "{t}"
     );
     let tools = clone.path().join("tools/node_modules");
@@ -97,7 +106,7 @@ fn an_empty_cache_plans_to_build_bitcoind_and_install_the_npm_tools() {
         );
     }
     assert!(
-        !bitcoind.exists() && !tools.exists(),
+        !bitcoind.exists() && !cometbft.exists() && !tools.exists(),
         "the plan installed something"
     );
 }

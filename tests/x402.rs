@@ -7,9 +7,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -19,62 +18,12 @@ use alloy::signers::SignerSync;
 use base64::Engine;
 use common::devnet::{metis_rules_proxy, settled_in, Devnet};
 use common::fakenode::{FakeNode, ProxyLog};
+use common::proc::Proc;
 use gmrelay::x402::evm::{authorization_hash, TransferWithAuthorization};
 use serde_json::{json, Value};
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_gmrelay")
-}
-
-/// A child process killed on drop; its first stdout line with `marker` is kept.
-struct Proc {
-    child: Child,
-    line: String,
-}
-
-impl Proc {
-    fn start(mut cmd: Command, marker: &str, log: &Path) -> Proc {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .expect("starts");
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let wanted = marker.to_string();
-        std::thread::spawn(move || {
-            let mut sent = false;
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if !sent && line.contains(&wanted) {
-                    let _ = tx.send(line);
-                    sent = true;
-                }
-            }
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(90))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "no `{marker}` line; log:\n{}",
-                    std::fs::read_to_string(log).unwrap_or_default()
-                )
-            });
-        Proc { child, line }
-    }
-    fn url(&self) -> String {
-        self.line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap()
-            .to_string()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A devnet with the relayer (facilitator on) and the example resource.

@@ -95,6 +95,15 @@ pub async fn goat(ctx: &Ctx, cancel: &CancellationToken) -> Result<(), TaskError
             .chain_err("goat", &endpoint, e.to_string(), !e.node_unreachable());
         TaskError::classed(e)
     })?;
+    if let Some(follower) = crate::app::goat_consensus(&ctx.config, &*ctx.store)
+        .await
+        .map_err(|e| {
+            ctx.state.chain_err("goat", &endpoint, e.to_string(), true);
+            TaskError::classed(e)
+        })?
+    {
+        syncer = syncer.with_consensus(follower);
+    }
     let poll = Duration::from_millis(ctx.poll_ms);
     loop {
         match syncer.sync_once().await {

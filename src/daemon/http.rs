@@ -117,12 +117,34 @@ async fn status(State(w): State<Web>) -> Response {
         "ready": not_ready.is_empty(),
         "not_ready": not_ready,
         "chains": ctx.state.chains(),
-        "goat_trust": "EVM headers from the checkpoint (links and hashes); GOAT consensus signatures are not verified in this mode",
+        "goat_trust": goat_trust(ctx),
         "signer": ctx.state.signer_status().map(|(a, b)| json!({"address": a, "balance_wei": b})),
         "invoices": {"by_stage": by_stage, "open": open},
         "outbox": {"by_state": outbox_counts, "open": outbox_open},
     });
     Json(body).into_response()
+}
+
+/// How GOAT blocks are trusted, for `/status`: the mode, off-chain and on Metis.
+fn goat_trust(ctx: &Ctx) -> serde_json::Value {
+    match &ctx.config.goat.consensus {
+        Some(c) => {
+            let st = crate::goat::follow::ConsensusState::new(&*ctx.store)
+                .status()
+                .ok()
+                .flatten();
+            json!({
+                "mode": "consensus",
+                "summary": "GOAT blocks are final when GOAT's validators' CometBFT commits (secp256k1, more than 2/3 of the power) verify from the trusted header; on Metis GoatLightClient checks the same commits",
+                "comet_rpc": c.rpc_url,
+                "consensus": st,
+            })
+        }
+        None => json!({
+            "mode": "evm-only",
+            "summary": "weaker: EVM headers from the checkpoint (links and hashes) at the configured finality; GOAT's consensus signatures are not verified, and on Metis the attestation committee is trusted",
+        }),
+    }
 }
 
 /// `POST /invoices` with a [`SignedInvoice`] (JSON): 201 when the daemon now

@@ -108,6 +108,9 @@ pub struct Ctx {
     pub sink: AlloySink,
     /// This operator's GOAT attester keys (may be empty).
     pub attesters: Vec<PrivateKeySigner>,
+    /// GOAT's CometBFT RPC when `[goat.consensus]` is set: GOAT blocks are
+    /// made final on GoatLightClient from it.
+    pub comet: Option<crate::goat::comet::CometRpc>,
     /// Woken when a chain persisted news.
     pub news: Notify,
     /// One Bitcoin header relay at a time.
@@ -171,6 +174,23 @@ pub async fn prepare(config: Config) -> anyhow::Result<Arc<Ctx>> {
             config.goat.chain_id
         ));
     }
+    let comet = match &config.goat.consensus {
+        Some(c) => {
+            let rpc = crate::goat::comet::CometRpc::new(
+                &c.rpc_url,
+                Duration::from_secs(config.goat.timeout_secs),
+            )?;
+            let h = rpc.latest_height().await.with_context(|| {
+                format!(
+                    "GOAT CometBFT RPC at {} (goat.consensus.rpc_url)",
+                    c.rpc_url
+                )
+            })?;
+            info!(chain = "goat", height = h, endpoint = %c.rpc_url, "GOAT finality from CometBFT commits (consensus light client)");
+            Some(rpc)
+        }
+        None => None,
+    };
     let (contracts, _) = crate::app::metis_contracts(&config)?;
     // Connect once without the outbox to check chain and contracts before
     // the store exists.
@@ -226,6 +246,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<Arc<Ctx>> {
         goat: Arc::new(goat),
         sink,
         attesters,
+        comet,
         news: Notify::new(),
         relay_lock: tokio::sync::Mutex::new(()),
         config,

@@ -15,6 +15,7 @@ use super::records::{InvoiceRecord, Origin, PaymentRef, Stage};
 use super::{now_ms, Ctx, TaskError};
 use crate::btc::proof::{find_payment, named_reference, BtcProof};
 use crate::btc::source::BtcSource;
+use crate::error::{Classify, ErrorClass};
 use crate::goat::payment::PaymentPolicy;
 use crate::goat::proof::GoatProof;
 use crate::metis::attest::AttestDomain;
@@ -675,6 +676,34 @@ async fn settle_goat_batch(
         for (_, p) in &chunk {
             if !blocks.contains(&p.block_hash) {
                 blocks.push(p.block_hash);
+            }
+        }
+        if let Some(rpc) = &ctx.comet {
+            // GoatLightClient: submit the CometBFT heights that make these
+            // blocks final before settling against them.
+            let wanted: Vec<(u64, B256)> = chunk
+                .iter()
+                .map(|(_, p)| (p.block_number, p.block_hash))
+                .collect();
+            if let Err(e) =
+                crate::metis::goatprove::prove_blocks(&*ctx.store, rpc, &ctx.sink, &wanted).await
+            {
+                if e.class() == ErrorClass::Permanent {
+                    tracing::error!(chain = "goat", "GOAT payments cannot settle: {e}");
+                } else {
+                    warn!(
+                        chain = "goat",
+                        "GOAT blocks not made final on Metis yet: {e}"
+                    );
+                }
+                let mut waiting = Vec::new();
+                for (inv, _) in &chunk {
+                    let mut inv = inv.clone();
+                    inv.detail = Some(e.to_string());
+                    waiting.push(inv);
+                }
+                save(ctx, &waiting)?;
+                continue;
             }
         }
         let mut groups = Vec::new();

@@ -95,6 +95,9 @@ pub enum Finality {
     Tag,
     /// Blocks at least this many below the tip.
     Depth(u64),
+    /// Blocks a verified CometBFT commit makes final (GOAT's validators'
+    /// signatures, checked by [`super::follow`]).
+    Consensus,
 }
 
 impl fmt::Display for Finality {
@@ -102,6 +105,7 @@ impl fmt::Display for Finality {
         match self {
             Finality::Tag => f.write_str("the node's `finalized` tag"),
             Finality::Depth(n) => write!(f, "depth {n}"),
+            Finality::Consensus => f.write_str("GOAT's CometBFT commits, verified"),
         }
     }
 }

@@ -261,6 +261,14 @@ async fn sync(config: &Config, follow: bool) -> Result<()> {
     )
     .await?
     .with_stop_flag(&flag);
+    if let Some(follower) = crate::app::goat_consensus(config, &store).await? {
+        println!(
+            "GOAT finality: CometBFT commits verified from height {} ({})",
+            follower.height(),
+            follower.rpc().endpoint()
+        );
+        syncer = syncer.with_consensus(follower);
+    }
     loop {
         let started = Instant::now();
         match syncer.sync_once().await {
@@ -326,6 +334,12 @@ fn status(config: &Config, json: bool) -> Result<()> {
     let tip = store
         .goat_header(&tip_hash)?
         .ok_or_else(|| anyhow!("tip header {tip_hash} missing from the store"))?;
+    let consensus = crate::goat::follow::ConsensusState::new(&store).status()?;
+    let mode = if config.goat.consensus.is_some() {
+        "consensus: GOAT's validators' CometBFT commits verified from a trusted header"
+    } else {
+        "evm-only (weaker): EVM headers from the checkpoint, consensus signatures not verified"
+    };
     if json {
         println!(
             "{}",
@@ -335,6 +349,8 @@ fn status(config: &Config, json: bool) -> Result<()> {
                 "tip": {"number": tip_n, "hash": tip_hash, "timestamp": tip.header().timestamp, "shape": tip.header().shape().to_string()},
                 "finalized": {"number": fin_n, "hash": fin_hash},
                 "finality": format!("{}", finality(config)),
+                "trust": mode,
+                "consensus": consensus,
                 "store": config.store_dir().display().to_string(),
             }))?
         );
@@ -347,6 +363,13 @@ fn status(config: &Config, json: bool) -> Result<()> {
         );
         println!("tip time    {}", tip.header().timestamp);
         println!("finalized   {fin_n} {fin_hash} ({})", finality(config));
+        println!("trust       {mode}");
+        if let Some(c) = &consensus {
+            println!(
+                "consensus   {} height {} {} ({} validators next)",
+                c.chain_id, c.height, c.header_hash, c.validators
+            );
+        }
         println!("store       {}", config.store_dir().display());
     }
     Ok(())

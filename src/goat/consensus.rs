@@ -367,6 +367,44 @@ pub fn read_tx0(tx: &[u8]) -> Result<EthPayload, String> {
     })
 }
 
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Appends a length-delimited protobuf field.
+pub fn field_bytes(out: &mut Vec<u8>, n: u64, b: &[u8]) {
+    put_varint(out, n << 3 | 2);
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// Appends a varint protobuf field.
+pub fn field_varint(out: &mut Vec<u8>, n: u64, v: u64) {
+    put_varint(out, n << 3);
+    put_varint(out, v);
+}
+
+/// tx0 as goatd lays it out: `TxRaw{1 body{1 messages[0] = Any{1 type_url,
+/// 2 MsgNewEthBlock{1 proposer, 2 payload}}}}` (no auth info, no
+/// signatures), `payload` being the encoded `ExecutionPayload`.
+pub fn encode_tx0(proposer: &[u8], payload: &[u8], type_url: &str) -> Vec<u8> {
+    let mut msg = Vec::new();
+    field_bytes(&mut msg, 1, proposer);
+    field_bytes(&mut msg, 2, payload);
+    let mut any = Vec::new();
+    field_bytes(&mut any, 1, type_url.as_bytes());
+    field_bytes(&mut any, 2, &msg);
+    let mut body = Vec::new();
+    field_bytes(&mut body, 1, &any);
+    let mut raw = Vec::new();
+    field_bytes(&mut raw, 1, &body);
+    raw
+}
+
 /// Building blocks for tests and benchmarks: secp256k1 validators,
 /// GOAT-shaped tx0, signed headers and commits (tendermint-testgen makes
 /// ed25519 only). Keys are derived from small seeds: never real ones.
@@ -413,38 +451,10 @@ pub mod testgen {
         ValidatorSet::without_proposer(vals.iter().map(Val::info).collect())
     }
 
-    fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-        while v >= 0x80 {
-            out.push((v as u8) | 0x80);
-            v >>= 7;
-        }
-        out.push(v as u8);
-    }
-    /// A length-delimited field.
-    pub fn field_bytes(out: &mut Vec<u8>, n: u64, b: &[u8]) {
-        put_varint(out, n << 3 | 2);
-        put_varint(out, b.len() as u64);
-        out.extend_from_slice(b);
-    }
-    /// A varint field.
-    pub fn field_varint(out: &mut Vec<u8>, n: u64, v: u64) {
-        put_varint(out, n << 3);
-        put_varint(out, v);
-    }
-
     /// `payload` (ExecutionPayload bytes) wrapped as tx0: TxRaw{body{messages[0]
     /// = Any{type_url, MsgNewEthBlock{proposer, payload}}}, auth_info, signatures}.
     pub fn wrap(payload: &[u8], type_url: &str) -> Vec<u8> {
-        let mut msg = Vec::new();
-        field_bytes(&mut msg, 1, b"goat1proposer");
-        field_bytes(&mut msg, 2, payload);
-        let mut any = Vec::new();
-        field_bytes(&mut any, 1, type_url.as_bytes());
-        field_bytes(&mut any, 2, &msg);
-        let mut body = Vec::new();
-        field_bytes(&mut body, 1, &any);
-        let mut raw = Vec::new();
-        field_bytes(&mut raw, 1, &body);
+        let mut raw = encode_tx0(b"goat1proposer", payload, type_url);
         field_bytes(&mut raw, 2, &[1, 2, 3]);
         field_bytes(&mut raw, 3, &[9; 65]);
         raw

@@ -10,6 +10,7 @@ use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::chain::{Finality, GoatChain, GoatChainError, GoatEvent, GoatRule, ValidatedGoatHeader};
 use super::checkpoint::GoatCheckpoint;
+use super::follow::{ConsensusFollower, FollowError};
 use super::source::{GoatSource, GoatSourceError};
 use crate::error::{Classify, ErrorClass};
 use crate::store::{Store, StoreError};
@@ -90,6 +91,13 @@ pub enum GoatSyncError {
         /// The configured hash.
         trusted: B256,
     },
+    /// GOAT's consensus could not be followed (RPC, or a commit that fails
+    /// verification).
+    #[error(transparent)]
+    Consensus(#[from] FollowError),
+    /// finality = consensus without a consensus follower.
+    #[error("GOAT finality by consensus needs [goat.consensus] (rpc_url, checkpoint_file)")]
+    NoConsensus,
     /// Ctrl-C or a shutdown request.
     #[error("interrupted")]
     Interrupted,
@@ -109,6 +117,7 @@ impl Classify for GoatSyncError {
     fn class(&self) -> ErrorClass {
         match self {
             GoatSyncError::Source(e) => e.class(),
+            GoatSyncError::Consensus(e) => e.class(),
             GoatSyncError::NodeBehind { .. } => ErrorClass::Transient,
             // The node may have reorged between two batches: a new round re-reads it.
             GoatSyncError::Invalid { error, .. }
@@ -185,6 +194,7 @@ pub struct GoatSyncer<'a, S: GoatSource, St: Store> {
     chain: GoatChain,
     options: GoatSyncOptions,
     stop: Option<&'a AtomicBool>,
+    consensus: Option<ConsensusFollower>,
 }
 
 impl<'a, S: GoatSource, St: Store> GoatSyncer<'a, S, St> {
@@ -241,7 +251,20 @@ impl<'a, S: GoatSource, St: Store> GoatSyncer<'a, S, St> {
             chain,
             options,
             stop: None,
+            consensus: None,
         })
+    }
+
+    /// Takes finality from GOAT's consensus (`Finality::Consensus`): an EVM
+    /// block is final when a verified CometBFT height names it as parent.
+    pub fn with_consensus(mut self, follower: ConsensusFollower) -> Self {
+        self.consensus = Some(follower);
+        self
+    }
+
+    /// The consensus follower, when finality comes from consensus.
+    pub fn consensus(&self) -> Option<&ConsensusFollower> {
+        self.consensus.as_ref()
     }
 
     /// Stops between batches when `flag` becomes true.
@@ -297,6 +320,10 @@ impl<'a, S: GoatSource, St: Store> GoatSyncer<'a, S, St> {
                 })?,
             ),
             Finality::Depth(_) => None,
+            Finality::Consensus => {
+                let follower = self.consensus.as_mut().ok_or(GoatSyncError::NoConsensus)?;
+                follower.advance(self.store).await?
+            }
         };
         let finalized = self.chain.finalized().0;
         if head < finalized {

@@ -244,7 +244,10 @@ pub async fn contracts_cmd(config: &Config, cmd: ContractsCmd) -> Result<()> {
             let store = crate::app::open_store(config)?;
             let checkpoint = deploy::checkpoint_args(&store)?;
             let regtest = config.btc.network == BtcNetwork::Regtest;
-            let (committee, threshold) = if config.metis.committee.is_empty() {
+            let (committee, threshold) = if config.goat.consensus.is_some() {
+                // GoatLightClient: GOAT's validators, no committee.
+                (Vec::new(), 0)
+            } else if config.metis.committee.is_empty() {
                 if !regtest {
                     bail!("metis.committee is empty: set the GOAT attestation committee (and metis.threshold)");
                 }
@@ -267,6 +270,7 @@ pub async fn contracts_cmd(config: &Config, cmd: ContractsCmd) -> Result<()> {
                 threshold,
                 goat_chain_id: config.goat.chain_id,
                 min_btc_confirmations: u64::from(config.metis.min_btc_confirmations),
+                goat_light_client: crate::app::goat_light_client_args(config, &store).await?,
             };
             let key = relayer_key(config)?;
             let url = config.metis_rpc_url();

@@ -59,11 +59,26 @@ pub struct Deployment {
     pub threshold: u64,
     /// Confirmations PaymentSettlement requires of BTC payments.
     pub min_btc_confirmations: u64,
+    /// How PaymentSettlement learns GOAT blocks: `committee` (GoatHeaderStore,
+    /// at `goat_header_store`) or `consensus` (GoatLightClient, at the same key).
+    #[serde(default)]
+    pub goat_trust: GoatTrust,
     /// The devnet stablecoin on the GOAT chain, if one was deployed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub goat_test_token: Option<Address>,
     /// The deployer.
     pub deployer: Address,
+}
+
+/// What vouches for GOAT blocks on Metis.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GoatTrust {
+    /// An M-of-N committee of attesters (GoatHeaderStore).
+    #[default]
+    Committee,
+    /// GOAT's validators' CometBFT commits (GoatLightClient).
+    Consensus,
 }
 
 /// A deployment file problem.
@@ -247,6 +262,9 @@ pub struct DeployParams {
     pub goat_chain_id: u64,
     /// Confirmations required of BTC payments.
     pub min_btc_confirmations: u64,
+    /// Deploy GoatLightClient from this trusted CometBFT header instead of
+    /// GoatHeaderStore (the committee is then unused).
+    pub goat_light_client: Option<super::goatlc::LightClientArgs>,
 }
 
 /// Deploys BtcLightClient, GoatHeaderStore and PaymentSettlement from `deployer`
@@ -292,16 +310,40 @@ pub async fn deploy(
     let what = "deploying BtcLightClient";
     let btc = created(what, sender.send(what, "deployment", req).await?)?;
     info!(address = %btc, "BtcLightClient deployed");
-    let req = GoatHeaderStore::deploy_builder(
-        p.clone(),
-        params.committee.clone(),
-        U256::from(params.threshold),
-        U256::from(params.goat_chain_id),
-    )
-    .into_transaction_request();
-    let what = "deploying GoatHeaderStore";
-    let goat = created(what, sender.send(what, "deployment", req).await?)?;
-    info!(address = %goat, "GoatHeaderStore deployed");
+    let (goat, goat_trust) = match &params.goat_light_client {
+        None => {
+            let req = GoatHeaderStore::deploy_builder(
+                p.clone(),
+                params.committee.clone(),
+                U256::from(params.threshold),
+                U256::from(params.goat_chain_id),
+            )
+            .into_transaction_request();
+            let what = "deploying GoatHeaderStore";
+            let goat = created(what, sender.send(what, "deployment", req).await?)?;
+            info!(address = %goat, "GoatHeaderStore deployed");
+            (goat, GoatTrust::Committee)
+        }
+        Some(a) => {
+            let req = super::bindings::GoatLightClient::deploy_builder(
+                p.clone(),
+                a.comet_chain_id.clone(),
+                U256::from(params.goat_chain_id),
+                a.height,
+                a.secs,
+                a.nanos,
+                a.header_hash,
+                a.next_validators_hash,
+                a.validators.clone(),
+                U256::from(a.trusting_period),
+            )
+            .into_transaction_request();
+            let what = "deploying GoatLightClient";
+            let goat = created(what, sender.send(what, "deployment", req).await?)?;
+            info!(address = %goat, height = a.height, "GoatLightClient deployed");
+            (goat, GoatTrust::Consensus)
+        }
+    };
     // PaymentSettlement checks at construction that the light client follows
     // this network (with its proof-of-work limit) and the store this GOAT chain.
     let req = PaymentSettlement::deploy_builder(
@@ -327,9 +369,18 @@ pub async fn deploy(
         btc_checkpoint_height: c.height,
         btc_checkpoint_hash: c.hash.clone(),
         goat_chain_id: params.goat_chain_id,
-        committee: params.committee.clone(),
-        threshold: params.threshold,
+        committee: if goat_trust == GoatTrust::Committee {
+            params.committee.clone()
+        } else {
+            Vec::new()
+        },
+        threshold: if goat_trust == GoatTrust::Committee {
+            params.threshold
+        } else {
+            0
+        },
         min_btc_confirmations: params.min_btc_confirmations,
+        goat_trust,
         goat_test_token: None,
         deployer: from,
     })
@@ -399,6 +450,7 @@ mod tests {
             committee: vec![Address::repeat_byte(4)],
             threshold: 1,
             min_btc_confirmations: 6,
+            goat_trust: GoatTrust::Committee,
             goat_test_token: None,
             deployer: Address::repeat_byte(5),
         };

@@ -134,6 +134,7 @@ async fn deploy_to(metis: &Anvil, checkpoint: BtcCheckpointArgs) -> Result<Alloy
         threshold: DEVNET_THRESHOLD,
         goat_chain_id: GOAT,
         min_btc_confirmations: 6,
+        goat_light_client: None,
     };
     let d = deploy::deploy(
         &metis.url(),

@@ -31,6 +31,14 @@ pub enum EncodeError {
         /// Its index in the set.
         index: usize,
     },
+    /// tx0 is not a MsgNewEthBlock transaction.
+    #[error("height {height}: tx0 {what}")]
+    Tx0 {
+        /// The height.
+        height: u64,
+        /// What is wrong.
+        what: String,
+    },
     /// A signature that recovers to no key of the set.
     #[error("height {height}: the vote of validator {index} does not recover to its key")]
     Vote {
@@ -238,6 +246,47 @@ pub fn submit_args(block: &LightBlock, evm_header: Bytes) -> Result<SubmitArgs, 
         tx0_proof: tx0_proof(&block.txs),
         evm_header,
         next_validators,
+    })
+}
+
+/// GoatLightClient's constructor arguments: a trusted header and the set
+/// that signs the next one.
+#[derive(Debug, Clone)]
+pub struct LightClientArgs {
+    /// CometBFT chain id.
+    pub comet_chain_id: String,
+    /// The trusted height.
+    pub height: u64,
+    /// Its time, seconds.
+    pub secs: u64,
+    /// Its time, nanoseconds.
+    pub nanos: u32,
+    /// Its header hash.
+    pub header_hash: B256,
+    /// Its next_validators_hash.
+    pub next_validators_hash: B256,
+    /// The next set (72-byte records).
+    pub validators: Bytes,
+    /// Trusting period, seconds.
+    pub trusting_period: u64,
+}
+
+/// The constructor arguments that trust `header` with `next` as its next set.
+pub fn constructor_args(
+    header: &Header,
+    next: &ValidatorSet,
+    trusting_period: u64,
+) -> Result<LightClientArgs, EncodeError> {
+    let lh = light_header(header)?;
+    Ok(LightClientArgs {
+        comet_chain_id: header.chain_id.to_string(),
+        height: header.height.value(),
+        secs: lh.timeSeconds,
+        nanos: lh.timeNanos,
+        header_hash: B256::from_slice(header.hash().as_bytes()),
+        next_validators_hash: lh.nextValidatorsHash,
+        validators: validators(next)?,
+        trusting_period,
     })
 }
 

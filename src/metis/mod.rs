@@ -7,6 +7,9 @@
 //!   reads from and writes to the contracts) and its alloy implementation.
 //! * [`relay`]: brings BtcLightClient up to the local best Bitcoin chain.
 //! * [`attest`]: EIP-712 committee attestations of GOAT blocks.
+//! * [`goatlc`]: GoatLightClient's calldata from CometBFT light blocks.
+//! * [`goatprove`]: makes GOAT blocks final on GoatLightClient (submits the
+//!   CometBFT heights that prove them).
 //! * [`invoice`]: invoice terms, signed off-chain (EIP-712) or created on-chain.
 //! * [`settle`]: the contracts' proof structs built from gmrelay proof files.
 //! * [`deploy`]: deployment and the deployment file.
@@ -21,6 +24,7 @@ pub mod cmd;
 pub mod deploy;
 pub mod gasbench;
 pub mod goatlc;
+pub mod goatprove;
 pub mod invoice;
 pub mod outbox;
 pub mod relay;

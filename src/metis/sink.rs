@@ -515,6 +515,13 @@ impl AlloySink {
         GoatHeaderStore::new(self.contracts.goat_header_store, self.provider.clone())
     }
 
+    fn goat_lc(&self) -> super::bindings::GoatLightClient::GoatLightClientInstance<DynProvider> {
+        super::bindings::GoatLightClient::new(
+            self.contracts.goat_header_store,
+            self.provider.clone(),
+        )
+    }
+
     fn settlement(&self) -> PaymentSettlement::PaymentSettlementInstance<DynProvider> {
         PaymentSettlement::new(self.contracts.payment_settlement, self.provider.clone())
     }
@@ -568,6 +575,39 @@ macro_rules! view {
             .await?
             .map_err(|e| map_contract_error(&$self.url, $what, e))
     };
+}
+
+impl AlloySink {
+    /// GoatLightClient's trusted state: (CometBFT height, frozen).
+    pub async fn goat_lc_state(&self) -> Result<(u64, bool), MetisError> {
+        let r = view!(
+            self,
+            "GoatLightClient.trustedState",
+            self.goat_lc().trustedState()
+        )?;
+        Ok((u64_of(r.height, &self.url, "trusted height")?, r.frozen))
+    }
+
+    /// Submits one CometBFT height to GoatLightClient.
+    pub async fn goat_lc_submit(
+        &self,
+        args: &super::goatlc::SubmitArgs,
+        purpose: &str,
+    ) -> Result<TxOutcome, MetisError> {
+        self.send(
+            "GoatLightClient.submit",
+            purpose,
+            self.goat_lc().submit(
+                args.header.clone(),
+                args.commit.clone(),
+                args.tx0.clone(),
+                args.tx0_proof.clone(),
+                args.evm_header.clone(),
+                args.next_validators.clone(),
+            ),
+        )
+        .await
+    }
 }
 
 impl MetisSink for AlloySink {

@@ -32,8 +32,14 @@ pub struct Devnet {
 
 impl Devnet {
     pub fn up() -> Self {
+        Self::up_with(&[])
+    }
+    /// `devnet up` with extra arguments (`--goat-consensus`).
+    pub fn up_with(extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        ok(&["devnet", "up", "--dir", dir.path().to_str().unwrap()]);
+        let mut args = vec!["devnet", "up", "--dir", dir.path().to_str().unwrap()];
+        args.extend_from_slice(extra);
+        ok(&args);
         Devnet { dir }
     }
     pub fn path(&self) -> &Path {

@@ -72,6 +72,7 @@ pub async fn deploy(
         threshold: DEVNET_THRESHOLD,
         goat_chain_id: GOAT,
         min_btc_confirmations,
+        goat_light_client: None,
     };
     let d = deploy::deploy(
         &metis.url(),

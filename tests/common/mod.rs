@@ -4,3 +4,4 @@ pub mod cli;
 pub mod devnet;
 pub mod fakenode;
 pub mod metis;
+pub mod proc;

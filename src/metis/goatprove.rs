@@ -1,0 +1,170 @@
+//! Makes GOAT EVM blocks final on GoatLightClient: for each block a
+//! payment needs, submits the CometBFT height whose tx0 names it as parent
+//! (found by the consensus follower, [`crate::goat::follow`]), after the
+//! heights where the validator set changed in between, which the contract
+//! must see in order. Blocks go in ascending order: the contract's trusted
+//! height only moves up, so a block whose proving height it has passed can
+//! no longer be proven.
+//!
+//! Each submission re-reads the contract, so a restart or another relayer
+//! submitting the same heights is harmless.
+
+use alloy::primitives::{Bytes, B256};
+use thiserror::Error;
+use tracing::info;
+
+use super::goatlc::{submit_args, EncodeError};
+use super::sink::{AlloySink, MetisError, MetisSink, TxOutcome};
+use crate::error::{Classify, ErrorClass};
+use crate::goat::comet::{CometError, CometRpc};
+use crate::goat::follow::ConsensusState;
+use crate::store::{Store, StoreError};
+
+/// Why a GOAT block could not be made final on Metis.
+#[derive(Debug, Error)]
+pub enum ProveError {
+    /// gmrelay has not verified a CometBFT height that finalizes it yet.
+    #[error("GOAT block {number} is not final by verified consensus yet (the CometBFT follower is behind)")]
+    NotYetFinal {
+        /// The EVM block number.
+        number: u64,
+    },
+    /// The block is not the one consensus made final at its height.
+    #[error("GOAT block {number} {hash} is not canonical: GOAT's validators finalized {finalized} at that height")]
+    NotCanonical {
+        /// The EVM block number.
+        number: u64,
+        /// The hash asked for.
+        hash: B256,
+        /// The hash consensus finalized.
+        finalized: B256,
+    },
+    /// GoatLightClient moved past the height that proves the block.
+    #[error("GOAT block {number} can no longer be proven on GoatLightClient: its CometBFT height {height} is at or below the contract's trusted height {trusted}")]
+    Passed {
+        /// The EVM block number.
+        number: u64,
+        /// Its proving height.
+        height: u64,
+        /// The contract's trusted height.
+        trusted: u64,
+    },
+    /// Misbehaviour froze the contract.
+    #[error("GoatLightClient is frozen (a misbehaviour proof showed GOAT's validators signing two blocks at one height): GOAT settlement is stopped until a new light client is deployed")]
+    Frozen,
+    /// The EVM header is not in the store.
+    #[error("GOAT block {number} {hash}: header missing from the store")]
+    MissingHeader {
+        /// Number.
+        number: u64,
+        /// Hash.
+        hash: B256,
+    },
+    /// The CometBFT RPC failed.
+    #[error(transparent)]
+    Rpc(#[from] CometError),
+    /// Metis failed.
+    #[error(transparent)]
+    Metis(#[from] MetisError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A block could not be encoded for the contract.
+    #[error("CometBFT height {height}: {error}")]
+    Encode {
+        /// The height.
+        height: u64,
+        /// Why.
+        #[source]
+        error: EncodeError,
+    },
+}
+
+impl Classify for ProveError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            ProveError::NotYetFinal { .. } => ErrorClass::Transient,
+            ProveError::Rpc(e) => e.class(),
+            ProveError::Metis(e) => e.class(),
+            ProveError::Store(_) => ErrorClass::Permanent,
+            _ => ErrorClass::Permanent,
+        }
+    }
+}
+
+/// Proves `blocks` (EVM number, hash) final on GoatLightClient (the
+/// deployment's GOAT header contract); returns the transactions sent.
+pub async fn prove_blocks<St: Store>(
+    store: &St,
+    rpc: &CometRpc,
+    sink: &AlloySink,
+    blocks: &[(u64, B256)],
+) -> Result<Vec<TxOutcome>, ProveError> {
+    let state = ConsensusState::new(store);
+    let mut sorted = blocks.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    let mut sent = Vec::new();
+    for (number, hash) in sorted {
+        if sink.goat_is_known(hash).await? {
+            continue;
+        }
+        let ph = state
+            .proving_height(number)?
+            .ok_or(ProveError::NotYetFinal { number })?;
+        if ph.evm_hash != hash {
+            return Err(ProveError::NotCanonical {
+                number,
+                hash,
+                finalized: ph.evm_hash,
+            });
+        }
+        let (trusted, frozen) = sink.goat_lc_state().await?;
+        if frozen {
+            return Err(ProveError::Frozen);
+        }
+        if ph.height <= trusted {
+            return Err(ProveError::Passed {
+                number,
+                height: ph.height,
+                trusted,
+            });
+        }
+        for h in state.set_changes(trusted, ph.height.saturating_sub(1))? {
+            sent.push(submit_height(store, rpc, sink, h, "validator set change").await?);
+        }
+        sent.push(
+            submit_height(store, rpc, sink, ph.height, &format!("GOAT block {number}")).await?,
+        );
+    }
+    Ok(sent)
+}
+
+/// Submits CometBFT height `h` (and the EVM block its tx0 names as parent).
+async fn submit_height<St: Store>(
+    store: &St,
+    rpc: &CometRpc,
+    sink: &AlloySink,
+    h: u64,
+    why: &str,
+) -> Result<TxOutcome, ProveError> {
+    let block = rpc.light_block(h).await?;
+    let encode = |error| ProveError::Encode { height: h, error };
+    let payload =
+        crate::goat::consensus::read_tx0(block.txs.first().map(Vec::as_slice).unwrap_or_default())
+            .map_err(|what| encode(EncodeError::Tx0 { height: h, what }))?;
+    let parent = payload.parent_hash;
+    let number = payload.block_number.saturating_sub(1);
+    let header = store
+        .goat_header(&parent)?
+        .ok_or(ProveError::MissingHeader {
+            number,
+            hash: parent,
+        })?;
+    let args = submit_args(&block, Bytes::from(header.rlp())).map_err(encode)?;
+    let o = sink
+        .goat_lc_submit(&args, &format!("CometBFT height {h} ({why})"))
+        .await?;
+    info!(chain = "goat", height = h, evm = number, gas = o.gas_used, tx = %o.tx_hash, "{why}: GOAT consensus height submitted to GoatLightClient");
+    Ok(o)
+}
