@@ -62,6 +62,7 @@ bench: build ## Run the benchmarks recorded in BENCHMARKS.md
 	$(BIN) bench daemon --invoices 100
 	$(BIN) bench daemon --invoices 20 --rail btc
 	$(BIN) bench daemon --invoices 20 --rail goat
+	$(BIN) bench daemon --invoices 20 --rail goat --goat-consensus
 	$(BIN) bench x402-verify --requests 20000 --concurrency 16
 	$(BIN) bench goat-consensus --blocks 2000 --validators 3
 	$(BIN) bench goat-consensus --blocks 500 --validators 20

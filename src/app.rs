@@ -130,8 +130,9 @@ pub async fn goat_consensus<St: crate::store::Store>(
 }
 
 /// GoatLightClient's constructor arguments when `[goat.consensus]` is set:
-/// the consensus follower's trusted header (the checkpoint, or a later
-/// verified height) and the set that signs the next one.
+/// the consensus follower's trusted state, brought up to the node's latest
+/// height first (never the RPC's word alone), refused when older than half
+/// the trusting period.
 pub async fn goat_light_client_args<St: crate::store::Store>(
     config: &Config,
     store: &St,
@@ -139,25 +140,23 @@ pub async fn goat_light_client_args<St: crate::store::Store>(
     let Some(c) = &config.goat.consensus else {
         return Ok(None);
     };
-    let follower = goat_consensus(config, store)
+    let mut follower = goat_consensus(config, store)
         .await?
         .ok_or_else(|| anyhow!("[goat.consensus] is not set"))?;
-    let h = follower.height();
-    let rpc = follower.rpc();
-    let header = rpc.signed_header(h).await?.header;
-    let next = rpc.validators(h + 1).await?;
-    if next.hash() != header.next_validators_hash {
+    follower.advance(store).await?;
+    let age = tendermint::Time::now()
+        .duration_since(follower.trusted_time())
+        .unwrap_or_default();
+    if age.as_secs() > c.trusting_period_secs / 2 {
         bail!(
-            "{}: the validators served for height {} do not hash to header {h}'s next_validators_hash",
-            rpc.endpoint(),
-            h + 1
+            "the latest verified GOAT header (height {}) is {} s old, more than half of goat.consensus.trusting_period_secs ({}): the CometBFT node at {} is not advancing",
+            follower.height(),
+            age.as_secs(),
+            c.trusting_period_secs,
+            c.rpc_url
         );
     }
-    Ok(Some(crate::metis::goatlc::constructor_args(
-        &header,
-        &next,
-        c.trusting_period_secs,
-    )?))
+    Ok(Some(follower.light_client_args(c.trusting_period_secs)?))
 }
 
 /// Sync tuning from the settings.

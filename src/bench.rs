@@ -92,6 +92,10 @@ pub enum BenchCmd {
         /// One rail only (default: half per rail).
         #[arg(long)]
         rail: Option<crate::rail::Rail>,
+        /// GOAT through its CometBFT consensus (devnet up --goat-consensus):
+        /// GOAT blocks made final on Metis by GoatLightClient, no committee.
+        #[arg(long)]
+        goat_consensus: bool,
     },
     /// Header sync from a real regtest bitcoind (started by the benchmark).
     Sync {
@@ -197,7 +201,11 @@ pub async fn run(_config: &Config, cmd: BenchCmd) -> Result<()> {
         } => bench_goat_proof(receipts, iterations),
         BenchCmd::GoatSync { blocks, batch } => bench_goat_sync(blocks, batch).await,
         BenchCmd::GoatConsensus { blocks, validators } => bench_goat_consensus(blocks, validators),
-        BenchCmd::Daemon { invoices, rail } => crate::devtools::bench_burst(invoices, rail).await,
+        BenchCmd::Daemon {
+            invoices,
+            rail,
+            goat_consensus,
+        } => crate::devtools::bench_burst(invoices, rail, goat_consensus).await,
         BenchCmd::X402Verify {
             requests,
             concurrency,

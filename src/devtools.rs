@@ -709,14 +709,18 @@ pub async fn access(dir: &Path) -> Result<(bool, u64, u64)> {
 /// and, read from the Metis chain, every transaction the relayer sent from
 /// the first payment to the last settlement with its gas, and the daemon's
 /// peak RSS.
-pub async fn bench_burst(n: u32, rail: Option<Rail>) -> Result<()> {
+pub async fn bench_burst(n: u32, rail: Option<Rail>, goat_consensus: bool) -> Result<()> {
     if !(1..=200).contains(&n) {
         bail!("--invoices {n}: 1..=200 (the devnet's agent has 100 mature coinbases)");
     }
     if rail == Some(Rail::Btc) && n > 90 {
         bail!("--invoices {n} --rail btc: at most 90 (one mature coinbase per payment)");
     }
-    let result = with_relayer("gmrelay-burst-", |dir, d, pid| async move {
+    let options = UpOptions {
+        goat_consensus,
+        goat_validators: 3,
+    };
+    let result = with_relayer("gmrelay-burst-", options, |dir, d, pid| async move {
         burst(&dir, &d, n, rail, pid).await
     })
     .await;
@@ -742,14 +746,14 @@ pub async fn bench_burst(n: u32, rail: Option<Rail>) -> Result<()> {
 
 /// A devnet in a temporary directory (prefix `prefix`) with `gmrelay run` as
 /// a child process; runs `f(dir, devnet, relayer pid)`, then stops both.
-async fn with_relayer<T, F, Fut>(prefix: &str, f: F) -> Result<T>
+async fn with_relayer<T, F, Fut>(prefix: &str, options: UpOptions, f: F) -> Result<T>
 where
     F: FnOnce(PathBuf, DevnetFile, u32) -> Fut,
     Fut: std::future::Future<Output = Result<T>>,
 {
     let tmp = tempfile::Builder::new().prefix(prefix).tempdir()?;
     let dir = tmp.path().to_path_buf();
-    let d = up(&dir, UpOptions::default()).await?;
+    let d = up(&dir, options).await?;
     let result = async {
         let mut child = std::process::Command::new(std::env::current_exe()?)
             .args(["run", "--config"])
@@ -778,69 +782,74 @@ pub async fn bench_x402_verify(n: u32, c: usize) -> Result<()> {
     if n == 0 || c == 0 {
         bail!("--requests and --concurrency must be at least 1");
     }
-    let result = with_relayer("gmrelay-x402-", |dir, d, pid| async move {
-        let url = format!("http://{}/verify", d.relayer_http);
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(c)
-            .build()?;
-        let health = format!("http://{}/supported", d.relayer_http);
-        let started = std::time::Instant::now();
-        while client.get(&health).send().await.is_err() {
-            if started.elapsed() > Duration::from_secs(120) {
-                bail!(
-                    "the facilitator did not start (see {}/relayer.log)",
-                    dir.display()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let key: PrivateKeySigner = d.agent_goat_key.parse().map_err(|_| anyhow!("agent key"))?;
-        eprintln!("signing {n} authorizations");
-        let bodies: Vec<Vec<u8>> = (0..n)
-            .map(|i| verify_body(&d, &key, i))
-            .collect::<Result<_>>()?;
-        // Warm up: connections and the token's EIP-712 domain.
-        for b in bodies.iter().take(c.min(bodies.len())) {
-            client
-                .post(&url)
-                .body(b.clone())
-                .header("content-type", "application/json")
-                .send()
-                .await?;
-        }
-        let cpu_before = cpu_ticks(pid);
-        let t0 = std::time::Instant::now();
-        let lat: Vec<Result<Duration>> = futures::stream::iter(bodies)
-            .map(|b| {
-                let client = client.clone();
-                let url = url.clone();
-                async move {
-                    let t = std::time::Instant::now();
-                    let r: serde_json::Value = client
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .body(b)
-                        .send()
-                        .await?
-                        .json()
-                        .await?;
-                    if r["isValid"] != true {
-                        bail!("refused: {r}");
-                    }
-                    Ok(t.elapsed())
+    let result = with_relayer(
+        "gmrelay-x402-",
+        UpOptions::default(),
+        |dir, d, pid| async move {
+            let url = format!("http://{}/verify", d.relayer_http);
+            let client = reqwest::Client::builder()
+                .pool_max_idle_per_host(c)
+                .build()?;
+            let health = format!("http://{}/supported", d.relayer_http);
+            let started = std::time::Instant::now();
+            while client.get(&health).send().await.is_err() {
+                if started.elapsed() > Duration::from_secs(120) {
+                    bail!(
+                        "the facilitator did not start (see {}/relayer.log)",
+                        dir.display()
+                    );
                 }
-            })
-            .buffer_unordered(c)
-            .collect()
-            .await;
-        let wall = t0.elapsed();
-        let cpu = cpu_ticks(pid)
-            .zip(cpu_before)
-            .map(|(a, b)| a.saturating_sub(b));
-        let mut lat = lat.into_iter().collect::<Result<Vec<_>>>()?;
-        lat.sort();
-        Ok((wall, lat, cpu))
-    })
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            let key: PrivateKeySigner =
+                d.agent_goat_key.parse().map_err(|_| anyhow!("agent key"))?;
+            eprintln!("signing {n} authorizations");
+            let bodies: Vec<Vec<u8>> = (0..n)
+                .map(|i| verify_body(&d, &key, i))
+                .collect::<Result<_>>()?;
+            // Warm up: connections and the token's EIP-712 domain.
+            for b in bodies.iter().take(c.min(bodies.len())) {
+                client
+                    .post(&url)
+                    .body(b.clone())
+                    .header("content-type", "application/json")
+                    .send()
+                    .await?;
+            }
+            let cpu_before = cpu_ticks(pid);
+            let t0 = std::time::Instant::now();
+            let lat: Vec<Result<Duration>> = futures::stream::iter(bodies)
+                .map(|b| {
+                    let client = client.clone();
+                    let url = url.clone();
+                    async move {
+                        let t = std::time::Instant::now();
+                        let r: serde_json::Value = client
+                            .post(&url)
+                            .header("content-type", "application/json")
+                            .body(b)
+                            .send()
+                            .await?
+                            .json()
+                            .await?;
+                        if r["isValid"] != true {
+                            bail!("refused: {r}");
+                        }
+                        Ok(t.elapsed())
+                    }
+                })
+                .buffer_unordered(c)
+                .collect()
+                .await;
+            let wall = t0.elapsed();
+            let cpu = cpu_ticks(pid)
+                .zip(cpu_before)
+                .map(|(a, b)| a.saturating_sub(b));
+            let mut lat = lat.into_iter().collect::<Result<Vec<_>>>()?;
+            lat.sort();
+            Ok((wall, lat, cpu))
+        },
+    )
     .await;
     let (wall, lat, cpu) = result?;
     let pct =
@@ -1052,7 +1061,7 @@ async fn burst(
 /// The contract function a selector calls (for the burst's table).
 fn selector_name(selector: &str) -> String {
     use crate::metis::bindings::{
-        BtcLightClient as B, GoatHeaderStore as G, PaymentSettlement as P,
+        BtcLightClient as B, GoatHeaderStore as G, GoatLightClient as L, PaymentSettlement as P,
     };
     use alloy::sol_types::SolCall;
     let known = [
@@ -1064,6 +1073,10 @@ fn selector_name(selector: &str) -> String {
         ),
         (hex::encode(B::submitHeadersCall::SELECTOR), "submitHeaders"),
         (hex::encode(G::attestBlockCall::SELECTOR), "attestBlock"),
+        (
+            hex::encode(L::submitCall::SELECTOR),
+            "GoatLightClient.submit",
+        ),
     ];
     known
         .iter()

@@ -298,7 +298,7 @@ fn store_refuses_another_schema_version() {
         err,
         StoreError::SchemaMismatch {
             found: 99,
-            supported: 3,
+            supported: 4,
             ..
         }
     ));
@@ -306,7 +306,7 @@ fn store_refuses_another_schema_version() {
 }
 
 #[test]
-fn a_schema_1_store_is_migrated_to_3_keeping_its_chain() {
+fn a_schema_1_store_is_migrated_to_4_keeping_its_chain() {
     let dir = tempfile::tempdir().unwrap();
     let headers = gmrelay::bench::generate_regtest_headers(5);
     {
@@ -330,10 +330,14 @@ fn a_schema_1_store_is_migrated_to_3_keeping_its_chain() {
         s.force_schema_version(1).unwrap();
     }
     let s = RocksStore::open(dir.path()).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 3);
+    assert_eq!(s.schema_version().unwrap(), 4);
     assert_eq!(s.btc_tip().unwrap(), Some((5, headers[4].block_hash())));
     // The new column families are there and empty.
     assert!(s.outbox_all().unwrap().is_empty());
+    assert!(s.consensus_scan(b"").unwrap().is_empty());
+    s.consensus_put(&[(b"evm/1".to_vec(), b"h".to_vec())])
+        .unwrap();
+    assert_eq!(s.consensus_get(b"evm/1").unwrap(), Some(b"h".to_vec()));
     assert!(s.daemon_scan(b"").unwrap().is_empty());
     s.daemon_write(&[(b"k".to_vec(), b"v".to_vec())], &[(7, b"x".to_vec())])
         .unwrap();
@@ -352,7 +356,7 @@ fn a_schema_1_store_is_migrated_to_3_keeping_its_chain() {
     s.force_schema_version(2).unwrap();
     drop(s);
     let s = RocksStore::open(dir.path()).unwrap();
-    assert_eq!(s.schema_version().unwrap(), 3);
+    assert_eq!(s.schema_version().unwrap(), 4);
     assert_eq!(s.daemon_get(b"inv/old").unwrap(), None);
     assert_eq!(s.daemon_get(b"cursor/intake").unwrap(), None);
     assert_eq!(

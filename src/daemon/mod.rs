@@ -115,6 +115,8 @@ pub struct Ctx {
     pub news: Notify,
     /// One Bitcoin header relay at a time.
     pub relay_lock: tokio::sync::Mutex<()>,
+    /// One GoatLightClient submitter at a time (settlement, keep-alive).
+    pub goat_prove_lock: tokio::sync::Mutex<()>,
     /// Round interval, milliseconds.
     pub poll_ms: u64,
     /// First Metis block intake reads when it has no cursor.
@@ -222,6 +224,26 @@ pub async fn prepare(config: Config) -> anyhow::Result<Arc<Ctx>> {
         Some(outbox),
     )
     .await?;
+    // The GOAT contract must be the kind the config trusts GOAT with.
+    let light_client = sink.goat_lc_state().await;
+    match (&config.goat.consensus, light_client) {
+        (Some(_), Err(e)) => {
+            return Err(anyhow!(
+                "[goat.consensus] is set but the deployment's GOAT contract {} is not a GoatLightClient ({e}): deploy with `gmrelay contracts deploy` under this config, or remove [goat.consensus]",
+                contracts.goat_header_store
+            ))
+        }
+        (None, Ok(_)) => {
+            return Err(anyhow!(
+                "the deployment's GOAT contract {} is a GoatLightClient: add [goat.consensus] (goatd's CometBFT RPC and a trusted header) so the relayer can submit its commits",
+                contracts.goat_header_store
+            ))
+        }
+        (Some(_), Ok((height, _, true))) => {
+            warn!(chain = "goat", height, "GoatLightClient is frozen (misbehaviour): GOAT payments will not settle");
+        }
+        _ => {}
+    }
     if let Some(sender) = sink.sender() {
         let r = sender.reconcile().await?;
         if r != Default::default() {
@@ -249,6 +271,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<Arc<Ctx>> {
         comet,
         news: Notify::new(),
         relay_lock: tokio::sync::Mutex::new(()),
+        goat_prove_lock: tokio::sync::Mutex::new(()),
         config,
         min_btc_conf: OnceCell::new(),
     }))

@@ -222,7 +222,8 @@ fn mark_settled(inv: &mut InvoiceRecord, tx: B256, detail: String) {
 
 /// The relay task's round: while a Bitcoin invoice is open, keep
 /// BtcLightClient up to our chain, so that when a payment reaches its depth
-/// only the newest headers and the settlement are left to send.
+/// only the newest headers and the settlement are left to send; with GOAT
+/// consensus, keep GoatLightClient inside its trusting period.
 pub async fn relay_round(ctx: &Ctx) -> Result<(), TaskError> {
     let any_btc = ctx
         .records
@@ -232,6 +233,21 @@ pub async fn relay_round(ctx: &Ctx) -> Result<(), TaskError> {
         .any(|r| r.rail() == Rail::Btc && r.stage.is_open());
     if any_btc {
         relay(ctx).await?;
+    }
+    if let (Some(rpc), Some(c)) = (&ctx.comet, &ctx.config.goat.consensus) {
+        let _one = ctx.goat_prove_lock.lock().await;
+        let sent = crate::metis::goatprove::keep_fresh(
+            &*ctx.store,
+            rpc,
+            &ctx.sink,
+            c.trusting_period_secs,
+            now_ms() / 1000,
+        )
+        .await
+        .map_err(TaskError::classed)?;
+        for o in &sent {
+            record_spend(o);
+        }
     }
     Ok(())
 }
@@ -671,39 +687,15 @@ async fn settle_goat_batch(
         metis_chain_id: ctx.sink.chain_id(),
         store: ctx.sink.contracts().goat_header_store,
     };
+    // Oldest block first: GoatLightClient's trusted height only moves up, so
+    // a later block proven first would leave an earlier one unprovable.
+    let mut ready = ready;
+    ready.sort_by_key(|(_, p)| p.block_number);
     for chunk in batches(ready) {
         let mut blocks: Vec<B256> = Vec::new();
         for (_, p) in &chunk {
             if !blocks.contains(&p.block_hash) {
                 blocks.push(p.block_hash);
-            }
-        }
-        if let Some(rpc) = &ctx.comet {
-            // GoatLightClient: submit the CometBFT heights that make these
-            // blocks final before settling against them.
-            let wanted: Vec<(u64, B256)> = chunk
-                .iter()
-                .map(|(_, p)| (p.block_number, p.block_hash))
-                .collect();
-            if let Err(e) =
-                crate::metis::goatprove::prove_blocks(&*ctx.store, rpc, &ctx.sink, &wanted).await
-            {
-                if e.class() == ErrorClass::Permanent {
-                    tracing::error!(chain = "goat", "GOAT payments cannot settle: {e}");
-                } else {
-                    warn!(
-                        chain = "goat",
-                        "GOAT blocks not made final on Metis yet: {e}"
-                    );
-                }
-                let mut waiting = Vec::new();
-                for (inv, _) in &chunk {
-                    let mut inv = inv.clone();
-                    inv.detail = Some(e.to_string());
-                    waiting.push(inv);
-                }
-                save(ctx, &waiting)?;
-                continue;
             }
         }
         let mut groups = Vec::new();
@@ -713,6 +705,32 @@ async fn settle_goat_batch(
             let items: Vec<&(InvoiceRecord, GoatProof)> =
                 chunk.iter().filter(|(_, p)| p.block_hash == hash).collect();
             let first = &items[0].1;
+            if let Some(rpc) = &ctx.comet {
+                // GoatLightClient: submit the CometBFT height that makes the
+                // block final (after any set change) before settling on it.
+                let wanted = [(first.block_number, hash)];
+                let _one = ctx.goat_prove_lock.lock().await;
+                if let Err(e) =
+                    crate::metis::goatprove::prove_blocks(&*ctx.store, rpc, &ctx.sink, &wanted)
+                        .await
+                {
+                    if e.class() == ErrorClass::Permanent {
+                        tracing::error!(chain = "goat", height = first.block_number, hash = %hash, "GOAT payments cannot settle: {e}");
+                    } else {
+                        warn!(
+                            chain = "goat",
+                            height = first.block_number,
+                            "GOAT block not made final on Metis yet: {e}"
+                        );
+                    }
+                    for (inv, _) in &items {
+                        let mut inv = inv.clone();
+                        inv.detail = Some(e.to_string());
+                        left_out.push(inv);
+                    }
+                    continue;
+                }
+            }
             let built = async {
                 let fields = goat_fields(first)?;
                 let signatures =

@@ -15,6 +15,7 @@
 //! independent app state per node. The state is in memory: after a restart
 //! CometBFT replays its blocks into the app (Info answers height 0).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use alloy::primitives::B256;
@@ -38,6 +39,9 @@ use tracing::{debug, info, warn};
 use super::consensus::{
     encode_tx0, field_bytes, field_varint, read_tx0, MAX_TXS, MSG_NEW_ETH_BLOCK,
 };
+
+/// Tries of an EVM call before the app gives up (about 6 s in all).
+const EVM_ATTEMPTS: u32 = 6;
 
 /// The prefix of a validator-update transaction.
 pub const VALIDATOR_TX_PREFIX: &str = "gmrelay-devnet/validator:";
@@ -86,7 +90,7 @@ pub fn validator_update_tx(key: &[u8], power: u64) -> Vec<u8> {
     format!("{VALIDATOR_TX_PREFIX}{}:{power}", hex::encode(key)).into_bytes()
 }
 
-fn parse_validator_tx(tx: &[u8]) -> Result<ValidatorUpdate, String> {
+fn parse_validator_tx(tx: &[u8]) -> Result<(Vec<u8>, i64), String> {
     let text = std::str::from_utf8(tx).map_err(|_| "not UTF-8".to_string())?;
     let rest = text
         .strip_prefix(VALIDATOR_TX_PREFIX)
@@ -97,10 +101,56 @@ fn parse_validator_tx(tx: &[u8]) -> Result<ValidatorUpdate, String> {
         return Err("key: not a 33-byte compressed secp256k1 point".into());
     }
     let power: i64 = power.parse().map_err(|e| format!("power: {e}"))?;
-    if power < 0 {
-        return Err("power: negative".into());
+    if !(0..=MAX_POWER).contains(&power) {
+        return Err(format!("power {power}: outside 0..={MAX_POWER}"));
     }
-    Ok(secp_update(key, power))
+    Ok((key, power))
+}
+
+/// A validator set: compressed secp256k1 key → power.
+type Powers = BTreeMap<Vec<u8>, i64>;
+
+/// A validator's power on the devnet at most (far below CometBFT's total cap).
+const MAX_POWER: i64 = 1 << 40;
+
+/// Screens validator-update transactions against `set`, in order, as
+/// CometBFT would apply them at the end of the block: each parses, names a
+/// key at most once per block, removes only a member, and the set stays
+/// non-empty with at most 20 members. A refused one is left out (CometBFT
+/// would halt on it). Returns the set after the kept ones and each verdict.
+fn screen<T: AsRef<[u8]>>(
+    set: &Powers,
+    txs: &[T],
+) -> (Powers, Vec<Result<ValidatorUpdate, String>>) {
+    let mut next = set.clone();
+    let mut seen = std::collections::BTreeSet::new();
+    let verdicts = txs
+        .iter()
+        .map(|tx| {
+            let (key, power) = parse_validator_tx(tx.as_ref())?;
+            if !seen.insert(key.clone()) {
+                return Err("a second update of this validator in the block".to_string());
+            }
+            let mut after = next.clone();
+            if power == 0 {
+                if after.remove(&key).is_none() {
+                    return Err("removes a key that is not a validator".into());
+                }
+            } else {
+                after.insert(key.clone(), power);
+            }
+            if after.is_empty() || after.len() > super::cometnet::MAX_VALIDATORS {
+                return Err(format!(
+                    "would leave {} validators (1 to {} allowed)",
+                    after.len(),
+                    super::cometnet::MAX_VALIDATORS
+                ));
+            }
+            next = after;
+            Ok(secp_update(key, power))
+        })
+        .collect();
+    (next, verdicts)
 }
 
 fn secp_update(key: Vec<u8>, power: i64) -> ValidatorUpdate {
@@ -159,6 +209,8 @@ struct State {
     height: i64,
     /// Its app hash.
     app_hash: Vec<u8>,
+    /// The validator set after the last height.
+    validators: Powers,
 }
 
 impl State {
@@ -186,23 +238,39 @@ impl App {
         }
     }
 
+    /// EVM block `number`, retried for a few seconds: a passing anvil
+    /// hiccup must not stop the CometBFT node (an app error halts it).
     async fn block(&self, number: u64) -> Result<Option<Block>, AbciError> {
-        self.evm
-            .get_block_by_number(number.into())
-            .await
-            .map_err(|e| self.evm_err(e))
+        let mut last = String::new();
+        for attempt in 0..EVM_ATTEMPTS {
+            match self.evm.get_block_by_number(number.into()).await {
+                Ok(b) => return Ok(b),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+        }
+        Err(self.evm_err(format!("block {number}: {last}")))
     }
 
     /// EVM block `head.0 + 1` on `head.1`: the one the EVM node has, or a
     /// newly mined one (a new round reuses the block of an earlier one).
     async fn next_block(&self, head: (u64, B256)) -> Result<Block, AbciError> {
         let n = head.0 + 1;
-        if self.block(n).await?.is_none() {
-            let _: serde_json::Value = self
+        let mut attempt = 0;
+        while self.block(n).await?.is_none() {
+            match self
                 .evm
-                .raw_request("evm_mine".into(), ())
+                .raw_request::<_, serde_json::Value>("evm_mine".into(), ())
                 .await
-                .map_err(|e| self.evm_err(format!("evm_mine: {e}")))?;
+            {
+                Ok(_) => {}
+                Err(e) if attempt + 1 < EVM_ATTEMPTS => {
+                    warn!("devnet GOAT app: evm_mine: {e} (retrying)");
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100 << attempt)).await;
+                }
+                Err(e) => return Err(self.evm_err(format!("evm_mine: {e}"))),
+            }
         }
         let block = self
             .block(n)
@@ -244,12 +312,20 @@ impl App {
                         .map_err(|_| AbciError::Genesis(format!("power {}", v.power)))?;
                     validators.push(secp_update(key, power));
                 }
+                let set: BTreeMap<Vec<u8>, i64> = genesis
+                    .validators
+                    .iter()
+                    .filter_map(|v| {
+                        Some((hex::decode(&v.pub_key).ok()?, i64::try_from(v.power).ok()?))
+                    })
+                    .collect();
                 let genesis_block = self
                     .block(0)
                     .await?
                     .ok_or_else(|| self.evm_err("no genesis block"))?;
                 let mut s = self.state.lock().await;
                 s.evm_head = (0, genesis_block.header.hash);
+                s.validators = set;
                 s.height = init.initial_height.saturating_sub(1);
                 s.app_hash = s.hash();
                 info!(chain = "goat", evm_genesis = %s.evm_head.1, validators = validators.len(), "devnet GOAT app: InitChain");
@@ -264,14 +340,19 @@ impl App {
                 log: "the devnet GOAT app answers no queries".into(),
                 ..Default::default()
             }),
-            Q::CheckTx(c) => R::CheckTx(match parse_validator_tx(&c.tx) {
-                Ok(_) => ResponseCheckTx::default(),
-                Err(e) => ResponseCheckTx {
-                    code: 1,
-                    log: e,
-                    ..Default::default()
+            Q::CheckTx(c) => R::CheckTx(
+                match screen(&self.state.lock().await.validators, &[&c.tx])
+                    .1
+                    .remove(0)
+                {
+                    Ok(_) => ResponseCheckTx::default(),
+                    Err(e) => ResponseCheckTx {
+                        code: 1,
+                        log: e,
+                        ..Default::default()
+                    },
                 },
-            }),
+            ),
             Q::PrepareProposal(p) => R::PrepareProposal(self.prepare(p).await?),
             Q::ProcessProposal(p) => R::ProcessProposal(self.process(p).await),
             Q::FinalizeBlock(f) => R::FinalizeBlock(self.finalize(f).await?),
@@ -289,7 +370,10 @@ impl App {
         &self,
         p: RequestPrepareProposal,
     ) -> Result<ResponsePrepareProposal, AbciError> {
-        let head = self.state.lock().await.evm_head;
+        let (head, set) = {
+            let s = self.state.lock().await;
+            (s.evm_head, s.validators.clone())
+        };
         let block = self.next_block(head).await?;
         let mut txs: Vec<prost::bytes::Bytes> = vec![tx0(&p.proposer_address, &block).into()];
         let mut size = txs[0].len() as i64;
@@ -297,7 +381,9 @@ impl App {
             if txs.len() == MAX_TXS || size + tx.len() as i64 > p.max_tx_bytes {
                 break;
             }
-            if parse_validator_tx(&tx).is_ok() {
+            let mut with = txs[1..].to_vec();
+            with.push(tx.clone());
+            if screen(&set, &with).1.iter().all(Result::is_ok) {
                 size += tx.len() as i64;
                 txs.push(tx);
             }
@@ -348,8 +434,9 @@ impl App {
                 payload.block_number, payload.block_hash
             ));
         }
-        for (i, tx) in p.txs.iter().enumerate().skip(1) {
-            parse_validator_tx(tx).map_err(|e| format!("tx {i}: {e}"))?;
+        let set = self.state.lock().await.validators.clone();
+        for (i, verdict) in screen(&set, &p.txs[1..]).1.into_iter().enumerate() {
+            verdict.map_err(|e| format!("tx {}: {e}", i + 1))?;
         }
         Ok(())
     }
@@ -358,22 +445,22 @@ impl App {
         let mut s = self.state.lock().await;
         let mut tx_results = Vec::with_capacity(f.txs.len());
         let mut validator_updates = Vec::new();
-        for (i, tx) in f.txs.iter().enumerate() {
-            if i == 0 {
-                match read_tx0(tx) {
-                    Ok(p) => {
-                        s.evm_head = (p.block_number, p.block_hash);
-                        tx_results.push(ExecTxResult::default());
-                    }
-                    Err(e) => tx_results.push(ExecTxResult {
-                        code: 1,
-                        log: e,
-                        ..Default::default()
-                    }),
+        if let Some(tx) = f.txs.first() {
+            match read_tx0(tx) {
+                Ok(p) => {
+                    s.evm_head = (p.block_number, p.block_hash);
+                    tx_results.push(ExecTxResult::default());
                 }
-                continue;
+                Err(e) => tx_results.push(ExecTxResult {
+                    code: 1,
+                    log: e,
+                    ..Default::default()
+                }),
             }
-            match parse_validator_tx(tx) {
+        }
+        let (next, verdicts) = screen(&s.validators, &f.txs[f.txs.len().min(1)..]);
+        for verdict in verdicts {
+            match verdict {
                 Ok(u) => {
                     info!(
                         chain = "goat",
@@ -391,6 +478,7 @@ impl App {
                 }),
             }
         }
+        s.validators = next;
         s.height = f.height;
         s.app_hash = s.hash();
         Ok(ResponseFinalizeBlock {
@@ -505,14 +593,44 @@ mod tests {
             .to_encoded_point(true)
             .to_bytes()
             .to_vec();
-        let u = parse_validator_tx(&validator_update_tx(&key, 25)).unwrap();
-        assert_eq!(u.power, 25);
+        let (k, power) = parse_validator_tx(&validator_update_tx(&key, 25)).unwrap();
+        assert_eq!((k.as_slice(), power), (key.as_slice(), 25));
         assert!(parse_validator_tx(b"hello").is_err());
         assert!(parse_validator_tx(format!("{VALIDATOR_TX_PREFIX}02ab:1").as_bytes()).is_err());
         assert!(parse_validator_tx(
             format!("{VALIDATOR_TX_PREFIX}{}:-1", hex::encode(&key)).as_bytes()
         )
         .is_err());
+    }
+
+    #[test]
+    fn validator_updates_that_would_halt_cometbft_are_screened_out() {
+        let key = |i: u8| {
+            let v = super::super::consensus::testgen::Val::new(i, 10);
+            v.key
+                .verifying_key()
+                .to_encoded_point(true)
+                .to_bytes()
+                .to_vec()
+        };
+        let set: BTreeMap<Vec<u8>, i64> = (1..=3).map(|i| (key(i), 10)).collect();
+        let tx = |i: u8, p: u64| validator_update_tx(&key(i), p);
+        let ok = |txs: &[Vec<u8>]| {
+            screen(&set, txs)
+                .1
+                .iter()
+                .map(Result::is_ok)
+                .collect::<Vec<_>>()
+        };
+        // Add one, change one, remove one: fine.
+        assert_eq!(ok(&[tx(4, 1), tx(1, 20), tx(2, 0)]), [true, true, true]);
+        assert_eq!(screen(&set, &[tx(4, 1), tx(2, 0)]).0.len(), 3);
+        // Removing a non-member, updating a key twice, emptying the set: refused.
+        assert_eq!(ok(&[tx(9, 0)]), [false]);
+        assert_eq!(ok(&[tx(4, 1), tx(4, 2)]), [true, false]);
+        assert_eq!(ok(&[tx(1, 0), tx(2, 0), tx(3, 0)]), [true, true, false]);
+        // Power beyond the devnet cap.
+        assert_eq!(ok(&[tx(4, 1 << 41)]), [false]);
     }
 
     #[test]

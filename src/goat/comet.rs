@@ -116,7 +116,9 @@ impl CometRpc {
             .map_err(|e| unavailable(e.to_string()))?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(|e| unavailable(e.to_string()))?;
-        if status.is_server_error() && body.is_empty() {
+        // Overload and gateway answers are worth retrying whatever their body.
+        let busy = status.is_server_error() || matches!(status.as_u16(), 408 | 429);
+        if busy && !body.starts_with(b"{") {
             return Err(unavailable(format!("HTTP {status}")));
         }
         R::from_string(&body).map_err(|e| {
@@ -124,10 +126,14 @@ impl CometRpc {
             // CometBFT: "height N must be less than or equal to the current
             // blockchain height M" / "is not available, lowest height is".
             match height {
-                Some(height)
-                    if message.contains("must be less than or equal")
-                        || message.contains("not available") =>
-                {
+                Some(_) if message.contains("lowest height") => CometError::Invalid {
+                    endpoint: self.url.clone(),
+                    method: method.into(),
+                    message: format!(
+                        "{message} (the node pruned it: use an archive node, or a newer checkpoint)"
+                    ),
+                },
+                Some(height) if message.contains("must be less than or equal") => {
                     CometError::NoHeight {
                         endpoint: self.url.clone(),
                         height,

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use alloy::primitives::B256;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use tendermint::validator::{Info, Set as ValidatorSet};
 use tendermint::{Hash, Time};
@@ -30,6 +30,8 @@ use crate::store::{Store, StoreError};
 
 /// Heights fetched concurrently while catching up.
 const FETCH_AHEAD: usize = 8;
+/// How long one height's fetch is retried before the round gives up.
+const FETCH_RETRY: Duration = Duration::from_secs(20);
 /// Heights verified per round (one store batch).
 const MAX_PER_ROUND: u64 = 2_000;
 
@@ -435,32 +437,61 @@ impl ConsensusFollower {
         }
         let to = latest.min(from + MAX_PER_ROUND - 1);
         let rpc = &self.rpc;
+        let policy = crate::retry::RetryPolicy::new(Duration::from_millis(200), FETCH_RETRY);
         let mut blocks = futures::stream::iter(from..=to)
-            .map(|h| rpc.light_block(h))
+            .map(|h| {
+                crate::retry::with_retry(policy, "goat", "CometBFT light block", move || {
+                    rpc.light_block(h)
+                })
+            })
             .buffered(FETCH_AHEAD);
+        // Verify into copies: whatever fails, the verified prefix is saved
+        // with the trust it earned, and nothing past it.
+        let mut trusted = self.trusted.clone();
+        let mut trusted_hash = self.trusted_hash;
         let mut puts = Vec::new();
         let mut proven = None;
+        let mut failure = None;
         let now = Time::now();
-        while let Some(block) = blocks.try_next().await? {
-            let v = verify(&self.trusted, &block, &self.options, now).map_err(|error| {
-                FollowError::Invalid {
-                    endpoint: self.rpc.endpoint().to_string(),
-                    error,
+        let invalid = |error| FollowError::Invalid {
+            endpoint: self.rpc.endpoint().to_string(),
+            error,
+        };
+        loop {
+            let block = match blocks.next().await {
+                None => break,
+                Some(Err(e)) => {
+                    failure = Some(FollowError::Rpc(e));
+                    break;
                 }
-            })?;
+                Some(Ok(b)) => b,
+            };
             let header = &block.signed_header.header;
             let h = header.height.value();
-            let number =
-                v.payload
-                    .block_number
-                    .checked_sub(1)
-                    .ok_or_else(|| FollowError::Invalid {
-                        endpoint: self.rpc.endpoint().to_string(),
-                        error: ConsensusError::Tx0 {
-                            height: h,
-                            what: "payload.block_number is 0".into(),
-                        },
-                    })?;
+            // Adjacent heights chain by last_block_id (GoatLightClient checks it too).
+            if h == trusted.height.value() + 1
+                && header.last_block_id.map(|id| id.hash) != Some(trusted_hash)
+            {
+                failure = Some(invalid(ConsensusError::Verifier {
+                    height: h,
+                    reason: format!("last_block_id is not the verified header {trusted_hash}"),
+                }));
+                break;
+            }
+            let v = match verify(&trusted, &block, &self.options, now) {
+                Ok(v) => v,
+                Err(e) => {
+                    failure = Some(invalid(e));
+                    break;
+                }
+            };
+            let Some(number) = v.payload.block_number.checked_sub(1) else {
+                failure = Some(invalid(ConsensusError::Tx0 {
+                    height: h,
+                    what: "payload.block_number is 0".into(),
+                }));
+                break;
+            };
             let mut value = h.to_be_bytes().to_vec();
             value.extend_from_slice(v.payload.parent_hash.as_slice());
             puts.push((evm_key(number), value));
@@ -480,23 +511,53 @@ impl ConsensusFollower {
                 evm = number,
                 "CometBFT height verified"
             );
-            self.trusted = v.trusted;
-            self.trusted_hash = v.header_hash;
+            trusted = v.trusted;
+            trusted_hash = v.header_hash;
         }
         drop(blocks);
         if let Some((n, hash)) = proven {
             let mut p = n.to_be_bytes().to_vec();
             p.extend_from_slice(hash.as_slice());
             puts.push((K_PROVEN.to_vec(), p));
-            let rec = TrustedRecord::of(&self.trusted, self.trusted_hash);
+            let rec = TrustedRecord::of(&trusted, trusted_hash);
             puts.push((
                 K_TRUSTED.to_vec(),
                 serde_json::to_vec(&rec).map_err(|e| state.corrupt(&e.to_string()))?,
             ));
             store.consensus_put(&puts)?;
+            // Memory follows the store, never ahead of it.
+            self.trusted = trusted;
+            self.trusted_hash = trusted_hash;
             metrics::gauge!("gmrelay_goat_consensus_height").set(self.height() as f64);
         }
+        if let Some(e) = failure {
+            return Err(e);
+        }
         state.proven().map_err(Into::into)
+    }
+
+    /// GoatLightClient's constructor arguments from the trusted state (what
+    /// was verified, never re-read from the RPC).
+    pub fn light_client_args(
+        &self,
+        trusting_period: u64,
+    ) -> Result<crate::metis::goatlc::LightClientArgs, crate::metis::goatlc::EncodeError> {
+        let nanos = self.trusted.time.unix_timestamp_nanos();
+        Ok(crate::metis::goatlc::LightClientArgs {
+            comet_chain_id: self.trusted.chain_id.to_string(),
+            height: self.height(),
+            secs: (nanos / 1_000_000_000) as u64,
+            nanos: (nanos % 1_000_000_000) as u32,
+            header_hash: B256::from_slice(self.trusted_hash.as_bytes()),
+            next_validators_hash: B256::from_slice(self.trusted.next_validators_hash.as_bytes()),
+            validators: crate::metis::goatlc::validators(&self.trusted.next_validators)?,
+            trusting_period,
+        })
+    }
+
+    /// The trusted header's time.
+    pub fn trusted_time(&self) -> Time {
+        self.trusted.time
     }
 }
 

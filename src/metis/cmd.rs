@@ -154,7 +154,15 @@ pub async fn contracts_cmd(config: &Config, cmd: ContractsCmd) -> Result<()> {
                 config.metis_deployment_file().display()
             );
             println!("BtcLightClient       {}", c.btc_light_client);
-            println!("GoatHeaderStore      {}", c.goat_header_store);
+            let consensus = file
+                .as_ref()
+                .is_some_and(|d| d.goat_trust == deploy::GoatTrust::Consensus);
+            let goat_name = if consensus {
+                "GoatLightClient"
+            } else {
+                "GoatHeaderStore"
+            };
+            println!("{goat_name:<21}{}", c.goat_header_store);
             println!("PaymentSettlement    {}", c.payment_settlement);
             if let Some(t) = file.and_then(|d| d.goat_test_token) {
                 println!("GOAT test token      {t}");
@@ -163,6 +171,7 @@ pub async fn contracts_cmd(config: &Config, cmd: ContractsCmd) -> Result<()> {
             let p = super::sink::provider(&config.metis_rpc_url())?;
             let btc = super::bindings::BtcLightClient::new(c.btc_light_client, p.clone());
             let goat = super::bindings::GoatHeaderStore::new(c.goat_header_store, p.clone());
+            let lc = super::bindings::GoatLightClient::new(c.goat_header_store, p.clone());
             let ps = super::bindings::PaymentSettlement::new(c.payment_settlement, p);
             let trust = async {
                 let network = btc.network().call().await?;
@@ -171,29 +180,41 @@ pub async fn contracts_cmd(config: &Config, cmd: ContractsCmd) -> Result<()> {
                 let cp_height = btc.checkpointHeight().call().await?;
                 let best = btc.bestHeight().call().await?;
                 let goat_chain = goat.goatChainId().call().await?;
-                let committee = goat.committee().call().await?;
+                let goat_trust = if consensus {
+                    let st = lc.trustedState().call().await?;
+                    let set = lc.validatorSet().call().await?;
+                    let chain = lc.chainId().call().await?;
+                    format!(
+                        "GOAT's CometBFT validators ({chain}): {} validators, total power {}, trusted height {}{}, GOAT chain {goat_chain}",
+                        set.validators.len(),
+                        set.totalPower,
+                        st.height,
+                        if st.frozen { ", FROZEN by a misbehaviour proof" } else { "" }
+                    )
+                } else {
+                    let committee = goat.committee().call().await?;
+                    format!(
+                        "a {}-of-{} committee ({}) attesting GOAT chain {goat_chain}",
+                        committee.quorum,
+                        committee.members.len(),
+                        committee
+                            .members
+                            .iter()
+                            .map(|m| m.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                };
                 let confs = ps.minBtcConfirmations().call().await?;
                 let ps_net = ps.btcNetwork().call().await?;
                 let ps_goat = ps.goatChainId().call().await?;
                 anyhow::Ok((
-                    network, limit, cp, cp_height, best, goat_chain, committee, confs, ps_net,
-                    ps_goat,
+                    network, limit, cp, cp_height, best, goat_trust, confs, ps_net, ps_goat,
                 ))
             }
             .await;
             match trust {
-                Ok((
-                    network,
-                    limit,
-                    cp,
-                    cp_height,
-                    best,
-                    goat_chain,
-                    committee,
-                    confs,
-                    ps_net,
-                    ps_goat,
-                )) => {
+                Ok((network, limit, cp, cp_height, best, goat_trust, confs, ps_net, ps_goat)) => {
                     let name = |n: u8| match n {
                         super::bindings::NETWORK_MAINNET => "Bitcoin mainnet rules",
                         super::bindings::NETWORK_TESTNET4 => {
@@ -210,19 +231,9 @@ pub async fn contracts_cmd(config: &Config, cmd: ContractsCmd) -> Result<()> {
                         super::relay::display(cp),
                         name(network)
                     );
+                    println!("  {goat_name:<19}{goat_trust}");
                     println!(
-                        "  GoatHeaderStore    a {}-of-{} committee ({}) attesting GOAT chain {goat_chain}",
-                        committee.quorum,
-                        committee.members.len(),
-                        committee
-                            .members
-                            .iter()
-                            .map(|m| m.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    );
-                    println!(
-                        "  PaymentSettlement  BtcLightClient (checked at deployment: {}), GoatHeaderStore (GOAT chain {ps_goat}), {confs} Bitcoin confirmations",
+                        "  PaymentSettlement  BtcLightClient (checked at deployment: {}), {goat_name} (GOAT chain {ps_goat}), {confs} Bitcoin confirmations",
                         name(ps_net)
                     );
                 }
@@ -515,6 +526,35 @@ pub async fn run(config: &Config, cmd: MetisCmd) -> Result<()> {
             let store = crate::app::open_store(config)?;
             let sink = sink(config, true).await?;
             let attesters = crate::app::attester_keys(config)?;
+            if let (Some(c), crate::proof::ProofBody::Goat(p)) =
+                (&config.goat.consensus, &file.body)
+            {
+                // GoatLightClient: make the block final on Metis from its
+                // CometBFT commit first (what the daemon does).
+                let rpc = crate::goat::comet::CometRpc::new(
+                    &c.rpc_url,
+                    std::time::Duration::from_secs(config.goat.timeout_secs),
+                )?;
+                let sent = crate::metis::goatprove::prove_blocks(
+                    &store,
+                    &rpc,
+                    &sink,
+                    &[(p.block_number, p.block_hash)],
+                )
+                .await
+                .with_context(|| {
+                    format!(
+                        "making GOAT block {} final on GoatLightClient",
+                        p.block_number
+                    )
+                })?;
+                for o in &sent {
+                    println!(
+                        "GoatLightClient.submit: gas {}, tx {}",
+                        o.gas_used, o.tx_hash
+                    );
+                }
+            }
             let r = settle::settle(
                 &store,
                 &sink,
@@ -541,6 +581,9 @@ pub async fn run(config: &Config, cmd: MetisCmd) -> Result<()> {
                 match r.rail {
                     Rail::Btc => format!(", {} header(s)", r.headers),
                     Rail::Goat if r.inline_attestation => ", attested inline".into(),
+                    Rail::Goat if config.goat.consensus.is_some() => {
+                        ", block proven by GoatLightClient".into()
+                    }
                     Rail::Goat => ", block attested on-chain".into(),
                 },
                 r.outcome.gas_used,

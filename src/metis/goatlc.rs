@@ -271,25 +271,6 @@ pub struct LightClientArgs {
     pub trusting_period: u64,
 }
 
-/// The constructor arguments that trust `header` with `next` as its next set.
-pub fn constructor_args(
-    header: &Header,
-    next: &ValidatorSet,
-    trusting_period: u64,
-) -> Result<LightClientArgs, EncodeError> {
-    let lh = light_header(header)?;
-    Ok(LightClientArgs {
-        comet_chain_id: header.chain_id.to_string(),
-        height: header.height.value(),
-        secs: lh.timeSeconds,
-        nanos: lh.timeNanos,
-        header_hash: B256::from_slice(header.hash().as_bytes()),
-        next_validators_hash: lh.nextValidatorsHash,
-        validators: validators(next)?,
-        trusting_period,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -119,7 +119,7 @@ pub async fn prove_blocks<St: Store>(
                 finalized: ph.evm_hash,
             });
         }
-        let (trusted, frozen) = sink.goat_lc_state().await?;
+        let (trusted, _, frozen) = sink.goat_lc_state().await?;
         if frozen {
             return Err(ProveError::Frozen);
         }
@@ -138,6 +138,38 @@ pub async fn prove_blocks<St: Store>(
         );
     }
     Ok(sent)
+}
+
+/// Keeps GoatLightClient inside its trusting period while no payment needs
+/// it: when its trusted header is older than a third of `trusting_period`
+/// (seconds), proves the latest EVM block the follower has made final (with
+/// any set change on the way). Returns the transactions sent.
+pub async fn keep_fresh<St: Store>(
+    store: &St,
+    rpc: &CometRpc,
+    sink: &AlloySink,
+    trusting_period: u64,
+    now: u64,
+) -> Result<Vec<TxOutcome>, ProveError> {
+    let (height, time, frozen) = sink.goat_lc_state().await?;
+    if frozen || now.saturating_sub(time) < trusting_period / 3 {
+        return Ok(Vec::new());
+    }
+    let Some((number, hash)) = store.goat_finalized()? else {
+        return Ok(Vec::new());
+    };
+    match ConsensusState::new(store).proving_height(number)? {
+        Some(ph) if ph.height > height => {
+            info!(
+                chain = "goat",
+                trusted_height = height,
+                age_secs = now.saturating_sub(time),
+                "GoatLightClient's trusted header is aging: submitting a recent height"
+            );
+            prove_blocks(store, rpc, sink, &[(number, hash)]).await
+        }
+        _ => Ok(Vec::new()),
+    }
 }
 
 /// Submits CometBFT height `h` (and the EVM block its tx0 names as parent).

@@ -578,14 +578,20 @@ macro_rules! view {
 }
 
 impl AlloySink {
-    /// GoatLightClient's trusted state: (CometBFT height, frozen).
-    pub async fn goat_lc_state(&self) -> Result<(u64, bool), MetisError> {
+    /// GoatLightClient's trusted state: (CometBFT height, its time in
+    /// seconds, frozen).
+    pub async fn goat_lc_state(&self) -> Result<(u64, u64, bool), MetisError> {
         let r = view!(
             self,
             "GoatLightClient.trustedState",
             self.goat_lc().trustedState()
         )?;
-        Ok((u64_of(r.height, &self.url, "trusted height")?, r.frozen))
+        let secs = r.timeNanos / U256::from(1_000_000_000u64);
+        Ok((
+            u64_of(r.height, &self.url, "trusted height")?,
+            u64_of(secs, &self.url, "trusted time")?,
+            r.frozen,
+        ))
     }
 
     /// Submits one CometBFT height to GoatLightClient.
