@@ -2,8 +2,9 @@
 //! --goat-consensus` runs real CometBFT v0.38.25 nodes (secp256k1
 //! validators) driven by the devnet GOAT app, deploys GoatLightClient with
 //! no committee; `gmrelay run` follows GOAT by verified commits and settles
-//! a GOAT payment on Metis through GoatLightClient, across a validator-set
-//! change; a misbehaviour proof made from the validators' keys freezes the
+//! a GOAT payment on Metis through GoatLightClient, a payment whose block
+//! the contract has passed (proven from a newer block by parent hashes), and
+//! one across a validator-set change; a misbehaviour proof made from the validators' keys freezes the
 //! contract and settlement stops with a clear error. Every process is
 //! stopped at the end.
 
@@ -110,6 +111,10 @@ async fn a_goat_payment_settles_through_cometbft_consensus_until_misbehaviour_fr
     let lc = GoatLightClient::new(lc_addr, provider.clone());
     let start_height = lc.trustedState().call().await.unwrap().height;
 
+    // A payment made before the relayer knows its invoice: handed in only
+    // after GoatLightClient has moved past the height that proves its block.
+    let late = pay_goat_invoice(&dir);
+
     // The relayer.
     let log = devnet.path().join("relayer.log");
     let mut run = Command::new(bin());
@@ -133,6 +138,27 @@ async fn a_goat_payment_settles_through_cometbft_consensus_until_misbehaviour_fr
     let after_first = lc.trustedState().call().await.unwrap();
     assert!(after_first.height > start_height);
     assert!(!after_first.frozen);
+    // The late invoice: its block is below the contract's trusted height, so
+    // it is proven from a newer proven block by parent hashes.
+    let file = devnet.path().join(format!("invoices/{late}.json"));
+    let r = reqwest::Client::new()
+        .post(format!("{http}/invoices"))
+        .body(std::fs::read(&file).unwrap())
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let late_id: B256 = late.parse().unwrap();
+    wait_for(120, "the late GOAT invoice settled", &log, || async {
+        !settled_in(&metis, settlement, late_id).await.is_empty()
+    })
+    .await;
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("GoatLightClient.proveAncestors"),
+        "no ancestor proof in the log"
+    );
     let st = get(&format!("{http}/status")).await;
     assert_eq!(st["goat_trust"]["mode"], "consensus", "{st}");
     assert!(

@@ -60,9 +60,21 @@ import {RlpCalldata} from "./lib/RlpCalldata.sol";
  *     stops at the first: the ordering check makes that impossible. The EVM header's number
  *     must be payload.block_number - 1.
  *
+ * Ancestors: submit proves only the EVM block named by the height it verifies, and the trusted
+ * height only moves up, so the EVM blocks of skipped heights could never be proven by submit.
+ * They are final all the same (ancestors of a final block), and proveAncestors(headers) proves
+ * them from a block already stored: headers[0] is that block's RLP header (its keccak must be
+ * stored, else UnknownGoatBlock), each next header must hash to the parent hash (RLP item 0) of
+ * the one before (EvmHeaderMismatch) and carry its number - 1 (EvmNumberMismatch); each is
+ * stored like submit's block (same commitment, same BlockAttested). The keccak chain down from
+ * a final block is the whole proof: no signature, no CometBFT height. A block already stored
+ * is skipped (no second event), the walk goes on past it. At least two headers (TooFewHeaders).
+ * The header reader is submit's (_readEvmHeader, which also returns the parent hash).
+ *
  * Misbehaviour: two commits at one height for different headers, each signed by > 2/3 of the
  * stored set, prove that at least 1/3 of it equivocated. submitMisbehaviour then freezes the
- * client: every submit, further misbehaviour and verifyBlock revert with ClientFrozen.
+ * client: every submit, proveAncestors, further misbehaviour and verifyBlock revert with
+ * ClientFrozen.
  *
  * Storage: one slot holds the stored set's data contract, the trusted height (32 bits: four
  * centuries of 3-second blocks) and time (ns, 64 bits: until 2554); a zero data contract means
@@ -87,6 +99,9 @@ import {RlpCalldata} from "./lib/RlpCalldata.sol";
  *   evmHeader    the RLP header of EVM block payload.parent_hash.
  *   nextValidators  empty unless next_validators_hash != validators_hash; then 72-byte records
  *                x (32) || y (32) || voting power (8, big-endian), in set order.
+ *
+ * Calldata of proveAncestors: headers, the RLP EVM headers newest first (eth_getBlockByHash of
+ * each parent hash in turn), headers[0] being a block already proven final.
  */
 
 /// @title GoatLightClient
@@ -209,8 +224,9 @@ contract GoatLightClient is IGoatHeaderStore {
     // Events
     // ---------------------------------------------------------------------------------
 
-    /// @notice An EVM block was proven final (the same event as GoatHeaderStore's; the CometBFT
-    ///         header that proved it is the new trusted header, see trustedState).
+    /// @notice An EVM block was proven final (the same event as GoatHeaderStore's): by submit
+    ///         (the CometBFT header that proved it is the new trusted header, see trustedState)
+    ///         or by proveAncestors (as the parent of a block proven final).
     /// @param blockHash EVM block hash.
     /// @param number Block number.
     /// @param timestamp Header timestamp.
@@ -239,7 +255,8 @@ contract GoatLightClient is IGoatHeaderStore {
     /// @notice verifyBlock was given committee signatures: only consensus proofs count here.
     error SignaturesNotSupported();
 
-    /// @notice No EVM block proven final matches these fields.
+    /// @notice No EVM block proven final matches these fields (verifyBlock), or the first
+    ///         header given to proveAncestors is not a block proven final.
     error UnknownGoatBlock(bytes32 blockHash);
 
     /// @notice The header is not above the trusted height.
@@ -288,14 +305,20 @@ contract GoatLightClient is IGoatHeaderStore {
     /// @notice tx0's first message is not MsgNewEthBlock (the type URL's first 32 bytes).
     error UnexpectedTypeUrl(bytes32 typeUrl);
 
-    /// @notice The EVM header is not an RLP list of at least 12 items at calldata `offset`.
+    /// @notice The EVM header is not an RLP list of at least 12 items (item 0, the parent hash,
+    ///         and item 5, the receipts root, 32-byte strings) at calldata `offset`.
     error MalformedEvmHeader(uint256 offset);
 
-    /// @notice keccak256 of the EVM header is not the payload's parent_hash.
+    /// @notice keccak256 of the EVM header is not the payload's parent_hash (submit), or not
+    ///         the parent hash of the header before it (proveAncestors).
     error EvmHeaderMismatch(bytes32 parentHash, bytes32 headerHash);
 
-    /// @notice The EVM header's number is not payload.block_number - 1.
+    /// @notice The EVM header's number is not payload.block_number - 1 (submit), or not its
+    ///         child header's number - 1 (proveAncestors: payloadNumber is the child's number).
     error EvmNumberMismatch(uint256 payloadNumber, uint256 headerNumber);
+
+    /// @notice proveAncestors was given fewer than two headers (a stored block and an ancestor).
+    error TooFewHeaders(uint256 count);
 
     /// @notice The validator set passed does not hash to the expected hash.
     error ValidatorSetHashMismatch(bytes32 expected, bytes32 computed);
@@ -438,10 +461,40 @@ contract GoatLightClient is IGoatHeaderStore {
         private
     {
         (bytes32 parent, uint256 payloadNumber) = _readTx0(tx0, tx0Proof, dataHash);
-        (uint256 number, uint256 timestamp, bytes32 receiptsRoot) = _readEvmHeader(evmHeader, parent);
+        (, uint256 number, uint256 timestamp, bytes32 receiptsRoot) = _readEvmHeader(evmHeader, parent);
         if (number + 1 != payloadNumber) revert EvmNumberMismatch(payloadNumber, number);
         _final[parent] = GoatBlockCommitment.hash(number, timestamp, receiptsRoot);
         emit BlockAttested(parent, number, timestamp, receiptsRoot);
+    }
+
+    /// @notice Proves final the ancestors of an EVM block already proven final, walking parent
+    ///         hashes down from it: for blocks whose proving CometBFT height was skipped or
+    ///         passed (submit only moves up). Anyone may call.
+    /// @dev headers[0] must hash to a stored block (UnknownGoatBlock otherwise); each following
+    ///      header must hash to the parent hash (RLP item 0) of the one before it
+    ///      (EvmHeaderMismatch(expected, got)) and carry its number - 1
+    ///      (EvmNumberMismatch(childNumber, number)). Each is stored and BlockAttested emitted as
+    ///      by submit; a block already stored is left as it is (no event) and the walk goes on.
+    /// @param headers RLP headers, newest first: a stored block, then at least one ancestor
+    ///        (TooFewHeaders otherwise).
+    function proveAncestors(bytes[] calldata headers) external {
+        if (uint160(_state) == 0) revert ClientFrozen();
+        uint256 count = headers.length;
+        if (count < 2) revert TooFewHeaders(count);
+        bytes32 hash = _keccak(headers[0]);
+        if (_final[hash] == 0) revert UnknownGoatBlock(hash);
+        (bytes32 parent, uint256 child,,) = _readEvmHeader(headers[0], hash);
+        for (uint256 i = 1; i < count; ++i) {
+            (bytes32 grandparent, uint256 number, uint256 timestamp, bytes32 receiptsRoot) =
+                _readEvmHeader(headers[i], parent);
+            if (number + 1 != child) revert EvmNumberMismatch(child, number);
+            if (_final[parent] == 0) {
+                _final[parent] = GoatBlockCommitment.hash(number, timestamp, receiptsRoot);
+                emit BlockAttested(parent, number, timestamp, receiptsRoot);
+            }
+            parent = grandparent;
+            child = number;
+        }
     }
 
     /// @notice Freezes the client given two commits of the stored validator set for one
@@ -476,7 +529,7 @@ contract GoatLightClient is IGoatHeaderStore {
     // ---------------------------------------------------------------------------------
 
     /// @inheritdoc IGoatHeaderStore
-    /// @dev Only proofs stored by submit count: `signatures` must be empty.
+    /// @dev Only blocks stored by submit or proveAncestors count: `signatures` must be empty.
     function verifyBlock(
         bytes32 blockHash,
         uint256 number,
@@ -494,7 +547,7 @@ contract GoatLightClient is IGoatHeaderStore {
 
     /// @notice Whether an EVM block was proven final.
     /// @param blockHash EVM block hash.
-    /// @return True if submit proved it.
+    /// @return True if submit or proveAncestors proved it.
     function isKnown(bytes32 blockHash) external view returns (bool) {
         return _final[blockHash] != 0;
     }
@@ -1194,13 +1247,14 @@ contract GoatLightClient is IGoatHeaderStore {
         }
     }
 
-    /// @dev Checks keccak256(rlp) == parentHash and reads number (item 8), timestamp (11) and
-    ///      receipts root (5) from the header list, in place. Every item is bounded by the
-    ///      list's end (MalformedEvmHeader otherwise); the encoding is fixed by the hash.
-    function _readEvmHeader(bytes calldata rlp, bytes32 parentHash)
+    /// @dev Checks keccak256(rlp) == expectedHash (EvmHeaderMismatch otherwise) and reads the
+    ///      parent hash (item 0), receipts root (5), number (8) and timestamp (11) from the
+    ///      header list, in place. Every item is bounded by the list's end (MalformedEvmHeader
+    ///      otherwise); the encoding is fixed by the hash.
+    function _readEvmHeader(bytes calldata rlp, bytes32 expectedHash)
         private
         pure
-        returns (uint256 blockNumber, uint256 blockTime, bytes32 receiptsRoot)
+        returns (bytes32 parentHash, uint256 blockNumber, uint256 blockTime, bytes32 receiptsRoot)
     {
         bytes32 hash;
         uint256 begin;
@@ -1212,14 +1266,22 @@ contract GoatLightClient is IGoatHeaderStore {
             calldatacopy(m, begin, rlp.length)
             hash := keccak256(m, rlp.length)
         }
-        if (hash != parentHash) revert EvmHeaderMismatch(parentHash, hash);
+        if (hash != expectedHash) revert EvmHeaderMismatch(expectedHash, hash);
         // Items are decoded without RlpCalldata's bound (OPEN) and checked against the list's
         // end here, so that a bad header reverts with MalformedEvmHeader.
         (bool isList, uint256 p, uint256 len) = RlpCalldata.item(begin, OPEN);
         if (!isList || p + len != end) revert MalformedEvmHeader(0);
         unchecked {
             // Lengths are below 2^64 and calldata offsets far below: no sum here can wrap.
-            for (uint256 i; i < 12; ++i) {
+            // Item 0, the parent hash: a 32-byte string (prefix 0xa0).
+            uint256 bad;
+            assembly {
+                bad := or(gt(add(p, 33), end), iszero(eq(byte(0, calldataload(p)), 0xa0)))
+                parentHash := calldataload(add(p, 1))
+            }
+            if (bad != 0) revert MalformedEvmHeader(p);
+            p += 33;
+            for (uint256 i = 1; i < 12; ++i) {
                 uint256 at = p;
                 (isList, p, len) = RlpCalldata.item(at, OPEN);
                 uint256 start = p;
@@ -1239,6 +1301,15 @@ contract GoatLightClient is IGoatHeaderStore {
                     }
                 }
             }
+        }
+    }
+
+    /// @dev keccak256 of calldata bytes (copied to free memory, which is not claimed).
+    function _keccak(bytes calldata data) private pure returns (bytes32 hash) {
+        assembly {
+            let m := mload(0x40)
+            calldatacopy(m, data.offset, data.length)
+            hash := keccak256(m, data.length)
         }
     }
 

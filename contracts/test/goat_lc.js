@@ -24,6 +24,8 @@ const ZERO32 = '0x' + '00'.repeat(32);
 const SUBMIT = `submit(${HEADER_TYPE},bytes,bytes,bytes32[],bytes,bytes)`;
 const MISBEHAVIOUR = `submitMisbehaviour(${HEADER_TYPE},bytes,${HEADER_TYPE},bytes)`;
 const VERIFY = 'verifyBlock(bytes32,uint256,uint256,bytes32,bytes)';
+const ANCESTORS = 'proveAncestors(bytes[])';
+const ATTESTED = 'BlockAttested(bytes32,uint256,uint256,bytes32)';
 const CTOR = ['string', 'uint256', 'uint64', 'uint64', 'uint32', 'bytes32', 'bytes32', 'bytes', 'uint256'];
 const CHAIN_ID = 'goat-mainnet';
 const DAY = 86_400;
@@ -400,6 +402,64 @@ module.exports = function suites(t) {
       gas('GoatLightClient.submit, 20 validators, 16 votes (unequal powers)', r3);
     });
 
+    await test('proveAncestors: older EVM blocks proven final from a stored one; refusals', async () => {
+      // 14 consecutive EVM blocks; submit proves only the newest (N = chain[13]).
+      const chain = await newEvmBlocks(goat, 14);
+      for (let i = 1; i < chain.length; i++) eq(chain[i].block.parentHash, chain[i - 1].hash, 'consecutive');
+      const headers = (from, to) => chain.slice(from, to + 1).reverse().map((e) => hex(e.rlp)); // newest first
+      const known = async (e) => big(await metis.call(client, 'isKnown(bytes32)', [e.hash]));
+      const verify = (e) => metis.call(client, VERIFY, [e.hash, e.number, e.timestamp, e.receiptsRoot, '0x']);
+      const attested = (receipt) => receipt.logs.filter((l) => l.topics[0] === keccakText(ATTESTED));
+      const attempt = (hs, error, argsHex) => expectRevert(metis, client, ANCESTORS, [hs], error, argsHex);
+      // The first header must be a stored block: N is not proven yet.
+      await attempt(headers(12, 13), 'UnknownGoatBlock(bytes32)', abi.strip0x(chain[13].hash));
+      const b = sim.block(chain[13]);
+      await metis.send(client, SUBMIT, sim.args(b));
+      sim.accept(b);
+      eq(await known(chain[12]), 0n, 'N-1 not known before');
+      await expectRevert(metis, client, VERIFY, [chain[12].hash, chain[12].number, chain[12].timestamp, chain[12].receiptsRoot, '0x'], 'UnknownGoatBlock(bytes32)');
+      // Refusals: an unknown first header, a broken link (N-2 after N), too few headers.
+      await attempt(headers(11, 12), 'UnknownGoatBlock(bytes32)', abi.strip0x(chain[12].hash));
+      await attempt([hex(chain[13].rlp), hex(chain[11].rlp)], 'EvmHeaderMismatch(bytes32,bytes32)', abi.strip0x(chain[12].hash) + abi.strip0x(chain[11].hash));
+      await attempt([...headers(12, 13), hex(chain[12].rlp)], 'EvmHeaderMismatch(bytes32,bytes32)', abi.strip0x(chain[11].hash) + abi.strip0x(chain[12].hash));
+      await attempt(headers(13, 13), 'TooFewHeaders(uint256)', word(1));
+      await attempt([], 'TooFewHeaders(uint256)', word(0));
+      // N, N-1, N-2: N-1 and N-2 are stored like submit's block.
+      const receipt = await metis.send(client, ANCESTORS, [headers(11, 13)]);
+      gas('GoatLightClient.proveAncestors, 2 ancestors (3 headers)', receipt);
+      const logs = attested(receipt);
+      eq(logs.length, 2, 'BlockAttested events');
+      for (const [log, e] of [[logs[0], chain[12]], [logs[1], chain[11]]]) {
+        eq(log.topics[1], e.hash, 'BlockAttested hash');
+        eq(log.data, '0x' + word(e.number) + word(e.timestamp) + abi.strip0x(e.receiptsRoot), 'BlockAttested data');
+        eq(await known(e), 1n, 'known');
+        eq(await metis.call(client, 'attestation(bytes32)', [e.hash]),
+          keccakHex(abi.encode(['uint256', 'uint256', 'bytes32'], [e.number, e.timestamp, e.receiptsRoot])), 'commitment');
+        await verify(e);
+      }
+      await expectRevert(metis, client, VERIFY, [chain[11].hash, chain[11].number, chain[11].timestamp + 1, chain[11].receiptsRoot, '0x'], 'UnknownGoatBlock(bytes32)');
+      eq(await known(chain[10]), 0n, 'N-3 not known');
+      // Again: nothing new, no event (idempotent).
+      eq(attested(await metis.send(client, ANCESTORS, [headers(11, 13)])).length, 0, 'no event for stored blocks');
+      // One ancestor, then ten, each from the oldest stored block.
+      const one = await metis.send(client, ANCESTORS, [headers(10, 11)]);
+      gas('GoatLightClient.proveAncestors, 1 ancestor (2 headers)', one);
+      eq(attested(one).length, 1, 'one event');
+      const ten = await metis.send(client, ANCESTORS, [headers(0, 10)]);
+      gas('GoatLightClient.proveAncestors, 10 ancestors (11 headers)', ten);
+      eq(attested(ten).length, 10, 'ten events');
+      for (const e of chain) await verify(e);
+      // A number that does not step down: a made-up EVM header whose parent hash names a
+      // header with another number, proven by a (simulated) commit.
+      const parent = eth.encodeHeader({ ...chain[0].block, number: '0x' + (big(chain[0].block.number) + 5n).toString(16) });
+      const child = eth.encodeHeader({ ...chain[1].block, parentHash: keccakHex(parent) });
+      const made = { hash: keccakHex(child), number: chain[1].number, timestamp: chain[1].timestamp, receiptsRoot: chain[1].receiptsRoot, rlp: child };
+      const m = sim.block(made);
+      await metis.send(client, SUBMIT, sim.args(m));
+      sim.accept(m);
+      await attempt([hex(child), hex(parent)], 'EvmNumberMismatch(uint256,uint256)', word(chain[1].number) + word(chain[0].number + 5));
+    });
+
     await test('misbehaviour: two commits for one height freeze the client', async () => {
       const vals = valSet('mb', [40, 30, 29]);
       const s2 = new Sim({ vals, seconds: (await metisNow(metis)) - 5000 });
@@ -425,6 +485,8 @@ module.exports = function suites(t) {
       await expectRevert(metis, c, SUBMIT, s2.args(a1), 'ClientFrozen()');
       await expectRevert(metis, c, VERIFY, [e1.hash, e1.number, e1.timestamp, e1.receiptsRoot, '0x'], 'ClientFrozen()');
       await expectRevert(metis, c, MISBEHAVIOUR, MB(a1, s2.commit(a1), a2, s2.commit(a2)), 'ClientFrozen()');
+      const e0 = await evmBlock(goat, e1.number - 1);
+      await expectRevert(metis, c, ANCESTORS, [[hex(e1.rlp), hex(e0.rlp)]], 'ClientFrozen()');
     });
 
     await test('PaymentSettlement settles a GOAT payment in a block proven by consensus', async () => {

@@ -4,7 +4,9 @@
 //! heights where the validator set changed in between, which the contract
 //! must see in order. Blocks go in ascending order: the contract's trusted
 //! height only moves up, so a block whose proving height it has passed can
-//! no longer be proven.
+//! no longer be proven by a commit; it is then proven from the nearest
+//! descendant the contract holds, by the chain of parent hashes
+//! (`proveAncestors`, up to [`MAX_ANCESTORS`] blocks).
 //!
 //! Each submission re-reads the contract, so a restart or another relayer
 //! submitting the same heights is harmless.
@@ -39,8 +41,9 @@ pub enum ProveError {
         /// The hash consensus finalized.
         finalized: B256,
     },
-    /// GoatLightClient moved past the height that proves the block.
-    #[error("GOAT block {number} can no longer be proven on GoatLightClient: its CometBFT height {height} is at or below the contract's trusted height {trusted}")]
+    /// GoatLightClient moved past the height that proves the block, and no
+    /// descendant it holds is near enough.
+    #[error("GOAT block {number} can no longer be proven on GoatLightClient: its CometBFT height {height} is at or below the contract's trusted height {trusted} and no block up to {MAX_ANCESTORS} above it is proven there")]
     Passed {
         /// The EVM block number.
         number: u64,
@@ -124,11 +127,20 @@ pub async fn prove_blocks<St: Store>(
             return Err(ProveError::Frozen);
         }
         if ph.height <= trusted {
-            return Err(ProveError::Passed {
-                number,
-                height: ph.height,
-                trusted,
-            });
+            // Too late for a commit: prove it from a newer block the contract holds.
+            match from_descendant(store, sink, number, hash).await? {
+                Some(o) => {
+                    sent.push(o);
+                    continue;
+                }
+                None => {
+                    return Err(ProveError::Passed {
+                        number,
+                        height: ph.height,
+                        trusted,
+                    })
+                }
+            }
         }
         for h in state.set_changes(trusted, ph.height.saturating_sub(1))? {
             sent.push(submit_height(store, rpc, sink, h, "validator set change").await?);
@@ -138,6 +150,55 @@ pub async fn prove_blocks<St: Store>(
         );
     }
     Ok(sent)
+}
+
+/// How far above a block a proven descendant is looked for.
+pub const MAX_ANCESTORS: u64 = 64;
+
+/// Proves EVM block `number` (`hash`) from the nearest descendant on our
+/// best chain, at most [`MAX_ANCESTORS`] above, that GoatLightClient already
+/// holds: the headers from that descendant down to the block, each the
+/// parent of the one before (`proveAncestors`). None when there is none.
+async fn from_descendant<St: Store>(
+    store: &St,
+    sink: &AlloySink,
+    number: u64,
+    hash: B256,
+) -> Result<Option<TxOutcome>, ProveError> {
+    if store.goat_best_hash(number)? != Some(hash) {
+        return Ok(None);
+    }
+    let mut top = None;
+    for n in number + 1..=number + MAX_ANCESTORS {
+        let Some(h) = store.goat_best_hash(n)? else {
+            break;
+        };
+        if sink.goat_is_known(h).await? {
+            top = Some(n);
+            break;
+        }
+    }
+    let Some(top) = top else {
+        return Ok(None);
+    };
+    let mut headers = Vec::new();
+    for n in (number..=top).rev() {
+        let h = store
+            .goat_best_hash(n)?
+            .ok_or(ProveError::MissingHeader { number: n, hash })?;
+        let header = store
+            .goat_header(&h)?
+            .ok_or(ProveError::MissingHeader { number: n, hash: h })?;
+        headers.push(Bytes::from(header.rlp()));
+    }
+    let o = sink
+        .goat_lc_prove_ancestors(
+            headers,
+            &format!("GOAT block {number} from block {top} (ancestors)"),
+        )
+        .await?;
+    info!(chain = "goat", evm = number, from = top, gas = o.gas_used, tx = %o.tx_hash, "GOAT block proven final on GoatLightClient from a proven descendant");
+    Ok(Some(o))
 }
 
 /// Keeps GoatLightClient inside its trusting period while no payment needs

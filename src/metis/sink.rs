@@ -594,6 +594,21 @@ impl AlloySink {
         ))
     }
 
+    /// Proves ancestors of a block GoatLightClient holds: `headers` (RLP) from
+    /// that block down, each the parent of the one before.
+    pub async fn goat_lc_prove_ancestors(
+        &self,
+        headers: Vec<Bytes>,
+        purpose: &str,
+    ) -> Result<TxOutcome, MetisError> {
+        self.send(
+            "GoatLightClient.proveAncestors",
+            purpose,
+            self.goat_lc().proveAncestors(headers),
+        )
+        .await
+    }
+
     /// Submits one CometBFT height to GoatLightClient.
     pub async fn goat_lc_submit(
         &self,
