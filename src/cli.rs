@@ -376,6 +376,11 @@ pub enum DevnetCmd {
         /// Create it on PaymentSettlement instead of signing it off-chain.
         #[arg(long)]
         on_chain: bool,
+        /// Sign and save it only: do not hand it to the relayer (to hand it
+        /// in later, e.g. after its payment: `curl -X POST --data
+        /// @DIR/invoices/<id>.json http://<run.http>/invoices`).
+        #[arg(long, conflicts_with = "on_chain")]
+        hold: bool,
     },
     /// Shows the devnet agent's AccessPass on Metis (what settled payments unlocked).
     Access {
@@ -491,12 +496,14 @@ async fn devnet_dir(cmd: &DevnetCmd) -> Option<Result<()>> {
             amount,
             expiry_secs,
             on_chain,
+            hold,
         } => devtools::invoice(
             dir,
             *rail,
             amount.map(alloy::primitives::U256::from),
             *expiry_secs,
             *on_chain,
+            *hold,
         )
         .await
         .map(|i| println!("{}", i.id())),

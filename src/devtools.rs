@@ -586,6 +586,7 @@ pub async fn invoice(
     amount: Option<U256>,
     expiry_secs: u64,
     on_chain: bool,
+    hold: bool,
 ) -> Result<SignedInvoice> {
     let d = load(dir)?;
     let sink = merchant_sink(dir).await?;
@@ -610,7 +611,7 @@ pub async fn invoice(
     let path = invoice_file(dir, invoice.id());
     std::fs::create_dir_all(path.parent().expect("a parent"))?;
     std::fs::write(&path, serde_json::to_vec_pretty(&invoice)?)?;
-    if !on_chain {
+    if !on_chain && !hold {
         if let Err(e) = submit_invoice(&d.relayer_http, &invoice).await {
             eprintln!(
                 "warning: {e:#}\n  the signed invoice is saved at {}; hand it in when the relayer runs: curl -X POST --data @{} http://{}/invoices",

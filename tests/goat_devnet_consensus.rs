@@ -96,6 +96,27 @@ async fn a_goat_payment_settles_through_cometbft_consensus_until_misbehaviour_fr
     let payload = gmrelay::goat::consensus::read_tx0(&tx0).unwrap();
     assert!(payload.block_number >= 1);
 
+    // An operator's checkpoint from two of the nodes: all three signed.
+    let config_path = devnet.path().join("gmrelay.toml");
+    let urls: Vec<&str> = d["goat_comet_rpc_urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    let o = Command::new(bin())
+        .args(["goat", "consensus-checkpoint", "--config"])
+        .arg(&config_path)
+        .args(["--cross-check", urls[1]])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("signed by 30 of 30 voting power"), "{err}");
+    let cp: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(cp["comet_chain_id"], "goat-devnet");
+    assert_eq!(cp["header_hash"].as_str().unwrap().len(), 64);
+
     // No committee anywhere: GoatLightClient, and the config says so.
     let dep: Value = serde_json::from_str(
         &std::fs::read_to_string(devnet.path().join("deployment.json")).unwrap(),
@@ -113,7 +134,10 @@ async fn a_goat_payment_settles_through_cometbft_consensus_until_misbehaviour_fr
 
     // A payment made before the relayer knows its invoice: handed in only
     // after GoatLightClient has moved past the height that proves its block.
-    let late = pay_goat_invoice(&dir);
+    let late = gm(&[
+        "devnet", "invoice", "--dir", &dir, "--rail", "goat", "--hold",
+    ]);
+    gm(&["devnet", "pay-goat", "--dir", &dir, "--invoice", &late]);
 
     // The relayer.
     let log = devnet.path().join("relayer.log");

@@ -78,6 +78,22 @@ pub enum GoatCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Prints a consensus checkpoint (`goat.consensus.checkpoint_file`) read
+    /// from goatd's CometBFT RPC: the commit must carry more than 2/3 of the
+    /// set's power (signatures checked), every --cross-check node must serve
+    /// the same header, and the set is compared with GOAT's genesis
+    /// validators. Writes nothing; redirect the JSON to a file.
+    ConsensusCheckpoint {
+        /// goatd's CometBFT RPC (default: goat.consensus.rpc_url).
+        #[arg(long)]
+        rpc: Option<String>,
+        /// The height (default: the latest but one).
+        #[arg(long)]
+        height: Option<u64>,
+        /// Another node, run by someone else, that must agree (repeatable).
+        #[arg(long)]
+        cross_check: Vec<String>,
+    },
 }
 
 /// Reads a block JSON file (a block object or a JSON-RPC response).
@@ -126,6 +142,46 @@ pub async fn run(config: &Config, cmd: GoatCmd) -> Result<()> {
         }
         GoatCmd::Sync { follow } => sync(config, follow).await,
         GoatCmd::Status { json } => status(config, json),
+        GoatCmd::ConsensusCheckpoint {
+            rpc,
+            height,
+            cross_check,
+        } => {
+            let timeout = std::time::Duration::from_secs(config.goat.timeout_secs);
+            let url = rpc
+                .or_else(|| config.goat.consensus.as_ref().map(|c| c.rpc_url.clone()))
+                .ok_or_else(|| {
+                    anyhow!("--rpc: goatd's CometBFT RPC (or set goat.consensus.rpc_url)")
+                })?;
+            let main = crate::goat::comet::CometRpc::new(&url, timeout)?;
+            let others = cross_check
+                .iter()
+                .map(|u| crate::goat::comet::CometRpc::new(u, timeout))
+                .collect::<Result<Vec<_>, _>>()?;
+            let r = crate::goat::follow::make_checkpoint(&main, height, &others).await?;
+            eprintln!(
+                "height {} signed by {} of {} voting power; {} validators; served alike by {}",
+                r.checkpoint.height,
+                r.signed_power.0,
+                r.signed_power.1,
+                r.validators.len(),
+                r.agreeing.join(", ")
+            );
+            match r.genesis_validators_in_set {
+                Some((n, of)) => eprintln!("{n} of GOAT's {of} genesis validators are in this set"),
+                None => eprintln!(
+                    "chain {}: no GOAT genesis validators to compare with",
+                    r.checkpoint.comet_chain_id
+                ),
+            }
+            if r.agreeing.len() < 2 {
+                eprintln!(
+                    "warning: one node only: pass --cross-check with a node run by someone else"
+                );
+            }
+            println!("{}", serde_json::to_string_pretty(&r.checkpoint)?);
+            Ok(())
+        }
         GoatCmd::Prove { tx, out } => prove(config, tx, out).await,
         GoatCmd::Verify {
             proof,

@@ -561,6 +561,132 @@ impl ConsensusFollower {
     }
 }
 
+/// What `gmrelay goat consensus-checkpoint` found: a checkpoint and what
+/// backs it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointReport {
+    /// The checkpoint file's content.
+    pub checkpoint: ConsensusCheckpoint,
+    /// The set that signed it: (CometBFT address, power), in set order.
+    pub validators: Vec<(String, u64)>,
+    /// Power that signed the commit, and the set's total.
+    pub signed_power: (u64, u64),
+    /// Nodes that served the same header hash.
+    pub agreeing: Vec<String>,
+    /// How many of GOAT's genesis validators (headers/goat-genesis-*.json,
+    /// for goat-mainnet and goat-testnet3) are still in the set, of how many.
+    pub genesis_validators_in_set: Option<(usize, usize)>,
+}
+
+/// Reads a candidate checkpoint from `rpc` at `height` (default: the latest
+/// height but one) and checks what can be checked without trusting
+/// anything yet: the commit is for that header and carries more than 2/3 of
+/// the power of the set the node serves (signatures verified), that set
+/// hashes to the header's `validators_hash`, every node in `others` serves
+/// the same header hash, and how much of GOAT's genesis set is still in it.
+/// The operator still decides whether the nodes asked deserve trust.
+pub async fn make_checkpoint(
+    rpc: &CometRpc,
+    height: Option<u64>,
+    others: &[CometRpc],
+) -> Result<CheckpointReport, FollowError> {
+    use tendermint_light_client_verifier::operations::voting_power::{
+        ProdVotingPowerCalculator, VotingPowerCalculator,
+    };
+    let root = |message: String| FollowError::TrustRoot {
+        endpoint: rpc.endpoint().to_string(),
+        message,
+    };
+    let h = match height {
+        Some(h) => h,
+        None => rpc.latest_height().await?.saturating_sub(1).max(1),
+    };
+    let sh = rpc.signed_header(h).await?;
+    let vals = rpc.validators(h).await?;
+    let header = &sh.header;
+    if vals.hash() != header.validators_hash {
+        return Err(root(format!(
+            "the validators served for height {h} hash to {}, the header says {}",
+            vals.hash(),
+            header.validators_hash
+        )));
+    }
+    if sh.commit.block_id.hash != header.hash() || sh.commit.height != header.height {
+        return Err(root(format!(
+            "the commit at height {h} is not for the header served"
+        )));
+    }
+    let tally = ProdVotingPowerCalculator::default()
+        .voting_power_in(&sh, &vals, TrustThreshold::TWO_THIRDS)
+        .map_err(|e| root(format!("commit at height {h}: {e}")))?;
+    if tally.tallied * 3 <= tally.total * 2 {
+        return Err(root(format!(
+            "the commit at height {h} carries {} of {} voting power, not more than 2/3",
+            tally.tallied, tally.total
+        )));
+    }
+    let mut agreeing = vec![rpc.endpoint().to_string()];
+    for other in others {
+        let theirs = other.signed_header(h).await?.header.hash();
+        if theirs != header.hash() {
+            return Err(FollowError::TrustRoot {
+                endpoint: other.endpoint().to_string(),
+                message: format!(
+                    "serves header {theirs} at height {h}, {} serves {}: do not trust either before finding out why",
+                    rpc.endpoint(),
+                    header.hash()
+                ),
+            });
+        }
+        agreeing.push(other.endpoint().to_string());
+    }
+    let genesis = match header.chain_id.as_str() {
+        "goat-mainnet" => Some(include_str!("../../headers/goat-genesis-mainnet.json")),
+        "goat-testnet3" => Some(include_str!("../../headers/goat-genesis-testnet3.json")),
+        _ => None,
+    };
+    let addresses: Vec<String> = vals
+        .validators()
+        .iter()
+        .map(|v| v.address.to_string())
+        .collect();
+    let genesis_validators_in_set = genesis.and_then(|text| {
+        let v: serde_json::Value = serde_json::from_str(text).ok()?;
+        let list = v["validators"].as_array()?;
+        let present = list
+            .iter()
+            .filter(|g| {
+                g["address"]
+                    .as_str()
+                    .is_some_and(|a| addresses.iter().any(|x| x == a))
+            })
+            .count();
+        Some((present, list.len()))
+    });
+    Ok(CheckpointReport {
+        checkpoint: ConsensusCheckpoint {
+            comment: None,
+            comet_chain_id: header.chain_id.to_string(),
+            height: h,
+            header_hash: header.hash().to_string(),
+            source: format!(
+                "{} /commit?height={h}, {} of {} voting power signed",
+                agreeing.join(", "),
+                tally.tallied,
+                tally.total
+            ),
+        },
+        validators: vals
+            .validators()
+            .iter()
+            .map(|v| (v.address.to_string(), v.power.value()))
+            .collect(),
+        signed_power: (tally.tallied, tally.total),
+        agreeing,
+        genesis_validators_in_set,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
