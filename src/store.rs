@@ -20,7 +20,7 @@
 //! | `daemon`        | `inv/` ‖ invoice id    | the daemon's invoice record (JSON)           |
 //! | `daemon`        | `cursor/<name>`        | a task's cursor (JSON)                       |
 //! | `outbox`        | sequence (u64 BE)      | a Metis transaction and its state (JSON)     |
-//! | `goat_consensus`| `origin`, `trusted`, `proven`, `evm/` ‖ number, `set/` ‖ height | GOAT consensus follower ([`crate::goat::follow`]) |
+//! | `goat_consensus`| `origin`, `trusted`, `proven`, `evm/` ‖ number, `height/` ‖ height, `set/` ‖ height | GOAT consensus follower ([`crate::goat::follow`]) |
 //!
 //! Migrations, one per version step, run when a store is opened:
 //! 1 → 2 adds the `daemon` and `outbox` column families (created empty);

@@ -104,6 +104,15 @@ async fn a_goat_payment_settles_through_cometbft_consensus_until_misbehaviour_fr
         .iter()
         .map(|u| u.as_str().unwrap())
         .collect();
+    let single = Command::new(bin())
+        .args(["goat", "consensus-checkpoint", "--config"])
+        .arg(&config_path)
+        .output()
+        .unwrap();
+    assert!(
+        !single.status.success(),
+        "one node's word needs --single-node"
+    );
     let o = Command::new(bin())
         .args(["goat", "consensus-checkpoint", "--config"])
         .arg(&config_path)

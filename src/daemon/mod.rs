@@ -226,6 +226,15 @@ pub async fn prepare(config: Config) -> anyhow::Result<Arc<Ctx>> {
     .await?;
     // The GOAT contract must be the kind the config trusts GOAT with.
     let light_client = sink.goat_lc_state().await;
+    if let Err(e) = &light_client {
+        if e.class() == crate::error::ErrorClass::Transient {
+            return Err(anyhow!(
+                "Metis at {} (metis.rpc_url): reading the GOAT contract {}: {e}",
+                config.metis_rpc_url(),
+                contracts.goat_header_store
+            ));
+        }
+    }
     match (&config.goat.consensus, light_client) {
         (Some(_), Err(e)) => {
             return Err(anyhow!(

@@ -234,9 +234,17 @@ pub async fn relay_round(ctx: &Ctx) -> Result<(), TaskError> {
     if any_btc {
         relay(ctx).await?;
     }
-    if let (Some(rpc), Some(c)) = (&ctx.comet, &ctx.config.goat.consensus) {
+    // While a GOAT payment waits, settling it moves GoatLightClient on (and
+    // proving the latest block first would pass the waiting one's height).
+    let any_goat = ctx
+        .records
+        .invoices()
+        .map_err(TaskError::permanent)?
+        .iter()
+        .any(|r| r.rail() == Rail::Goat && r.stage.is_open());
+    if let (Some(rpc), Some(c), false) = (&ctx.comet, &ctx.config.goat.consensus, any_goat) {
         let _one = ctx.goat_prove_lock.lock().await;
-        let sent = crate::metis::goatprove::keep_fresh(
+        match crate::metis::goatprove::keep_fresh(
             &*ctx.store,
             rpc,
             &ctx.sink,
@@ -244,9 +252,10 @@ pub async fn relay_round(ctx: &Ctx) -> Result<(), TaskError> {
             now_ms() / 1000,
         )
         .await
-        .map_err(TaskError::classed)?;
-        for o in &sent {
-            record_spend(o);
+        {
+            Ok(sent) => sent.iter().for_each(record_spend),
+            // Never in the way of the Bitcoin relay: said, retried next round.
+            Err(e) => warn!(chain = "goat", "keeping GoatLightClient fresh failed: {e}"),
         }
     }
     Ok(())
@@ -710,10 +719,13 @@ async fn settle_goat_batch(
                 // block final (after any set change) before settling on it.
                 let wanted = [(first.block_number, hash)];
                 let _one = ctx.goat_prove_lock.lock().await;
-                if let Err(e) =
+                let proved =
                     crate::metis::goatprove::prove_blocks(&*ctx.store, rpc, &ctx.sink, &wanted)
-                        .await
-                {
+                        .await;
+                if let Ok(sent) = &proved {
+                    sent.iter().for_each(record_spend);
+                }
+                if let Err(e) = proved {
                     if e.class() == ErrorClass::Permanent {
                         tracing::error!(chain = "goat", height = first.block_number, hash = %hash, "GOAT payments cannot settle: {e}");
                     } else {

@@ -90,9 +90,13 @@ pub enum GoatCmd {
         /// The height (default: the latest but one).
         #[arg(long)]
         height: Option<u64>,
-        /// Another node, run by someone else, that must agree (repeatable).
+        /// Another node, run by someone else, that must agree (repeatable;
+        /// required unless --single-node).
         #[arg(long)]
         cross_check: Vec<String>,
+        /// Accept one node's word (devnets).
+        #[arg(long)]
+        single_node: bool,
     },
 }
 
@@ -146,7 +150,11 @@ pub async fn run(config: &Config, cmd: GoatCmd) -> Result<()> {
             rpc,
             height,
             cross_check,
+            single_node,
         } => {
+            if cross_check.is_empty() && !single_node {
+                bail!("--cross-check: name at least one more goatd node, run by someone else, that must serve the same header (or --single-node on a devnet)");
+            }
             let timeout = std::time::Duration::from_secs(config.goat.timeout_secs);
             let url = rpc
                 .or_else(|| config.goat.consensus.as_ref().map(|c| c.rpc_url.clone()))
@@ -159,6 +167,19 @@ pub async fn run(config: &Config, cmd: GoatCmd) -> Result<()> {
                 .map(|u| crate::goat::comet::CometRpc::new(u, timeout))
                 .collect::<Result<Vec<_>, _>>()?;
             let r = crate::goat::follow::make_checkpoint(&main, height, &others).await?;
+            // GOAT's public CometBFT chains belong to their EVM chains.
+            let evm = match r.checkpoint.comet_chain_id.as_str() {
+                "goat-mainnet" => Some(crate::goat::checkpoint::GOAT_MAINNET),
+                "goat-testnet3" => Some(crate::goat::checkpoint::GOAT_TESTNET3),
+                _ => None,
+            };
+            if let Some(id) = evm.filter(|id| *id != config.goat.chain_id) {
+                bail!(
+                    "{url} follows CometBFT chain `{}`, whose EVM chain id is {id}; the config says goat.chain_id = {}",
+                    r.checkpoint.comet_chain_id,
+                    config.goat.chain_id
+                );
+            }
             eprintln!(
                 "height {} signed by {} of {} voting power; {} validators; served alike by {}",
                 r.checkpoint.height,

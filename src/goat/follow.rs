@@ -21,7 +21,7 @@ use tendermint::{Hash, Time};
 use tendermint_light_client_verifier::options::Options;
 use tendermint_light_client_verifier::types::TrustThreshold;
 use thiserror::Error;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::comet::{CometError, CometRpc};
 use super::consensus::{verify, ConsensusError, Trusted};
@@ -213,6 +213,7 @@ const K_TRUSTED: &[u8] = b"trusted";
 const K_PROVEN: &[u8] = b"proven";
 const P_EVM: &[u8] = b"evm/";
 const P_SET: &[u8] = b"set/";
+const P_HEIGHT: &[u8] = b"height/";
 
 fn evm_key(number: u64) -> Vec<u8> {
     [P_EVM, &number.to_be_bytes()].concat()
@@ -268,6 +269,20 @@ impl<'a, St: Store> ConsensusState<'a, St> {
                 evm_hash: B256::from_slice(&v[8..]),
             })),
             Some(_) => Err(self.corrupt("evm index: bad length")),
+        }
+    }
+
+    /// The EVM block verified height `height` made final (its tx0's parent).
+    pub fn evm_at_height(&self, height: u64) -> Result<Option<u64>, StoreError> {
+        match self
+            .store
+            .consensus_get(&[P_HEIGHT, &height.to_be_bytes()].concat())?
+        {
+            None => Ok(None),
+            Some(v) => v
+                .try_into()
+                .map(|b: [u8; 8]| Some(u64::from_be_bytes(b)))
+                .map_err(|_| self.corrupt("height index: bad length")),
         }
     }
 
@@ -439,10 +454,12 @@ impl ConsensusFollower {
         let rpc = &self.rpc;
         let policy = crate::retry::RetryPolicy::new(Duration::from_millis(200), FETCH_RETRY);
         let mut blocks = futures::stream::iter(from..=to)
-            .map(|h| {
-                crate::retry::with_retry(policy, "goat", "CometBFT light block", move || {
+            .map(|h| async move {
+                let b = crate::retry::with_retry(policy, "goat", "CometBFT light block", || {
                     rpc.light_block(h)
                 })
+                .await;
+                (h, b)
             })
             .buffered(FETCH_AHEAD);
         // Verify into copies: whatever fails, the verified prefix is saved
@@ -458,16 +475,24 @@ impl ConsensusFollower {
             error,
         };
         loop {
-            let block = match blocks.next().await {
+            let (asked, block) = match blocks.next().await {
                 None => break,
-                Some(Err(e)) => {
+                Some((_, Err(e))) => {
                     failure = Some(FollowError::Rpc(e));
                     break;
                 }
-                Some(Ok(b)) => b,
+                Some((asked, Ok(b))) => (asked, b),
             };
             let header = &block.signed_header.header;
             let h = header.height.value();
+            // Every height, in order: a node skipping one would leave a gap.
+            if h != asked {
+                failure = Some(invalid(ConsensusError::Verifier {
+                    height: asked,
+                    reason: format!("the node served height {h} when asked for {asked}"),
+                }));
+                break;
+            }
             // Adjacent heights chain by last_block_id (GoatLightClient checks it too).
             if h == trusted.height.value() + 1
                 && header.last_block_id.map(|id| id.hash) != Some(trusted_hash)
@@ -495,6 +520,10 @@ impl ConsensusFollower {
             let mut value = h.to_be_bytes().to_vec();
             value.extend_from_slice(v.payload.parent_hash.as_slice());
             puts.push((evm_key(number), value));
+            puts.push((
+                [P_HEIGHT, &h.to_be_bytes()].concat(),
+                number.to_be_bytes().to_vec(),
+            ));
             if header.next_validators_hash != header.validators_hash {
                 puts.push(([P_SET, &h.to_be_bytes()].concat(), Vec::new()));
                 info!(
@@ -530,8 +559,18 @@ impl ConsensusFollower {
             self.trusted_hash = trusted_hash;
             metrics::gauge!("gmrelay_goat_consensus_height").set(self.height() as f64);
         }
-        if let Some(e) = failure {
-            return Err(e);
+        match failure {
+            // A node that stopped answering after some progress: use what
+            // was verified now, the next round retries the rest.
+            Some(e) if proven.is_some() && e.class() == ErrorClass::Transient => {
+                warn!(
+                    chain = "goat",
+                    height = self.height(),
+                    "CometBFT round cut short: {e}"
+                );
+            }
+            Some(e) => return Err(e),
+            None => {}
         }
         state.proven().map_err(Into::into)
     }
@@ -609,6 +648,12 @@ pub async fn make_checkpoint(
             "the validators served for height {h} hash to {}, the header says {}",
             vals.hash(),
             header.validators_hash
+        )));
+    }
+    if header.height.value() != h {
+        return Err(root(format!(
+            "asked for height {h}, served {}",
+            header.height
         )));
     }
     if sh.commit.block_id.hash != header.hash() || sh.commit.height != header.height {

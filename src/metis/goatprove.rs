@@ -43,7 +43,7 @@ pub enum ProveError {
     },
     /// GoatLightClient moved past the height that proves the block, and no
     /// descendant it holds is near enough.
-    #[error("GOAT block {number} can no longer be proven on GoatLightClient: its CometBFT height {height} is at or below the contract's trusted height {trusted} and no block up to {MAX_ANCESTORS} above it is proven there")]
+    #[error("GOAT block {number} can no longer be proven on GoatLightClient: its CometBFT height {height} is at or below the contract's trusted height {trusted}, and neither a block up to {MAX_ANCESTORS} above it nor the contract's latest block (within {MAX_WALK}) is there to prove it from")]
     Passed {
         /// The EVM block number.
         number: u64,
@@ -128,9 +128,9 @@ pub async fn prove_blocks<St: Store>(
         }
         if ph.height <= trusted {
             // Too late for a commit: prove it from a newer block the contract holds.
-            match from_descendant(store, sink, number, hash).await? {
-                Some(o) => {
-                    sent.push(o);
+            match from_descendant(store, sink, number, hash, trusted).await? {
+                Some(txs) => {
+                    sent.extend(txs);
                     continue;
                 }
                 None => {
@@ -152,22 +152,30 @@ pub async fn prove_blocks<St: Store>(
     Ok(sent)
 }
 
-/// How far above a block a proven descendant is looked for.
+/// How far above a block a proven descendant is looked for, and the most
+/// headers in one `proveAncestors` (about 2 M gas).
 pub const MAX_ANCESTORS: u64 = 64;
+/// How far below the contract's latest proven block a block is still proven
+/// by ancestors (a few chunks; each ancestor costs about 31k gas).
+pub const MAX_WALK: u64 = 512;
 
-/// Proves EVM block `number` (`hash`) from the nearest descendant on our
-/// best chain, at most [`MAX_ANCESTORS`] above, that GoatLightClient already
-/// holds: the headers from that descendant down to the block, each the
-/// parent of the one before (`proveAncestors`). None when there is none.
+/// Proves EVM block `number` (`hash`) from a descendant on our best chain
+/// that GoatLightClient already holds (the nearest within [`MAX_ANCESTORS`],
+/// else the one its trusted height proved, within [`MAX_WALK`]): the headers
+/// from it down to the block, each the parent of the one before
+/// (`proveAncestors`, in chunks). None when there is no such descendant.
 async fn from_descendant<St: Store>(
     store: &St,
     sink: &AlloySink,
     number: u64,
     hash: B256,
-) -> Result<Option<TxOutcome>, ProveError> {
+    trusted: u64,
+) -> Result<Option<Vec<TxOutcome>>, ProveError> {
     if store.goat_best_hash(number)? != Some(hash) {
         return Ok(None);
     }
+    // The nearest proven block above, else the block the contract's trusted
+    // height proved (always stored by submit), walked down in chunks.
     let mut top = None;
     for n in number + 1..=number + MAX_ANCESTORS {
         let Some(h) = store.goat_best_hash(n)? else {
@@ -178,27 +186,44 @@ async fn from_descendant<St: Store>(
             break;
         }
     }
-    let Some(top) = top else {
+    if top.is_none() {
+        let state = ConsensusState::new(store);
+        if let Some(e) = state.evm_at_height(trusted)? {
+            if let Some(kh) = store.goat_best_hash(e)? {
+                if e > number && e - number <= MAX_WALK && sink.goat_is_known(kh).await? {
+                    top = Some(e);
+                }
+            }
+        }
+    }
+    let Some(mut top) = top else {
         return Ok(None);
     };
-    let mut headers = Vec::new();
-    for n in (number..=top).rev() {
-        let h = store
-            .goat_best_hash(n)?
-            .ok_or(ProveError::MissingHeader { number: n, hash })?;
-        let header = store
-            .goat_header(&h)?
-            .ok_or(ProveError::MissingHeader { number: n, hash: h })?;
-        headers.push(Bytes::from(header.rlp()));
+    let mut sent = Vec::new();
+    while top > number {
+        let bottom = top.saturating_sub(MAX_ANCESTORS - 1).max(number);
+        let mut headers = Vec::new();
+        for n in (bottom..=top).rev() {
+            let h = store.goat_best_hash(n)?.ok_or(ProveError::MissingHeader {
+                number: n,
+                hash: B256::ZERO,
+            })?;
+            let header = store
+                .goat_header(&h)?
+                .ok_or(ProveError::MissingHeader { number: n, hash: h })?;
+            headers.push(Bytes::from(header.rlp()));
+        }
+        let o = sink
+            .goat_lc_prove_ancestors(
+                headers,
+                &format!("GOAT blocks {bottom}..{top} (ancestors, for block {number})"),
+            )
+            .await?;
+        info!(chain = "goat", evm = number, from = top, to = bottom, gas = o.gas_used, tx = %o.tx_hash, "GOAT blocks proven final on GoatLightClient from a proven descendant");
+        sent.push(o);
+        top = bottom;
     }
-    let o = sink
-        .goat_lc_prove_ancestors(
-            headers,
-            &format!("GOAT block {number} from block {top} (ancestors)"),
-        )
-        .await?;
-    info!(chain = "goat", evm = number, from = top, gas = o.gas_used, tx = %o.tx_hash, "GOAT block proven final on GoatLightClient from a proven descendant");
-    Ok(Some(o))
+    Ok(Some(sent))
 }
 
 /// Keeps GoatLightClient inside its trusting period while no payment needs
