@@ -225,23 +225,14 @@ fn mark_settled(inv: &mut InvoiceRecord, tx: B256, detail: String) {
 /// only the newest headers and the settlement are left to send; with GOAT
 /// consensus, keep GoatLightClient inside its trusting period.
 pub async fn relay_round(ctx: &Ctx) -> Result<(), TaskError> {
-    let any_btc = ctx
-        .records
-        .invoices()
-        .map_err(TaskError::permanent)?
-        .iter()
-        .any(|r| r.rail() == Rail::Btc && r.stage.is_open());
-    if any_btc {
+    let open = ctx.records.invoices().map_err(TaskError::permanent)?;
+    let any_open = |rail| open.iter().any(|r| r.rail() == rail && r.stage.is_open());
+    if any_open(Rail::Btc) {
         relay(ctx).await?;
     }
     // While a GOAT payment waits, settling it moves GoatLightClient on (and
     // proving the latest block first would pass the waiting one's height).
-    let any_goat = ctx
-        .records
-        .invoices()
-        .map_err(TaskError::permanent)?
-        .iter()
-        .any(|r| r.rail() == Rail::Goat && r.stage.is_open());
+    let any_goat = any_open(Rail::Goat);
     if let (Some(rpc), Some(c), false) = (&ctx.comet, &ctx.config.goat.consensus, any_goat) {
         let _one = ctx.goat_prove_lock.lock().await;
         match crate::metis::goatprove::keep_fresh(
