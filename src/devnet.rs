@@ -45,14 +45,19 @@ pub fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
+/// The tool cache `make setup` fills: `GMRELAY_CACHE`, else `~/.cache/gmrelay`.
+pub fn cache_dir() -> Option<PathBuf> {
+    std::env::var_os("GMRELAY_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/gmrelay")))
+}
+
 /// Finds bitcoind: `BITCOIND_EXE`, then the cache `make setup` fills.
 pub fn bitcoind_exe() -> Result<PathBuf, DevnetError> {
     if let Some(p) = std::env::var_os("BITCOIND_EXE") {
         return Ok(PathBuf::from(p));
     }
-    let cache = std::env::var_os("GMRELAY_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/gmrelay")))
+    let cache = cache_dir()
         .ok_or_else(|| DevnetError::Start("neither BITCOIND_EXE nor HOME is set".into()))?;
     let exe = cache.join("bitcoind-kernel-0.4.1/bitcoind");
     if exe.is_file() {

@@ -101,13 +101,12 @@ impl CometRpc {
             method: method.into(),
             message,
         };
-        let mut url = format!("{}/{method}", self.url);
-        for (i, (k, v)) in query.iter().enumerate() {
-            url.push(if i == 0 { '?' } else { '&' });
-            url.push_str(k);
-            url.push('=');
-            url.push_str(v);
-        }
+        let url = reqwest::Url::parse_with_params(&format!("{}/{method}", self.url), query)
+            .map_err(|e| CometError::Invalid {
+                endpoint: self.url.clone(),
+                method: method.into(),
+                message: format!("URL: {e}"),
+            })?;
         let resp = self
             .http
             .get(url)

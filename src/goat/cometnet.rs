@@ -107,10 +107,9 @@ pub fn cometbft_exe() -> Result<PathBuf, CometNetError> {
     if let Some(p) = std::env::var_os("COMETBFT_EXE") {
         return Ok(PathBuf::from(p));
     }
-    let cache = std::env::var_os("GMRELAY_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/gmrelay")))
-        .unwrap_or_else(|| PathBuf::from(".cache/gmrelay"));
+    let cache = crate::devnet::cache_dir().ok_or_else(|| {
+        CometNetError::NotInstalled("(neither GMRELAY_CACHE nor HOME is set)".into())
+    })?;
     let exe = cache.join(format!("cometbft-{COMETBFT_VERSION}/cometbft"));
     if exe.is_file() {
         Ok(exe)
@@ -197,7 +196,7 @@ pub async fn start(
     std::fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
     let vals: Vec<Val> = (0..n).map(devnet_validator).collect();
     let genesis = json!({
-        "genesis_time": chrono_now(),
+        "genesis_time": tendermint::Time::now().to_rfc3339(),
         "chain_id": DEVNET_CHAIN_ID,
         "initial_height": "1",
         "consensus_params": {
@@ -344,10 +343,6 @@ pub async fn start(
             logs: dir.display().to_string(),
         })?;
     Ok(net)
-}
-
-fn chrono_now() -> String {
-    tendermint::Time::now().to_rfc3339()
 }
 
 async fn wait_port(port: u16, timeout: Duration) -> Result<(), String> {

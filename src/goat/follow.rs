@@ -581,12 +581,12 @@ impl ConsensusFollower {
         &self,
         trusting_period: u64,
     ) -> Result<crate::metis::goatlc::LightClientArgs, crate::metis::goatlc::EncodeError> {
-        let nanos = self.trusted.time.unix_timestamp_nanos();
+        let (secs, nanos) = crate::metis::goatlc::seconds_nanos(self.trusted.time);
         Ok(crate::metis::goatlc::LightClientArgs {
             comet_chain_id: self.trusted.chain_id.to_string(),
             height: self.height(),
-            secs: (nanos / 1_000_000_000) as u64,
-            nanos: (nanos % 1_000_000_000) as u32,
+            secs,
+            nanos,
             header_hash: B256::from_slice(self.trusted_hash.as_bytes()),
             next_validators_hash: B256::from_slice(self.trusted.next_validators_hash.as_bytes()),
             validators: crate::metis::goatlc::validators(&self.trusted.next_validators)?,

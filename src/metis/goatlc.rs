@@ -60,7 +60,8 @@ fn hash32(
     }
 }
 
-fn seconds_nanos(t: tendermint::Time) -> (u64, u32) {
+/// A CometBFT time as (seconds, nanoseconds) since the Unix epoch.
+pub fn seconds_nanos(t: tendermint::Time) -> (u64, u32) {
     let n = t.unix_timestamp_nanos();
     ((n / 1_000_000_000) as u64, (n % 1_000_000_000) as u32)
 }
